@@ -1,0 +1,120 @@
+//! Rejections: the contract's closed list of error kinds, and the error value the ops return.
+//!
+//! Implementations are judged on `kind` alone (as test262 judges `negative.type`); the native
+//! implementation also reproduces PyTorch's Python exception type and message verbatim, so that
+//! a user who reads an nllspec error reads what torch would have printed.
+
+use std::fmt;
+
+/// Contract section 2. Closed: an unknown kind in a file or a response is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    InputRank,
+    BatchSizeMismatch,
+    TargetShape,
+    TargetOutOfBounds,
+    TargetDtype,
+    WeightShape,
+    DtypeMismatch,
+    InputDtype,
+    InvalidReduction,
+    DimOutOfRange,
+    InvalidArgument,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::InputRank,
+        ErrorKind::BatchSizeMismatch,
+        ErrorKind::TargetShape,
+        ErrorKind::TargetOutOfBounds,
+        ErrorKind::TargetDtype,
+        ErrorKind::WeightShape,
+        ErrorKind::DtypeMismatch,
+        ErrorKind::InputDtype,
+        ErrorKind::InvalidReduction,
+        ErrorKind::DimOutOfRange,
+        ErrorKind::InvalidArgument,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InputRank => "input_rank",
+            ErrorKind::BatchSizeMismatch => "batch_size_mismatch",
+            ErrorKind::TargetShape => "target_shape",
+            ErrorKind::TargetOutOfBounds => "target_out_of_bounds",
+            ErrorKind::TargetDtype => "target_dtype",
+            ErrorKind::WeightShape => "weight_shape",
+            ErrorKind::DtypeMismatch => "dtype_mismatch",
+            ErrorKind::InputDtype => "input_dtype",
+            ErrorKind::InvalidReduction => "invalid_reduction",
+            ErrorKind::DimOutOfRange => "dim_out_of_range",
+            ErrorKind::InvalidArgument => "invalid_argument",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The Python exception class PyTorch raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PyType {
+    ValueError,
+    RuntimeError,
+    IndexError,
+    NotImplementedError,
+}
+
+impl PyType {
+    pub fn name(self) -> &'static str {
+        match self {
+            PyType::ValueError => "ValueError",
+            PyType::RuntimeError => "RuntimeError",
+            PyType::IndexError => "IndexError",
+            PyType::NotImplementedError => "NotImplementedError",
+        }
+    }
+}
+
+/// An op's rejection of its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpError {
+    pub kind: ErrorKind,
+    pub py_type: PyType,
+    pub message: String,
+}
+
+impl OpError {
+    pub fn new(kind: ErrorKind, py_type: PyType, message: impl Into<String>) -> OpError {
+        OpError { kind, py_type, message: message.into() }
+    }
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}: {})", self.kind, self.py_type.name(), self.message)
+    }
+}
+
+impl std::error::Error for OpError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_round_trip() {
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::parse(k.name()), Some(k));
+        }
+        assert_eq!(ErrorKind::parse("TargetOutOfBounds"), None);
+    }
+}

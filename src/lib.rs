@@ -1,0 +1,17 @@
+//! nllspec: a conformance suite and reference kernels for LogSoftmax, NLLLoss and
+//! CrossEntropyLoss, with PyTorch 2.15 (CPU) as the specification.
+//!
+//! | module | concern |
+//! | --- | --- |
+//! | [`tensor`] | the dense tensor, dtypes, float16/bfloat16 rounding, checked shape arithmetic |
+//! | [`error`] | the contract's error kinds and the error value the ops return |
+//! | [`ops`] | the three ops: semantics, argument checks in PyTorch's order, forward and backward |
+//! | [`kernels`] | the numeric kernels behind the ops |
+
+pub mod error;
+pub mod kernels;
+pub mod ops;
+pub mod tensor;
+
+pub use error::{ErrorKind, OpError};
+pub use tensor::{DType, Data, Tensor};

@@ -1,0 +1,143 @@
+//! `torch.log_softmax(input, dim)`: `x_i - log(sum_j exp(x_j))` along `dim`.
+//!
+//! PyTorch 2.15 rules reproduced here:
+//! - `dim` is wrapped (`-ndim..ndim`, and `-1..=0` for a 0-d tensor); out of range is an
+//!   IndexError, checked before the dtype.
+//! - A 0-d input is a row of one element: the result is 0 (NaN for a non-finite input).
+//! - An empty input is returned as it is, whatever its dtype (torch does not dispatch on it).
+//! - A non-float input is a NotImplementedError naming the kernel torch would have used:
+//!   `log_softmax_lastdim_kernel_impl` when `dim` is the last dimension (or the input is 0-d),
+//!   `log_softmax_kernel_impl` otherwise.
+//! - `dim = None` (the deprecated implicit form of `F.log_softmax`) picks
+//!   `0 if ndim in (0, 1, 3) else 1`.
+
+use super::{Outputs, check_grad_output, wrap_dim};
+use crate::error::{ErrorKind, OpError, PyType};
+use crate::kernels::{self, Lanes};
+use crate::tensor::{DType, Tensor};
+
+/// PyTorch's `_get_softmax_dim` for `F.log_softmax(x, dim=None)`.
+pub fn implicit_dim(ndim: usize) -> i64 {
+    if matches!(ndim, 0 | 1 | 3) { 0 } else { 1 }
+}
+
+/// Validates `(input, dim)` and returns the wrapped dim.
+pub(crate) fn check(input: &Tensor, dim: Option<i64>) -> Result<usize, OpError> {
+    let dim = dim.unwrap_or_else(|| implicit_dim(input.ndim()));
+    let d = wrap_dim(dim, input.ndim())?;
+    if input.numel() > 0 && !input.dtype().is_float() {
+        let last = input.ndim() == 0 || d == input.ndim() - 1;
+        let kernel = if last { "log_softmax_lastdim_kernel_impl" } else { "log_softmax_kernel_impl" };
+        return Err(OpError::new(
+            ErrorKind::InputDtype,
+            PyType::NotImplementedError,
+            format!("\"{kernel}\" not implemented for '{}'", input.dtype().torch_name()),
+        ));
+    }
+    Ok(d)
+}
+
+/// log_softmax along `d` in float64 (the input widened exactly).
+pub(crate) fn forward_f64(input: &Tensor, d: usize) -> Vec<f64> {
+    let x = input.to_f64_vec();
+    let mut out = vec![0.0; x.len()];
+    kernels::log_softmax(&x, Lanes::along(input.shape(), d), &mut out);
+    out
+}
+
+/// `torch.log_softmax(input, dim)`; `dim: None` is the implicit rule.
+pub fn log_softmax(input: &Tensor, dim: Option<i64>) -> Result<Tensor, OpError> {
+    Ok(log_softmax_with_grad(input, dim, None)?.output)
+}
+
+/// The gradient of `log_softmax(input, dim)` with respect to `input`, given `grad_output`.
+pub fn log_softmax_backward(
+    input: &Tensor,
+    dim: Option<i64>,
+    grad_output: &Tensor,
+) -> Result<Tensor, OpError> {
+    let r = log_softmax_with_grad(input, dim, Some(grad_output))?;
+    Ok(r.grad_input.expect("a grad_output yields a grad_input"))
+}
+
+/// Forward and, when `grad_output` is given, backward in one call (the backward reuses the
+/// float64 forward, so it never sees the output's rounding).
+pub fn log_softmax_with_grad(
+    input: &Tensor,
+    dim: Option<i64>,
+    grad_output: Option<&Tensor>,
+) -> Result<Outputs, OpError> {
+    let d = check(input, dim)?;
+    if input.numel() == 0 {
+        let grad_input = grad_output.map(|_| input.clone());
+        return Ok(Outputs { output: input.clone(), grad_input });
+    }
+    let out = forward_f64(input, d);
+    let output = round(input.dtype(), input.shape(), &out);
+    let grad_input = match grad_output {
+        None => None,
+        Some(g) => {
+            check_grad_output(g, &output)?;
+            let mut gi = vec![0.0; out.len()];
+            kernels::log_softmax_backward(
+                &g.to_f64_vec(),
+                &out,
+                Lanes::along(input.shape(), d),
+                &mut gi,
+            );
+            Some(round(input.dtype(), input.shape(), &gi))
+        }
+    };
+    Ok(Outputs { output, grad_input })
+}
+
+pub(crate) fn round(dtype: DType, shape: &[usize], values: &[f64]) -> Tensor {
+    Tensor::from_f64(dtype, shape.to_vec(), values).expect("values computed for this shape")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::Data;
+
+    fn t32(shape: &[usize], v: &[f32]) -> Tensor {
+        Tensor::new(shape.to_vec(), Data::F32(v.to_vec())).unwrap()
+    }
+
+    #[test]
+    fn matches_torch_values() {
+        // torch 2.15: torch.log_softmax(torch.tensor([3e38, -3e38, 0.0]), 0)
+        //   -> [0.0, -inf, -3.0000000054977558e+38]
+        let y = log_softmax(&t32(&[3], &[3e38, -3e38, 0.0]), Some(0)).unwrap();
+        assert_eq!(y.to_f64_vec(), vec![0.0, f64::NEG_INFINITY, -3.0000000054977558e+38]);
+        // torch 2.15: log_softmax of a 0-d tensor is 0, and NaN for nan/inf/-inf.
+        let z = log_softmax(&Tensor::scalar(DType::F32, 2.0), Some(0)).unwrap();
+        assert_eq!(z.to_f64_vec(), vec![0.0]);
+        let z = log_softmax(&Tensor::scalar(DType::F32, f64::NEG_INFINITY), Some(-1)).unwrap();
+        assert!(z.to_f64_vec()[0].is_nan());
+    }
+
+    #[test]
+    fn errors_match_torch() {
+        // torch 2.15 messages, copied from probe output.
+        let e = log_softmax(&Tensor::scalar(DType::F32, 2.0), Some(1)).unwrap_err();
+        assert_eq!(e.message, "Dimension out of range (expected to be in range of [-1, 0], but got 1)");
+        let long = Tensor::new(vec![1, 2], Data::I64(vec![1, 2])).unwrap();
+        let e = log_softmax(&long, Some(0)).unwrap_err();
+        assert_eq!((e.kind, e.py_type), (ErrorKind::InputDtype, PyType::NotImplementedError));
+        assert_eq!(e.message, "\"log_softmax_kernel_impl\" not implemented for 'Long'");
+        let e = log_softmax(&long, Some(1)).unwrap_err();
+        assert_eq!(e.message, "\"log_softmax_lastdim_kernel_impl\" not implemented for 'Long'");
+        // Out of range is reported before the dtype: torch.log_softmax(torch.tensor([1, 2]), 3).
+        let e = log_softmax(&long, Some(3)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::DimOutOfRange);
+        // Empty integer input is returned unchanged (torch: shape (0,), dtype int64).
+        let empty = Tensor::new(vec![0], Data::I64(vec![])).unwrap();
+        assert_eq!(log_softmax(&empty, Some(0)).unwrap(), empty);
+    }
+
+    #[test]
+    fn implicit_dim_rule() {
+        assert_eq!([0, 1, 2, 3, 4, 5].map(implicit_dim), [0, 0, 1, 0, 1, 1]);
+    }
+}

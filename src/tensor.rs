@@ -1,0 +1,301 @@
+//! A small dense tensor: a shape and row-major typed storage.
+//!
+//! Only what the three ops and the harness need. Storage is typed (`Vec<f16>`, `Vec<f32>`, ...)
+//! so that a float16 tensor really holds float16 values and round-trips exactly through the
+//! golden format. Every shape product goes through [`checked_numel`], so an absurd shape is an
+//! error before anything is allocated.
+
+use half::{bf16, f16};
+use std::fmt;
+
+/// The element types of the golden format (contract section 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    F16,
+    BF16,
+    F32,
+    F64,
+    I64,
+    I32,
+    U8,
+}
+
+impl DType {
+    pub const ALL: [DType; 7] = [
+        DType::F16,
+        DType::BF16,
+        DType::F32,
+        DType::F64,
+        DType::I64,
+        DType::I32,
+        DType::U8,
+    ];
+    pub const FLOATS: [DType; 4] = [DType::F16, DType::BF16, DType::F32, DType::F64];
+
+    /// The golden-format name (`float32`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+            DType::I64 => "int64",
+            DType::I32 => "int32",
+            DType::U8 => "uint8",
+        }
+    }
+
+    /// The name PyTorch's C++ error messages use (`ScalarType`'s `toString`).
+    pub fn torch_name(self) -> &'static str {
+        match self {
+            DType::F16 => "Half",
+            DType::BF16 => "BFloat16",
+            DType::F32 => "Float",
+            DType::F64 => "Double",
+            DType::I64 => "Long",
+            DType::I32 => "Int",
+            DType::U8 => "Byte",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DType> {
+        DType::ALL.into_iter().find(|d| d.name() == s)
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
+    }
+
+    /// Significand bits including the implicit one; `None` for integers.
+    pub fn mantissa_bits(self) -> Option<u32> {
+        match self {
+            DType::F16 => Some(11),
+            DType::BF16 => Some(8),
+            DType::F32 => Some(24),
+            DType::F64 => Some(53),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Typed row-major storage.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    I32(Vec<i32>),
+    U8(Vec<u8>),
+}
+
+impl Data {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Data::F16(_) => DType::F16,
+            Data::BF16(_) => DType::BF16,
+            Data::F32(_) => DType::F32,
+            Data::F64(_) => DType::F64,
+            Data::I64(_) => DType::I64,
+            Data::I32(_) => DType::I32,
+            Data::U8(_) => DType::U8,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Data::F16(v) => v.len(),
+            Data::BF16(v) => v.len(),
+            Data::F32(v) => v.len(),
+            Data::F64(v) => v.len(),
+            Data::I64(v) => v.len(),
+            Data::I32(v) => v.len(),
+            Data::U8(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The largest element count a tensor may have: 2^28 elements (1 GiB as float32). Larger
+/// shapes are rejected before allocating; the shipped suite stays far below.
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
+/// The product of `shape`, or `None` when it overflows `usize` or exceeds [`MAX_ELEMENTS`].
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeError(pub String);
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: Data,
+}
+
+impl Tensor {
+    /// A tensor whose element count must equal the product of `shape`.
+    pub fn new(shape: Vec<usize>, data: Data) -> Result<Tensor, ShapeError> {
+        let n = checked_numel(&shape).ok_or_else(|| {
+            ShapeError(format!(
+                "shape {shape:?} has more than {MAX_ELEMENTS} elements"
+            ))
+        })?;
+        if n != data.len() {
+            return Err(ShapeError(format!(
+                "shape {shape:?} needs {n} elements, got {}",
+                data.len()
+            )));
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// Values rounded (to nearest even) into `dtype`; integer dtypes truncate toward zero.
+    pub fn from_f64(dtype: DType, shape: Vec<usize>, values: &[f64]) -> Result<Tensor, ShapeError> {
+        let data = match dtype {
+            DType::F16 => Data::F16(values.iter().map(|&v| f16::from_f64(v)).collect()),
+            DType::BF16 => Data::BF16(values.iter().map(|&v| bf16::from_f64(v)).collect()),
+            DType::F32 => Data::F32(values.iter().map(|&v| v as f32).collect()),
+            DType::F64 => Data::F64(values.to_vec()),
+            DType::I64 => Data::I64(values.iter().map(|&v| v as i64).collect()),
+            DType::I32 => Data::I32(values.iter().map(|&v| v as i32).collect()),
+            DType::U8 => Data::U8(values.iter().map(|&v| v as u8).collect()),
+        };
+        Tensor::new(shape, data)
+    }
+
+    /// Values rounded into a float dtype from float32 (the accumulation type of low precision).
+    pub fn from_f32(dtype: DType, shape: Vec<usize>, values: Vec<f32>) -> Result<Tensor, ShapeError> {
+        let data = match dtype {
+            DType::F16 => Data::F16(values.iter().map(|&v| f16::from_f32(v)).collect()),
+            DType::BF16 => Data::BF16(values.iter().map(|&v| bf16::from_f32(v)).collect()),
+            DType::F32 => Data::F32(values),
+            DType::F64 => Data::F64(values.iter().map(|&v| v as f64).collect()),
+            other => return Tensor::from_f64(other, shape, &values.iter().map(|&v| v as f64).collect::<Vec<_>>()),
+        };
+        Tensor::new(shape, data)
+    }
+
+    pub fn scalar(dtype: DType, value: f64) -> Tensor {
+        Tensor::from_f64(dtype, vec![], &[value]).expect("one element for a 0-d shape")
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    pub fn data(&self) -> &Data {
+        &self.data
+    }
+
+    pub fn into_data(self) -> Data {
+        self.data
+    }
+
+    /// Every element widened to float64 (exact for every dtype here but int64 beyond 2^53).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        match &self.data {
+            Data::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
+            Data::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
+            Data::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            Data::F64(v) => v.clone(),
+            Data::I64(v) => v.iter().map(|&x| x as f64).collect(),
+            Data::I32(v) => v.iter().map(|&x| x as f64).collect(),
+            Data::U8(v) => v.iter().map(|&x| x as f64).collect(),
+        }
+    }
+
+    /// Every element as float32 (exact for float16/bfloat16/float32).
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        match &self.data {
+            Data::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            Data::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            Data::F32(v) => v.clone(),
+            _ => self.to_f64_vec().into_iter().map(|x| x as f32).collect(),
+        }
+    }
+
+    /// Integer elements widened to i64; `None` for float tensors.
+    pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
+        match &self.data {
+            Data::I64(v) => Some(v.clone()),
+            Data::I32(v) => Some(v.iter().map(|&x| x as i64).collect()),
+            Data::U8(v) => Some(v.iter().map(|&x| x as i64).collect()),
+            _ => None,
+        }
+    }
+}
+
+/// PyTorch's rendering of a size list in messages: `[2, 3]`, `[]` for 0-d.
+pub fn fmt_shape(shape: &[usize]) -> String {
+    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_numel_refuses_overflow_and_huge_shapes() {
+        assert_eq!(checked_numel(&[]), Some(1));
+        assert_eq!(checked_numel(&[3, 0, 5]), Some(0));
+        assert_eq!(checked_numel(&[usize::MAX, 2]), None);
+        assert_eq!(checked_numel(&[1 << 20, 1 << 20]), None);
+        // A zero anywhere makes the product 0 even when the other factors are huge.
+        assert_eq!(checked_numel(&[usize::MAX, 2, 0]), Some(0));
+    }
+
+    #[test]
+    fn new_checks_element_count() {
+        assert!(Tensor::new(vec![2, 2], Data::F32(vec![1.0; 3])).is_err());
+        assert!(Tensor::new(vec![2, 2], Data::F32(vec![1.0; 4])).is_ok());
+        assert!(Tensor::new(vec![1 << 40, 1 << 40], Data::F32(vec![])).is_err());
+    }
+
+    #[test]
+    fn low_precision_rounds_to_nearest_even() {
+        // 1 + 2^-11 lies halfway between float16 1.0 and 1 + 2^-10: ties go to even (1.0).
+        let t = Tensor::from_f64(DType::F16, vec![1], &[1.0 + 2f64.powi(-11)]).unwrap();
+        assert_eq!(t.to_f64_vec(), vec![1.0]);
+        let t = Tensor::from_f64(DType::BF16, vec![1], &[1.0 + 3.0 * 2f64.powi(-9)]).unwrap();
+        assert_eq!(t.to_f64_vec(), vec![1.0 + 2f64.powi(-7)]);
+    }
+}
