@@ -18,7 +18,7 @@
 use super::{Outputs, Reduction, check_grad_output, fmt_cpp_double, log_softmax, nll_loss, promote_float};
 use crate::error::{ErrorKind, OpError, PyType};
 use crate::kernels::{self, CompensatedSum, Lanes};
-use crate::tensor::{Tensor, fmt_shape};
+use crate::tensor::{DType, Tensor, fmt_shape};
 
 fn check_label_smoothing(ls: f64) -> Result<(), OpError> {
     if ls > 0.0 && !(ls <= 1.0) {
@@ -74,26 +74,35 @@ pub fn cross_entropy_with_grad(
     label_smoothing: f64,
     grad_output: Option<&Tensor>,
 ) -> Result<Outputs, OpError> {
-    if input.shape() == target.shape() {
-        prob_target(input, target, weight, reduction, ignore_index, label_smoothing, grad_output)
-    } else {
-        index_target(input, target, weight, reduction, ignore_index, label_smoothing, grad_output)
+    match check(input, target, weight, reduction, ignore_index, label_smoothing)? {
+        Checked::Prob { cd, c, out_dtype } => {
+            prob_target(input, target, weight, reduction, label_smoothing, grad_output, cd, c, out_dtype)
+        }
+        Checked::Index { cd, plan } => index_target(input, reduction, label_smoothing, grad_output, cd, plan),
     }
 }
 
-fn class_dim(ndim: usize) -> usize {
-    if ndim == 1 { 0 } else { 1 }
+/// A validated cross_entropy: which of the two losses, and what it needs.
+pub(crate) enum Checked {
+    Prob { cd: usize, c: usize, out_dtype: DType },
+    Index { cd: usize, plan: nll_loss::Plan },
 }
 
-fn prob_target(
+/// Every check `F.cross_entropy` makes (after the reduction string), in PyTorch's order.
+pub(crate) fn check(
     input: &Tensor,
     target: &Tensor,
     weight: Option<&Tensor>,
     reduction: Reduction,
     ignore_index: i64,
     ls: f64,
-    grad_output: Option<&Tensor>,
-) -> Result<Outputs, OpError> {
+) -> Result<Checked, OpError> {
+    if input.shape() != target.shape() {
+        check_label_smoothing(ls)?;
+        let cd = log_softmax::check(input, Some(class_dim(input.ndim()) as i64))?;
+        let plan = nll_loss::plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index)?;
+        return Ok(Checked::Index { cd, plan });
+    }
     if !target.dtype().is_float() {
         return Err(OpError::new(
             ErrorKind::TargetDtype,
@@ -134,11 +143,29 @@ fn prob_target(
     }
     log_softmax::check(input, Some(cd as i64))?;
     check_label_smoothing(ls)?;
-
     let mut out_dtype = promote_float(input.dtype(), target.dtype());
     if let Some(w) = weight {
         out_dtype = promote_float(out_dtype, w.dtype());
     }
+    Ok(Checked::Prob { cd, c, out_dtype })
+}
+
+fn class_dim(ndim: usize) -> usize {
+    if ndim == 1 { 0 } else { 1 }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prob_target(
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    reduction: Reduction,
+    ls: f64,
+    grad_output: Option<&Tensor>,
+    cd: usize,
+    c: usize,
+    out_dtype: DType,
+) -> Result<Outputs, OpError> {
     let lanes = Lanes::along(input.shape(), cd);
     let logp = log_softmax::forward_f64(input, cd);
     let t = target.to_f64_vec();
@@ -199,16 +226,12 @@ fn log_softmax_vjp(input: &Tensor, logp: &[f64], grad_logp: &[f64], lanes: Lanes
 
 fn index_target(
     input: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
     reduction: Reduction,
-    ignore_index: i64,
     ls: f64,
     grad_output: Option<&Tensor>,
+    cd: usize,
+    plan: nll_loss::Plan,
 ) -> Result<Outputs, OpError> {
-    check_label_smoothing(ls)?;
-    let cd = log_softmax::check(input, Some(class_dim(input.ndim()) as i64))?;
-    let plan = nll_loss::plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index)?;
     let lanes = Lanes::along(input.shape(), cd);
     let logp = log_softmax::forward_f64(input, cd);
     let nll = nll_loss::forward(&plan, &logp);
@@ -265,7 +288,7 @@ fn index_target(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::{DType, Data};
+    use crate::tensor::Data;
 
     fn f32t(shape: &[usize], v: Vec<f32>) -> Tensor {
         Tensor::new(shape.to_vec(), Data::F32(v)).unwrap()

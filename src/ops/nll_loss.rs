@@ -288,8 +288,11 @@ fn check_2d(
         }
     }
     if target.dtype() == DType::U8 {
-        // nll_loss2d's kernel reads targets as int64 only.
-        return Err(dtype_mismatch(DType::I64, DType::U8));
+        // nll_loss2d's kernel reads targets as int64 only: torch words it as a dtype mismatch,
+        // but what is wrong is the target's dtype.
+        let mut e = dtype_mismatch(DType::I64, DType::U8);
+        e.kind = ErrorKind::TargetDtype;
+        return Err(e);
     }
     Ok(())
 }

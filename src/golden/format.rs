@@ -1,0 +1,550 @@
+//! The golden file format, version 1 (spec/FORMAT.md), read strictly.
+//!
+//! Files are parsed into `serde_json::Value` (serde_json's recursion limit turns deep nesting
+//! into an error) and then converted by hand, so that every rejection names the field it is
+//! about (`cases[3].inputs.target.data[7]`). Unknown keys are errors: a misspelled
+//! `tolerence` must not silently fall back to the default tolerance.
+
+use crate::error::ErrorKind;
+use crate::tensor::{DType, Data, Tensor, checked_numel, MAX_ELEMENTS};
+use half::{bf16, f16};
+use serde_json::{Map, Number, Value};
+use std::fmt;
+
+pub const FORMAT_V1: &str = "nllspec-golden-v1";
+
+/// The three ops of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Op {
+    LogSoftmax,
+    NllLoss,
+    CrossEntropy,
+}
+
+impl Op {
+    pub const ALL: [Op; 3] = [Op::LogSoftmax, Op::NllLoss, Op::CrossEntropy];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::LogSoftmax => "log_softmax",
+            Op::NllLoss => "nll_loss",
+            Op::CrossEntropy => "cross_entropy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.name() == s)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An op's attributes, defaults filled in (contract section 1).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attrs {
+    /// `dim: None` is PyTorch's implicit rule.
+    LogSoftmax { dim: Option<i64> },
+    NllLoss { reduction: String, ignore_index: i64 },
+    CrossEntropy { reduction: String, ignore_index: i64, label_smoothing: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inputs {
+    pub input: Tensor,
+    pub target: Option<Tensor>,
+    pub weight: Option<Tensor>,
+    pub grad_output: Option<Tensor>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Values {
+    pub output: Tensor,
+    pub grad_input: Option<Tensor>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpectedError {
+    pub kind: ErrorKind,
+    pub py_type: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expected {
+    Values { torch: Values, reference: Option<Values> },
+    Error(ExpectedError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    pub rtol: f64,
+    pub atol: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub id: String,
+    pub op: Op,
+    pub inputs: Inputs,
+    pub attrs: Attrs,
+    pub expected: Expected,
+    /// A per-case override and its reason.
+    pub tolerance: Option<(Tolerance, String)>,
+    pub tags: Vec<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoldenFile {
+    pub generator: Value,
+    pub cases: Vec<Case>,
+}
+
+/// A rejection of a golden document: where (a JSON path) and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormatError {
+    /// The case id, once known.
+    pub case_id: Option<String>,
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.case_id {
+            Some(id) => write!(f, "case {id}: {}: {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+type R<T> = Result<T, FormatError>;
+
+fn ferr<T>(path: &str, message: impl Into<String>) -> R<T> {
+    Err(FormatError { case_id: None, path: path.to_string(), message: message.into() })
+}
+
+fn object<'a>(v: &'a Value, path: &str) -> R<&'a Map<String, Value>> {
+    v.as_object().map_or_else(|| ferr(path, format!("expected an object, found {}", kind_of(v))), Ok)
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn only_keys(m: &Map<String, Value>, allowed: &[&str], path: &str) -> R<()> {
+    for k in m.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return ferr(path, format!("unknown key \"{k}\" (allowed: {})", allowed.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+fn required<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> R<&'a Value> {
+    m.get(key).map_or_else(|| ferr(path, format!("missing \"{key}\"")), Ok)
+}
+
+fn string<'a>(v: &'a Value, path: &str) -> R<&'a str> {
+    v.as_str().map_or_else(|| ferr(path, format!("expected a string, found {}", kind_of(v))), Ok)
+}
+
+fn integer(v: &Value, path: &str) -> R<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().map_or_else(|| ferr(path, format!("expected an integer in the int64 range, found {n}")), Ok),
+        _ => ferr(path, format!("expected an integer, found {}", kind_of(v))),
+    }
+}
+
+fn number(v: &Value, path: &str) -> R<f64> {
+    match v {
+        Value::Number(n) => n.as_f64().map_or_else(|| ferr(path, "expected a number"), Ok),
+        _ => ferr(path, format!("expected a number, found {}", kind_of(v))),
+    }
+}
+
+/// Parses one golden document (already JSON) into its cases.
+pub fn parse_document(doc: &Value) -> R<GoldenFile> {
+    let top = object(doc, "(top level)")?;
+    only_keys(top, &["format", "generator", "cases"], "(top level)")?;
+    let format = string(required(top, "format", "(top level)")?, "format")?;
+    if format != FORMAT_V1 {
+        return ferr("format", format!("unknown format \"{format}\" (this nllspec reads \"{FORMAT_V1}\")"));
+    }
+    let generator = top.get("generator").cloned().unwrap_or(Value::Null);
+    let cases_v = required(top, "cases", "(top level)")?;
+    let Some(items) = cases_v.as_array() else {
+        return ferr("cases", format!("expected an array, found {}", kind_of(cases_v)));
+    };
+    let mut cases = Vec::with_capacity(items.len());
+    for (i, c) in items.iter().enumerate() {
+        let path = format!("cases[{i}]");
+        let id = c.get("id").and_then(Value::as_str).map(str::to_string);
+        cases.push(parse_case(c, &path).map_err(|mut e| {
+            e.case_id = e.case_id.or(id);
+            e
+        })?);
+    }
+    Ok(GoldenFile { generator, cases })
+}
+
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "_./@=-".contains(c))
+}
+
+fn parse_case(v: &Value, path: &str) -> R<Case> {
+    let m = object(v, path)?;
+    only_keys(m, &["id", "op", "inputs", "attrs", "expected", "tolerance", "tags", "note"], path)?;
+    let id = string(required(m, "id", path)?, &format!("{path}.id"))?.to_string();
+    if !valid_id(&id) {
+        return ferr(&format!("{path}.id"), format!("\"{id}\" has characters outside [A-Za-z0-9_./@=-]"));
+    }
+    let op_s = string(required(m, "op", path)?, &format!("{path}.op"))?;
+    let op = Op::parse(op_s).map_or_else(
+        || ferr(&format!("{path}.op"), format!("unknown op \"{op_s}\" (log_softmax, nll_loss, cross_entropy)")),
+        Ok,
+    )?;
+    let inputs = parse_inputs(op, required(m, "inputs", path)?, &format!("{path}.inputs"))?;
+    let attrs = parse_attrs(op, m.get("attrs"), &format!("{path}.attrs"))?;
+    let expected = parse_expected(required(m, "expected", path)?, &format!("{path}.expected"))?;
+    let tolerance = match m.get("tolerance") {
+        None => None,
+        Some(t) => Some(parse_tolerance(t, &format!("{path}.tolerance"))?),
+    };
+    let tags = match m.get("tags") {
+        None => vec![],
+        Some(Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, t)| string(t, &format!("{path}.tags[{i}]")).map(str::to_string))
+            .collect::<R<_>>()?,
+        Some(other) => return ferr(&format!("{path}.tags"), format!("expected an array, found {}", kind_of(other))),
+    };
+    let note = match m.get("note") {
+        None => None,
+        Some(n) => Some(string(n, &format!("{path}.note"))?.to_string()),
+    };
+    Ok(Case { id, op, inputs, attrs, expected, tolerance, tags, note })
+}
+
+fn parse_inputs(op: Op, v: &Value, path: &str) -> R<Inputs> {
+    let m = object(v, path)?;
+    let allowed: &[&str] = match op {
+        Op::LogSoftmax => &["input", "grad_output"],
+        _ => &["input", "target", "weight", "grad_output"],
+    };
+    only_keys(m, allowed, path)?;
+    let get = |k: &str| -> R<Option<Tensor>> {
+        m.get(k).map(|t| parse_tensor(t, &format!("{path}.{k}"))).transpose()
+    };
+    let input = parse_tensor(required(m, "input", path)?, &format!("{path}.input"))?;
+    let target = get("target")?;
+    if op != Op::LogSoftmax && target.is_none() {
+        return ferr(path, format!("missing \"target\" ({op} needs one)"));
+    }
+    Ok(Inputs { input, target, weight: get("weight")?, grad_output: get("grad_output")? })
+}
+
+fn parse_attrs(op: Op, v: Option<&Value>, path: &str) -> R<Attrs> {
+    let empty = Map::new();
+    let m = match v {
+        None => &empty,
+        Some(v) => object(v, path)?,
+    };
+    let reduction = || -> R<String> {
+        m.get("reduction").map_or(Ok("mean".to_string()), |r| string(r, &format!("{path}.reduction")).map(str::to_string))
+    };
+    let ignore_index = || -> R<i64> {
+        m.get("ignore_index").map_or(Ok(-100), |r| integer(r, &format!("{path}.ignore_index")))
+    };
+    match op {
+        Op::LogSoftmax => {
+            only_keys(m, &["dim"], path)?;
+            let dim = match required(m, "dim", path)? {
+                Value::Null => None,
+                d => Some(integer(d, &format!("{path}.dim"))?),
+            };
+            Ok(Attrs::LogSoftmax { dim })
+        }
+        Op::NllLoss => {
+            only_keys(m, &["reduction", "ignore_index"], path)?;
+            Ok(Attrs::NllLoss { reduction: reduction()?, ignore_index: ignore_index()? })
+        }
+        Op::CrossEntropy => {
+            only_keys(m, &["reduction", "ignore_index", "label_smoothing"], path)?;
+            let label_smoothing =
+                m.get("label_smoothing").map_or(Ok(0.0), |v| float_value(v, &format!("{path}.label_smoothing")))?;
+            Ok(Attrs::CrossEntropy { reduction: reduction()?, ignore_index: ignore_index()?, label_smoothing })
+        }
+    }
+}
+
+fn parse_expected(v: &Value, path: &str) -> R<Expected> {
+    let m = object(v, path)?;
+    if let Some(e) = m.get("error") {
+        only_keys(m, &["error"], path)?;
+        let ep = format!("{path}.error");
+        let em = object(e, &ep)?;
+        only_keys(em, &["kind", "type", "message"], &ep)?;
+        let kind_s = string(required(em, "kind", &ep)?, &format!("{ep}.kind"))?;
+        let kind = ErrorKind::parse(kind_s)
+            .map_or_else(|| ferr(&format!("{ep}.kind"), format!("unknown error kind \"{kind_s}\"")), Ok)?;
+        let py_type = em.get("type").map_or(Ok(""), |t| string(t, &format!("{ep}.type")))?.to_string();
+        let message = em.get("message").map_or(Ok(""), |t| string(t, &format!("{ep}.message")))?.to_string();
+        return Ok(Expected::Error(ExpectedError { kind, py_type, message }));
+    }
+    only_keys(m, &["output", "grad_input", "reference"], path)?;
+    let torch = parse_values(m, path)?;
+    let reference = match m.get("reference") {
+        None => None,
+        Some(r) => {
+            let rp = format!("{path}.reference");
+            let rm = object(r, &rp)?;
+            only_keys(rm, &["output", "grad_input"], &rp)?;
+            Some(parse_values(rm, &rp)?)
+        }
+    };
+    Ok(Expected::Values { torch, reference })
+}
+
+fn parse_values(m: &Map<String, Value>, path: &str) -> R<Values> {
+    let output = parse_tensor(required(m, "output", path)?, &format!("{path}.output"))?;
+    let grad_input = m.get("grad_input").map(|g| parse_tensor(g, &format!("{path}.grad_input"))).transpose()?;
+    Ok(Values { output, grad_input })
+}
+
+fn parse_tolerance(v: &Value, path: &str) -> R<(Tolerance, String)> {
+    let m = object(v, path)?;
+    only_keys(m, &["rtol", "atol", "reason"], path)?;
+    let rtol = number(required(m, "rtol", path)?, &format!("{path}.rtol"))?;
+    let atol = number(required(m, "atol", path)?, &format!("{path}.atol"))?;
+    if !(rtol >= 0.0 && atol >= 0.0 && rtol.is_finite() && atol.is_finite()) {
+        return ferr(path, "rtol and atol must be finite and non-negative");
+    }
+    let reason = string(required(m, "reason", path)?, &format!("{path}.reason"))?;
+    if reason.trim().is_empty() {
+        return ferr(&format!("{path}.reason"), "a tolerance override must state its reason");
+    }
+    Ok((Tolerance { rtol, atol }, reason.to_string()))
+}
+
+/// A float element: a JSON number or one of the special strings.
+fn float_value(v: &Value, path: &str) -> R<f64> {
+    match v {
+        Value::Number(n) => n.as_f64().map_or_else(|| ferr(path, "expected a number"), Ok),
+        Value::String(s) => match s.as_str() {
+            "NaN" => Ok(f64::NAN),
+            "Infinity" => Ok(f64::INFINITY),
+            "-Infinity" => Ok(f64::NEG_INFINITY),
+            other => ferr(path, format!("\"{other}\" is not a number nor one of \"NaN\", \"Infinity\", \"-Infinity\"")),
+        },
+        _ => ferr(path, format!("expected a number, found {}", kind_of(v))),
+    }
+}
+
+/// Parses `{"dtype", "shape", "data"}`. The shape is checked (and its element count bounded)
+/// before any storage is allocated; each float must be exactly representable in its dtype.
+pub fn parse_tensor(v: &Value, path: &str) -> R<Tensor> {
+    let m = object(v, path)?;
+    only_keys(m, &["dtype", "shape", "data"], path)?;
+    let dtype_s = string(required(m, "dtype", path)?, &format!("{path}.dtype"))?;
+    let dtype = DType::parse(dtype_s).map_or_else(
+        || ferr(&format!("{path}.dtype"), format!("unknown dtype \"{dtype_s}\" (float16, bfloat16, float32, float64, int64, int32, uint8)")),
+        Ok,
+    )?;
+    let shape_v = required(m, "shape", path)?;
+    let Some(dims) = shape_v.as_array() else {
+        return ferr(&format!("{path}.shape"), format!("expected an array, found {}", kind_of(shape_v)));
+    };
+    if dims.len() > 64 {
+        return ferr(&format!("{path}.shape"), format!("{} dimensions (at most 64)", dims.len()));
+    }
+    let mut shape = Vec::with_capacity(dims.len());
+    for (i, d) in dims.iter().enumerate() {
+        let dp = format!("{path}.shape[{i}]");
+        match d.as_u64() {
+            Some(n) if n <= usize::MAX as u64 => shape.push(n as usize),
+            _ => return ferr(&dp, format!("a size must be a non-negative integer, found {d}")),
+        }
+    }
+    let Some(numel) = checked_numel(&shape) else {
+        return ferr(&format!("{path}.shape"), format!("{shape:?} has more than {MAX_ELEMENTS} elements"));
+    };
+    let data_v = required(m, "data", path)?;
+    let Some(items) = data_v.as_array() else {
+        return ferr(&format!("{path}.data"), format!("expected an array, found {}", kind_of(data_v)));
+    };
+    if items.len() != numel {
+        return ferr(&format!("{path}.data"), format!("shape {shape:?} needs {numel} elements, found {}", items.len()));
+    }
+    let dp = |i: usize| format!("{path}.data[{i}]");
+    let floats = || -> R<Vec<f64>> { items.iter().enumerate().map(|(i, x)| float_value(x, &dp(i))).collect() };
+    let exact = |i: usize, x: f64, back: f64| -> R<()> {
+        if x.to_bits() == back.to_bits() || (x.is_nan() && back.is_nan()) {
+            Ok(())
+        } else {
+            ferr(&dp(i), format!("{x} is not exactly a {dtype} value (nearest: {back})"))
+        }
+    };
+    let ints = |lo: i64, hi: i64| -> R<Vec<i64>> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, x)| match x {
+                Value::Number(n) => int_in(n, lo, hi).map_or_else(
+                    || ferr(&dp(i), format!("{n} is not an integer in the {dtype} range [{lo}, {hi}]")),
+                    Ok,
+                ),
+                other => ferr(&dp(i), format!("expected an integer, found {}", kind_of(other))),
+            })
+            .collect()
+    };
+    let data = match dtype {
+        DType::F64 => Data::F64(floats()?),
+        DType::F32 => {
+            let f = floats()?;
+            let mut out = Vec::with_capacity(f.len());
+            for (i, x) in f.into_iter().enumerate() {
+                let y = x as f32;
+                exact(i, x, y as f64)?;
+                out.push(y);
+            }
+            Data::F32(out)
+        }
+        DType::F16 => {
+            let f = floats()?;
+            let mut out = Vec::with_capacity(f.len());
+            for (i, x) in f.into_iter().enumerate() {
+                let y = f16::from_f64(x);
+                exact(i, x, y.to_f64())?;
+                out.push(y);
+            }
+            Data::F16(out)
+        }
+        DType::BF16 => {
+            let f = floats()?;
+            let mut out = Vec::with_capacity(f.len());
+            for (i, x) in f.into_iter().enumerate() {
+                let y = bf16::from_f64(x);
+                exact(i, x, y.to_f64())?;
+                out.push(y);
+            }
+            Data::BF16(out)
+        }
+        DType::I64 => Data::I64(ints(i64::MIN, i64::MAX)?),
+        DType::I32 => Data::I32(ints(i32::MIN as i64, i32::MAX as i64)?.into_iter().map(|x| x as i32).collect()),
+        DType::U8 => Data::U8(ints(0, 255)?.into_iter().map(|x| x as u8).collect()),
+    };
+    Tensor::new(shape, data).map_or_else(|e| ferr(path, e.0), Ok)
+}
+
+fn int_in(n: &Number, lo: i64, hi: i64) -> Option<i64> {
+    n.as_i64().filter(|x| (lo..=hi).contains(x))
+}
+
+/// A tensor as the golden format writes it: floats as the shortest decimal that round-trips
+/// the value as a float64, non-finite values as strings, integers as integers.
+pub fn tensor_to_json(t: &Tensor) -> Value {
+    let data: Vec<Value> = match t.data() {
+        Data::I64(v) => v.iter().map(|&x| Value::from(x)).collect(),
+        Data::I32(v) => v.iter().map(|&x| Value::from(x)).collect(),
+        Data::U8(v) => v.iter().map(|&x| Value::from(x)).collect(),
+        _ => t.to_f64_vec().into_iter().map(float_to_json).collect(),
+    };
+    serde_json::json!({"dtype": t.dtype().name(), "shape": t.shape(), "data": data})
+}
+
+pub fn float_to_json(x: f64) -> Value {
+    if x.is_nan() {
+        Value::from("NaN")
+    } else if x.is_infinite() {
+        Value::from(if x > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        Number::from_f64(x).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// The request fields of a case (contract section 4): its id, op, inputs and attrs.
+pub fn attrs_to_json(attrs: &Attrs) -> Value {
+    match attrs {
+        Attrs::LogSoftmax { dim } => serde_json::json!({"dim": dim}),
+        Attrs::NllLoss { reduction, ignore_index } => {
+            serde_json::json!({"reduction": reduction, "ignore_index": ignore_index})
+        }
+        Attrs::CrossEntropy { reduction, ignore_index, label_smoothing } => serde_json::json!({
+            "reduction": reduction, "ignore_index": ignore_index, "label_smoothing": float_to_json(*label_smoothing)
+        }),
+    }
+}
+
+pub fn inputs_to_json(inputs: &Inputs) -> Value {
+    let mut m = Map::new();
+    m.insert("input".into(), tensor_to_json(&inputs.input));
+    for (k, t) in [("target", &inputs.target), ("weight", &inputs.weight), ("grad_output", &inputs.grad_output)] {
+        if let Some(t) = t {
+            m.insert(k.into(), tensor_to_json(t));
+        }
+    }
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tensor(v: Value) -> Result<Tensor, FormatError> {
+        parse_tensor(&v, "t")
+    }
+
+    #[test]
+    fn tensors_parse_exactly() {
+        let t = tensor(json!({"dtype": "float16", "shape": [3], "data": [0.5, "-Infinity", -0.0]})).unwrap();
+        assert_eq!(t.to_f64_vec()[..2], [0.5, f64::NEG_INFINITY]);
+        assert!(t.to_f64_vec()[2].is_sign_negative());
+        // 0.1 is not a float16 value: a hand edit, refused.
+        let e = tensor(json!({"dtype": "float16", "shape": [1], "data": [0.1]})).unwrap_err();
+        assert_eq!(e.path, "t.data[0]");
+        // Integers: fractional and out-of-range values are refused.
+        assert!(tensor(json!({"dtype": "int64", "shape": [1], "data": [1.5]})).is_err());
+        assert!(tensor(json!({"dtype": "uint8", "shape": [1], "data": [256]})).is_err());
+        assert!(tensor(json!({"dtype": "int64", "shape": [1], "data": [9223372036854775807u64]})).is_ok());
+        assert!(tensor(json!({"dtype": "int64", "shape": [1], "data": [9223372036854775808u64]})).is_err());
+    }
+
+    #[test]
+    fn shapes_are_checked_before_allocation() {
+        let e = tensor(json!({"dtype": "float32", "shape": [4294967296u64, 4294967296u64], "data": []})).unwrap_err();
+        assert!(e.message.contains("more than"), "{e}");
+        let e = tensor(json!({"dtype": "float32", "shape": [-1], "data": []})).unwrap_err();
+        assert_eq!(e.path, "t.shape[0]");
+        let e = tensor(json!({"dtype": "float32", "shape": [2], "data": [1.0]})).unwrap_err();
+        assert!(e.message.contains("needs 2 elements"));
+        assert!(tensor(json!({"dtype": "float32", "shape": [2], "data": [1.0, "nan"]})).is_err());
+        assert!(tensor(json!({"dtype": "complex64", "shape": [], "data": [1.0]})).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let doc = json!({"format": FORMAT_V1, "cases": [{
+            "id": "a", "op": "log_softmax", "attrs": {"dim": 0},
+            "inputs": {"input": {"dtype": "float32", "shape": [], "data": [1.0]}},
+            "expected": {"output": {"dtype": "float32", "shape": [], "data": [0.0]}},
+            "tolerence": {"rtol": 1, "atol": 1, "reason": "typo"}
+        }]});
+        let e = parse_document(&doc).unwrap_err();
+        assert_eq!(e.case_id.as_deref(), Some("a"));
+        assert!(e.message.contains("tolerence"), "{e}");
+    }
+}

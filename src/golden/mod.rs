@@ -1,0 +1,4 @@
+//! Golden files: the format (contract section 1) and their discovery and loading.
+
+pub mod format;
+pub mod load;

@@ -1,0 +1,124 @@
+//! The libtest-mimic matrix of implementation x golden case, for `cargo test`.
+//!
+//! Each trial is named `<implementation>/<case id>` (`native/nll_loss/weight/NC_positive/reduction=mean@float32`),
+//! so one string runs, filters (`cargo test -- candle/nll_loss`) and keys the expectations
+//! file. Trials are sorted by name. An unsupported case is an ignored trial with its reason;
+//! an expected failure passes; an expected failure that passes fails, and so does an
+//! expectations entry that matches no case.
+//!
+//! Another crate gates its own implementation with one call from a `harness = false` test:
+//!
+//! ```no_run
+//! use nllspec::impls::{Implementation, Outcome, Request};
+//!
+//! struct Mine;
+//! impl Implementation for Mine {
+//!     fn name(&self) -> &str { "mine" }
+//!     fn run(&self, req: &Request<'_>) -> Outcome {
+//!         Outcome::Unsupported("not written yet".into())
+//!     }
+//! }
+//!
+//! fn main() {
+//!     nllspec::harness::main(Mine, None);
+//! }
+//! ```
+
+use crate::golden::load::{LoadedCase, default_golden_dir, load_all};
+use crate::impls::{Implementation, Request};
+use crate::judge::expectations::{Expectations, Status};
+use crate::judge::judge;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// An implementation and the divergences it is known to have.
+#[derive(Clone)]
+pub struct Target {
+    pub implementation: Arc<dyn Implementation>,
+    pub expectations: Arc<Expectations>,
+}
+
+impl Target {
+    pub fn new(implementation: impl Implementation + 'static, expectations: Expectations) -> Target {
+        Target { implementation: Arc::new(implementation), expectations: Arc::new(expectations) }
+    }
+}
+
+/// Runs one case through one target: its final status and the detail to show.
+pub fn run_case(target: &Target, case: &LoadedCase) -> (Status, String) {
+    let imp = &target.implementation;
+    let outcome = imp.run(&Request::of(&case.case));
+    let verdict = judge(&case.case, &outcome, imp.exact_messages());
+    target.expectations.apply(&case.case.id, &verdict)
+}
+
+/// The trials for every target over `cases`, sorted by name.
+pub fn trials(targets: &[Target], cases: Arc<Vec<LoadedCase>>) -> Vec<Trial> {
+    let mut out = Vec::new();
+    for target in targets {
+        let name = target.implementation.name().to_string();
+        for i in 0..cases.len() {
+            let (t, cs) = (target.clone(), Arc::clone(&cases));
+            out.push(Trial::ignorable_test(format!("{name}/{}", cases[i].case.id), move || {
+                let case = &cs[i];
+                let (status, detail) = run_case(&t, case);
+                match status {
+                    Status::Pass | Status::Xfail => Ok(Completion::Completed),
+                    Status::Skip => Ok(Completion::ignored_with(detail)),
+                    Status::Fail | Status::Xpass => {
+                        Err(Failed::from(format!("{} ({})\n{detail}", case.case.id, case.file.display())))
+                    }
+                }
+            }));
+        }
+        let (t, cs) = (target.clone(), Arc::clone(&cases));
+        out.push(Trial::test(format!("{name}/(expectations file)"), move || {
+            let ids: Vec<&str> = cs.iter().map(|c| c.case.id.as_str()).collect();
+            let stale = t.expectations.unmatched(&ids);
+            if stale.is_empty() {
+                Ok(())
+            } else {
+                let list: Vec<String> = stale.iter().map(|e| format!("  {} ({})", e.pattern, e.reason)).collect();
+                Err(format!("expectations that match no case (stale or misspelled):\n{}", list.join("\n")).into())
+            }
+        }));
+    }
+    out.sort_by(|a, b| a.name().cmp(b.name()));
+    out
+}
+
+/// Loads the golden files under `paths`; a load error or an empty suite becomes one failing
+/// trial, so that `cargo test` reports it instead of passing on nothing.
+pub fn load_or_fail(paths: &[PathBuf]) -> Result<Arc<Vec<LoadedCase>>, Trial> {
+    match load_all(paths) {
+        Ok(cases) if cases.is_empty() => {
+            Err(Trial::test("golden/(discovery)", || Err("no golden cases found: refusing to pass on nothing".into())))
+        }
+        Ok(cases) => Ok(Arc::new(cases)),
+        Err(e) => {
+            let msg = e.to_string();
+            Err(Trial::test("golden/(discovery)", move || Err(msg.into())))
+        }
+    }
+}
+
+/// Runs the shipped golden suite against `implementation` as a libtest-mimic test binary
+/// (command-line filters work as with `cargo test`) and exits. `expectations` is an optional
+/// known-failures file in the format of spec/expectations/.
+pub fn main(implementation: impl Implementation + 'static, expectations: Option<&Path>) -> ! {
+    let args = Arguments::from_args();
+    let exp = match expectations {
+        Some(p) => Expectations::load(p).unwrap_or_else(|e| {
+            eprintln!("nllspec: {e}");
+            std::process::exit(2)
+        }),
+        None => Expectations::none(implementation.name()),
+    };
+    let target = Target::new(implementation, exp);
+    let trials = match load_or_fail(&[default_golden_dir()]) {
+        Ok(cases) => trials(&[target], cases),
+        Err(trial) => vec![trial],
+    };
+    libtest_mimic::run(&args, trials).exit()
+}

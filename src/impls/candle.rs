@@ -1,0 +1,290 @@
+//! `candle`: a reference implementation composed of candle-core / candle-nn tensor ops.
+//!
+//! log_softmax is `candle_nn::ops::log_softmax`; nll_loss (weights, ignore_index, reductions,
+//! spatial inputs), cross_entropy (index and probability targets, label smoothing) and every
+//! backward are composed here from Candle tensor ops (gather, scatter_add, where_cond, sums),
+//! so that every number is computed by Candle, in the case's dtype, as a Candle user would.
+//! Gradients use the closed-form vector-Jacobian products rather than Candle's autograd, whose
+//! backward through `max_keepdim` turns a -inf logit into NaN.
+//!
+//! Argument checks are shared with the native implementation ([`super::native::validate`]):
+//! they are PyTorch's semantics, not numerics, and Candle has no equivalent of them.
+
+use super::native::validate;
+use super::{Implementation, Outcome, Request};
+use crate::golden::format::{Attrs, Op};
+use crate::ops::{Reduction, promote_float};
+use crate::tensor::{DType, Data, Tensor};
+use candle_core::{D, DType as CDType, Device, Tensor as CTensor};
+
+pub struct CandleReference;
+
+type CResult<T> = candle_core::Result<T>;
+
+impl Implementation for CandleReference {
+    fn name(&self) -> &str {
+        "candle"
+    }
+
+    fn run(&self, req: &Request<'_>) -> Outcome {
+        if let Err(e) = validate(req) {
+            return Outcome::Error { kind: Some(e.kind), message: e.message };
+        }
+        match run(req) {
+            Ok(Ok((output, grad_input))) => Outcome::Values { output, grad_input },
+            Ok(Err(reason)) => Outcome::Unsupported(reason),
+            Err(e) => Outcome::Broken(format!("candle error: {e}")),
+        }
+    }
+}
+
+pub(crate) fn to_candle(t: &Tensor) -> CResult<CTensor> {
+    let dev = &Device::Cpu;
+    let shape = t.shape();
+    match t.data() {
+        Data::F16(v) => CTensor::from_vec(v.clone(), shape, dev),
+        Data::BF16(v) => CTensor::from_vec(v.clone(), shape, dev),
+        Data::F32(v) => CTensor::from_vec(v.clone(), shape, dev),
+        Data::F64(v) => CTensor::from_vec(v.clone(), shape, dev),
+        Data::I64(v) => CTensor::from_vec(v.clone(), shape, dev),
+        Data::I32(v) => CTensor::from_vec(v.clone(), shape, dev),
+        Data::U8(v) => CTensor::from_vec(v.clone(), shape, dev),
+    }
+}
+
+pub(crate) fn cdtype(d: DType) -> CDType {
+    match d {
+        DType::F16 => CDType::F16,
+        DType::BF16 => CDType::BF16,
+        DType::F32 => CDType::F32,
+        DType::F64 => CDType::F64,
+        DType::I64 => CDType::I64,
+        DType::I32 => CDType::I32,
+        DType::U8 => CDType::U8,
+    }
+}
+
+pub(crate) fn from_candle(t: &CTensor, shape: &[usize]) -> CResult<Tensor> {
+    let flat = t.flatten_all()?;
+    let data = match t.dtype() {
+        CDType::F16 => Data::F16(flat.to_vec1()?),
+        CDType::BF16 => Data::BF16(flat.to_vec1()?),
+        CDType::F32 => Data::F32(flat.to_vec1()?),
+        CDType::F64 => Data::F64(flat.to_vec1()?),
+        CDType::I64 => Data::I64(flat.to_vec1()?),
+        CDType::U8 => Data::U8(flat.to_vec1()?),
+        other => candle_core::bail!("unexpected dtype {other:?}"),
+    };
+    Tensor::new(shape.to_vec(), data).map_err(|e| candle_core::Error::Msg(e.0))
+}
+
+/// `Ok(Err(reason))` is a case Candle cannot express.
+type Run = CResult<Result<(Tensor, Option<Tensor>), String>>;
+
+fn run(req: &Request<'_>) -> Run {
+    let i = req.inputs;
+    if i.input.numel() == 0 || i.input.ndim() == 0 && req.op == Op::LogSoftmax {
+        // Nothing for Candle to compute: an empty input, or a 0-d log_softmax (a row of one).
+        return Ok(Err(empty_or_scalar(req)));
+    }
+    match (req.op, req.attrs) {
+        (Op::LogSoftmax, Attrs::LogSoftmax { dim }) => log_softmax(req, *dim),
+        (Op::NllLoss, Attrs::NllLoss { reduction, .. }) => loss(req, Reduction::parse(reduction).ok(), None),
+        (Op::CrossEntropy, Attrs::CrossEntropy { reduction, label_smoothing, .. }) => {
+            loss(req, Reduction::parse(reduction).ok(), Some(*label_smoothing))
+        }
+        _ => unreachable!("the loader pairs each op with its own attrs"),
+    }
+}
+
+fn empty_or_scalar(req: &Request<'_>) -> String {
+    if req.inputs.input.numel() == 0 {
+        "Candle's reductions (max, sum) are undefined over empty tensors".into()
+    } else {
+        "Candle's log_softmax needs a dimension to reduce; a 0-d tensor has none".into()
+    }
+}
+
+fn log_softmax(req: &Request<'_>, dim: Option<i64>) -> Run {
+    let x = &req.inputs.input;
+    let d = dim.unwrap_or_else(|| crate::ops::implicit_dim(x.ndim()));
+    let d = if d < 0 { (d + x.ndim() as i64) as usize } else { d as usize };
+    let cx = to_candle(x)?;
+    let out = candle_nn::ops::log_softmax(&cx, d)?;
+    let grad = match &req.inputs.grad_output {
+        None => None,
+        Some(g) => {
+            let g = to_candle(g)?;
+            // g - exp(out) * sum(g)
+            let gi = g.broadcast_sub(&out.exp()?.broadcast_mul(&g.sum_keepdim(d)?)?)?;
+            Some(from_candle(&gi, x.shape())?)
+        }
+    };
+    Ok(Ok((from_candle(&out, x.shape())?, grad)))
+}
+
+/// The classes moved last and every other dimension flattened: `(P, C)`, and back.
+fn to_rows(x: &CTensor) -> CResult<CTensor> {
+    let dims = x.dims().to_vec();
+    match dims.len() {
+        1 => x.unsqueeze(0),
+        2 => Ok(x.clone()),
+        n => {
+            let mut perm: Vec<usize> = vec![0];
+            perm.extend(2..n);
+            perm.push(1);
+            let c = dims[1];
+            x.permute(perm)?.contiguous()?.reshape(((), c))
+        }
+    }
+}
+
+fn from_rows(rows: &CTensor, shape: &[usize]) -> CResult<CTensor> {
+    match shape.len() {
+        1 | 2 => rows.reshape(shape),
+        n => {
+            let mut moved = vec![shape[0]];
+            moved.extend_from_slice(&shape[2..]);
+            moved.push(shape[1]);
+            let mut perm: Vec<usize> = vec![0, n - 1];
+            perm.extend(1..n - 1);
+            rows.reshape(moved)?.permute(perm)?.contiguous()
+        }
+    }
+}
+
+fn loss(req: &Request<'_>, reduction: Option<Reduction>, label_smoothing: Option<f64>) -> Run {
+    let i = &req.inputs;
+    let reduction = reduction.expect("validated");
+    let target = i.target.as_ref().expect("validated");
+    let x = &i.input;
+    let prob = label_smoothing.is_some() && target.shape() == x.shape();
+    let ls = label_smoothing.unwrap_or(0.0);
+    let ls = if ls > 0.0 { ls } else { 0.0 };
+    let ignore_index = match req.attrs {
+        Attrs::NllLoss { ignore_index, .. } | Attrs::CrossEntropy { ignore_index, .. } => *ignore_index,
+        Attrs::LogSoftmax { .. } => unreachable!(),
+    };
+    let rows = to_rows(&to_candle(x)?)?;
+    let (p, c) = rows.dims2()?;
+    let dt = rows.dtype();
+    // cross_entropy works on log-probabilities, nll_loss on the input as given
+    let logp = if label_smoothing.is_some() { candle_nn::ops::log_softmax(&rows, 1)? } else { rows.clone() };
+    let weight = match &i.weight {
+        Some(w) => Some(to_candle(w)?.flatten_all()?),
+        None => None,
+    };
+
+    let out_shape: Vec<usize> = {
+        let mut s = x.shape().to_vec();
+        s.remove(if x.ndim() == 1 { 0 } else { 1 });
+        s
+    };
+    if prob {
+        let out_dtype = {
+            let mut d = promote_float(x.dtype(), target.dtype());
+            if let Some(w) = &i.weight {
+                d = promote_float(d, w.dtype());
+            }
+            d
+        };
+        let odt = cdtype(out_dtype);
+        let mut t = to_rows(&to_candle(target)?)?.to_dtype(odt)?;
+        if ls > 0.0 {
+            t = t.affine(1.0 - ls, ls / c as f64)?;
+        }
+        let coef = match &weight {
+            Some(w) => t.broadcast_mul(&w.to_dtype(odt)?.unsqueeze(0)?)?,
+            None => t,
+        };
+        let lp = logp.to_dtype(odt)?;
+        let per_row = lp.mul(&coef)?.sum(1)?.neg()?;
+        let out = match reduction {
+            Reduction::None => per_row.reshape(out_shape.as_slice())?,
+            Reduction::Sum => per_row.sum_all()?,
+            Reduction::Mean => per_row.sum_all()?.affine(1.0 / p as f64, 0.0)?,
+        };
+        let grad = match &i.grad_output {
+            None => None,
+            Some(g) => {
+                let g = to_candle(g)?;
+                let scale = match reduction {
+                    Reduction::None => g.reshape((p, 1))?,
+                    Reduction::Sum => g.reshape((1, 1))?,
+                    Reduction::Mean => g.reshape((1, 1))?.affine(1.0 / p as f64, 0.0)?,
+                };
+                let grad_logp = coef.broadcast_mul(&scale)?.neg()?.to_dtype(dt)?;
+                Some(log_softmax_vjp(&logp, &grad_logp, x.shape())?)
+            }
+        };
+        return Ok(Ok((from_candle(&out, &out_dims(reduction, &out_shape))?, grad)));
+    }
+
+    // class-index targets
+    let t = to_candle(target)?.flatten_all()?.to_dtype(CDType::I64)?;
+    let keep = t.ne(ignore_index)?; // u8 mask over positions
+    let safe_t = keep.where_cond(&t, &t.zeros_like()?)?;
+    let picked = logp.gather(&safe_t.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let zero = CTensor::zeros(p, dt, &Device::Cpu)?;
+    let w_t = match &weight {
+        Some(w) => keep.where_cond(&w.index_select(&safe_t, 0)?, &zero)?,
+        None => keep.where_cond(&zero.ones_like()?, &zero)?,
+    };
+    let nll = keep.where_cond(&picked.mul(&w_t)?.neg()?, &zero)?;
+    let total = w_t.sum_all()?;
+    let reduce = |v: &CTensor| -> CResult<CTensor> {
+        match reduction {
+            Reduction::None => v.reshape(out_shape.as_slice()),
+            Reduction::Sum => v.sum_all(),
+            Reduction::Mean => v.sum_all()?.div(&total),
+        }
+    };
+    let mut out = reduce(&nll)?;
+    if ls > 0.0 {
+        let weighted = match &weight {
+            Some(w) => logp.broadcast_mul(&w.unsqueeze(0)?)?,
+            None => logp.clone(),
+        };
+        let smooth = keep.where_cond(&weighted.sum(1)?.neg()?, &zero)?;
+        out = out.affine(1.0 - ls, 0.0)?.add(&reduce(&smooth)?.affine(ls / c as f64, 0.0)?)?;
+    }
+    let grad = match &i.grad_output {
+        None => None,
+        Some(g) => {
+            let g = to_candle(g)?;
+            let scale = match reduction {
+                Reduction::None => g.reshape(p)?,
+                Reduction::Sum => g.reshape(1)?.broadcast_as(p)?.contiguous()?,
+                Reduction::Mean => g.reshape(1)?.div(&total.reshape(1)?)?.broadcast_as(p)?.contiguous()?,
+            };
+            // d loss / d logp: -(1 - ls) * w[t] * s at (p, t), and -(ls / C) * w[c] * s on every c
+            let at_target = keep.where_cond(&w_t.mul(&scale)?.affine(-(1.0 - ls), 0.0)?, &zero)?;
+            let mut grad_logp =
+                CTensor::zeros((p, c), dt, &Device::Cpu)?.scatter_add(&safe_t.unsqueeze(1)?, &at_target.unsqueeze(1)?, 1)?;
+            if ls > 0.0 {
+                let s = keep.where_cond(&scale, &zero)?.unsqueeze(1)?.affine(-ls / c as f64, 0.0)?;
+                let spread = match &weight {
+                    Some(w) => s.broadcast_mul(&w.unsqueeze(0)?)?,
+                    None => s.broadcast_as((p, c))?.contiguous()?,
+                };
+                grad_logp = grad_logp.add(&spread)?;
+            }
+            Some(if label_smoothing.is_some() {
+                log_softmax_vjp(&logp, &grad_logp, x.shape())?
+            } else {
+                from_candle(&from_rows(&grad_logp, x.shape())?, x.shape())?
+            })
+        }
+    };
+    Ok(Ok((from_candle(&out, &out_dims(reduction, &out_shape))?, grad)))
+}
+
+fn out_dims(reduction: Reduction, none_shape: &[usize]) -> Vec<usize> {
+    if reduction == Reduction::None { none_shape.to_vec() } else { vec![] }
+}
+
+/// log_softmax's vector-Jacobian product on `(P, C)` rows, returned in the input's layout.
+fn log_softmax_vjp(logp: &CTensor, grad_logp: &CTensor, shape: &[usize]) -> CResult<Tensor> {
+    let gi = grad_logp.broadcast_sub(&logp.exp()?.broadcast_mul(&grad_logp.sum_keepdim(D::Minus1)?)?)?;
+    from_candle(&from_rows(&gi, shape)?, shape)
+}
