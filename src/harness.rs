@@ -25,10 +25,13 @@
 //! ```
 
 use crate::golden::load::{LoadedCase, default_golden_dir, load_all};
-use crate::impls::{Implementation, Request};
+use crate::impls::{Implementation, Outcome, Request};
 use crate::judge::expectations::{Expectations, Status};
 use crate::judge::judge;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use std::cell::{Cell, RefCell};
+use std::panic::AssertUnwindSafe;
+use std::sync::Once;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,10 +48,50 @@ impl Target {
     }
 }
 
+thread_local! {
+    static IN_IMPLEMENTATION: Cell<bool> = const { Cell::new(false) };
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs (once) a panic hook that keeps panics raised inside an implementation quiet:
+/// their message becomes the case's failure detail instead of a backtrace on stderr.
+fn install_quiet_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_IMPLEMENTATION.with(Cell::get) {
+                let msg = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(non-string panic payload)".into());
+                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
+            } else {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Runs an implementation on a request; a panic becomes [`Outcome::Broken`], never a crash.
+pub fn run_guarded(imp: &dyn Implementation, req: &Request<'_>) -> Outcome {
+    install_quiet_hook();
+    IN_IMPLEMENTATION.with(|f| f.set(true));
+    let r = std::panic::catch_unwind(AssertUnwindSafe(|| imp.run(req)));
+    IN_IMPLEMENTATION.with(|f| f.set(false));
+    r.unwrap_or_else(|_| {
+        let msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
+        Outcome::Broken(format!("the implementation panicked: {msg}"))
+    })
+}
+
 /// Runs one case through one target: its final status and the detail to show.
 pub fn run_case(target: &Target, case: &LoadedCase) -> (Status, String) {
     let imp = &target.implementation;
-    let outcome = imp.run(&Request::of(&case.case));
+    let outcome = run_guarded(imp.as_ref(), &Request::of(&case.case));
     let verdict = judge(&case.case, &outcome, imp.exact_messages());
     target.expectations.apply(&case.case.id, &verdict)
 }
@@ -121,4 +164,10 @@ pub fn main(implementation: impl Implementation + 'static, expectations: Option<
         Err(trial) => vec![trial],
     };
     libtest_mimic::run(&args, trials).exit()
+}
+
+/// The status and detail of every case for one target, as `nllspec run` reports them.
+pub fn detail_line(status: Status, detail: &str) -> String {
+    let first = detail.lines().next().unwrap_or("");
+    format!("{}: {first}", status.name())
 }

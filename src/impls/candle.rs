@@ -33,7 +33,7 @@ impl Implementation for CandleReference {
         match run(req) {
             Ok(Ok((output, grad_input))) => Outcome::Values { output, grad_input },
             Ok(Err(reason)) => Outcome::Unsupported(reason),
-            Err(e) => Outcome::Broken(format!("candle error: {e}")),
+            Err(e) => Outcome::Broken(format!("candle error: {}", super::candle_nn::first_line(&e.to_string()))),
         }
     }
 }
@@ -64,9 +64,10 @@ pub(crate) fn cdtype(d: DType) -> CDType {
     }
 }
 
-pub(crate) fn from_candle(t: &CTensor, shape: &[usize]) -> CResult<Tensor> {
-    let flat = t.flatten_all()?;
-    let data = match t.dtype() {
+/// Reads a Candle tensor back, converted to `dtype`.
+pub(crate) fn from_candle(t: &CTensor, shape: &[usize], dtype: DType) -> CResult<Tensor> {
+    let flat = t.flatten_all()?.to_dtype(cdtype(dtype))?;
+    let data = match flat.dtype() {
         CDType::F16 => Data::F16(flat.to_vec1()?),
         CDType::BF16 => Data::BF16(flat.to_vec1()?),
         CDType::F32 => Data::F32(flat.to_vec1()?),
@@ -76,6 +77,15 @@ pub(crate) fn from_candle(t: &CTensor, shape: &[usize]) -> CResult<Tensor> {
         other => candle_core::bail!("unexpected dtype {other:?}"),
     };
     Tensor::new(shape.to_vec(), data).map_err(|e| candle_core::Error::Msg(e.0))
+}
+
+/// float16 and bfloat16 are computed in float32, as PyTorch's CPU kernels accumulate them
+/// (Candle's own half-precision sums drift by several ulp over a row).
+fn wide(d: CDType) -> CDType {
+    match d {
+        CDType::F16 | CDType::BF16 => CDType::F32,
+        d => d,
+    }
 }
 
 /// `Ok(Err(reason))` is a case Candle cannot express.
@@ -110,17 +120,18 @@ fn log_softmax(req: &Request<'_>, dim: Option<i64>) -> Run {
     let d = dim.unwrap_or_else(|| crate::ops::implicit_dim(x.ndim()));
     let d = if d < 0 { (d + x.ndim() as i64) as usize } else { d as usize };
     let cx = to_candle(x)?;
+    let cx = cx.to_dtype(wide(cx.dtype()))?;
     let out = candle_nn::ops::log_softmax(&cx, d)?;
     let grad = match &req.inputs.grad_output {
         None => None,
         Some(g) => {
-            let g = to_candle(g)?;
+            let g = to_candle(g)?.to_dtype(cx.dtype())?;
             // g - exp(out) * sum(g)
             let gi = g.broadcast_sub(&out.exp()?.broadcast_mul(&g.sum_keepdim(d)?)?)?;
-            Some(from_candle(&gi, x.shape())?)
+            Some(from_candle(&gi, x.shape(), x.dtype())?)
         }
     };
-    Ok(Ok((from_candle(&out, x.shape())?, grad)))
+    Ok(Ok((from_candle(&out, x.shape(), x.dtype())?, grad)))
 }
 
 /// The classes moved last and every other dimension flattened: `(P, C)`, and back.
@@ -165,13 +176,13 @@ fn loss(req: &Request<'_>, reduction: Option<Reduction>, label_smoothing: Option
         Attrs::NllLoss { ignore_index, .. } | Attrs::CrossEntropy { ignore_index, .. } => *ignore_index,
         Attrs::LogSoftmax { .. } => unreachable!(),
     };
-    let rows = to_rows(&to_candle(x)?)?;
+    let rows = to_rows(&to_candle(x)?.to_dtype(wide(cdtype(x.dtype())))?)?;
     let (p, c) = rows.dims2()?;
     let dt = rows.dtype();
     // cross_entropy works on log-probabilities, nll_loss on the input as given
     let logp = if label_smoothing.is_some() { candle_nn::ops::log_softmax(&rows, 1)? } else { rows.clone() };
     let weight = match &i.weight {
-        Some(w) => Some(to_candle(w)?.flatten_all()?),
+        Some(w) => Some(to_candle(w)?.flatten_all()?.to_dtype(wide(cdtype(w.dtype())))?),
         None => None,
     };
 
@@ -188,7 +199,7 @@ fn loss(req: &Request<'_>, reduction: Option<Reduction>, label_smoothing: Option
             }
             d
         };
-        let odt = cdtype(out_dtype);
+        let odt = wide(cdtype(out_dtype));
         let mut t = to_rows(&to_candle(target)?)?.to_dtype(odt)?;
         if ls > 0.0 {
             t = t.affine(1.0 - ls, ls / c as f64)?;
@@ -207,17 +218,17 @@ fn loss(req: &Request<'_>, reduction: Option<Reduction>, label_smoothing: Option
         let grad = match &i.grad_output {
             None => None,
             Some(g) => {
-                let g = to_candle(g)?;
+                let g = to_candle(g)?.to_dtype(odt)?;
                 let scale = match reduction {
                     Reduction::None => g.reshape((p, 1))?,
                     Reduction::Sum => g.reshape((1, 1))?,
                     Reduction::Mean => g.reshape((1, 1))?.affine(1.0 / p as f64, 0.0)?,
                 };
                 let grad_logp = coef.broadcast_mul(&scale)?.neg()?.to_dtype(dt)?;
-                Some(log_softmax_vjp(&logp, &grad_logp, x.shape())?)
+                Some(log_softmax_vjp(&logp, &grad_logp, x.shape(), x.dtype())?)
             }
         };
-        return Ok(Ok((from_candle(&out, &out_dims(reduction, &out_shape))?, grad)));
+        return Ok(Ok((from_candle(&out, &out_dims(reduction, &out_shape), out_dtype)?, grad)));
     }
 
     // class-index targets
@@ -251,7 +262,7 @@ fn loss(req: &Request<'_>, reduction: Option<Reduction>, label_smoothing: Option
     let grad = match &i.grad_output {
         None => None,
         Some(g) => {
-            let g = to_candle(g)?;
+            let g = to_candle(g)?.to_dtype(dt)?;
             let scale = match reduction {
                 Reduction::None => g.reshape(p)?,
                 Reduction::Sum => g.reshape(1)?.broadcast_as(p)?.contiguous()?,
@@ -270,13 +281,13 @@ fn loss(req: &Request<'_>, reduction: Option<Reduction>, label_smoothing: Option
                 grad_logp = grad_logp.add(&spread)?;
             }
             Some(if label_smoothing.is_some() {
-                log_softmax_vjp(&logp, &grad_logp, x.shape())?
+                log_softmax_vjp(&logp, &grad_logp, x.shape(), x.dtype())?
             } else {
-                from_candle(&from_rows(&grad_logp, x.shape())?, x.shape())?
+                from_candle(&from_rows(&grad_logp, x.shape())?, x.shape(), x.dtype())?
             })
         }
     };
-    Ok(Ok((from_candle(&out, &out_dims(reduction, &out_shape))?, grad)))
+    Ok(Ok((from_candle(&out, &out_dims(reduction, &out_shape), x.dtype())?, grad)))
 }
 
 fn out_dims(reduction: Reduction, none_shape: &[usize]) -> Vec<usize> {
@@ -284,7 +295,7 @@ fn out_dims(reduction: Reduction, none_shape: &[usize]) -> Vec<usize> {
 }
 
 /// log_softmax's vector-Jacobian product on `(P, C)` rows, returned in the input's layout.
-fn log_softmax_vjp(logp: &CTensor, grad_logp: &CTensor, shape: &[usize]) -> CResult<Tensor> {
+fn log_softmax_vjp(logp: &CTensor, grad_logp: &CTensor, shape: &[usize], dtype: DType) -> CResult<Tensor> {
     let gi = grad_logp.broadcast_sub(&logp.exp()?.broadcast_mul(&grad_logp.sum_keepdim(D::Minus1)?)?)?;
-    from_candle(&from_rows(&gi, shape)?, shape)
+    from_candle(&from_rows(&gi, shape)?, shape, dtype)
 }

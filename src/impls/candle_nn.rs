@@ -26,7 +26,7 @@ impl Implementation for CandleNn {
         match run(req) {
             Ok((output, grad_input)) => Outcome::Values { output, grad_input },
             // candle's errors carry no contract kind: they never match an expected rejection.
-            Err(e) => Outcome::Error { kind: None, message: format!("candle: {e}") },
+            Err(e) => Outcome::Error { kind: None, message: format!("candle: {}", first_line(&e.to_string())) },
         }
     }
 }
@@ -82,7 +82,7 @@ fn run(req: &Request<'_>) -> candle_core::Result<(crate::Tensor, Option<crate::T
         }
     };
     let out_shape: Vec<usize> = out.dims().to_vec();
-    let output = from_candle(&out, &out_shape)?;
+    let output = from_candle(&out, &out_shape, i.input.dtype())?;
     let grad = match &i.grad_output {
         None => None,
         Some(g) => {
@@ -93,8 +93,14 @@ fn run(req: &Request<'_>) -> candle_core::Result<(crate::Tensor, Option<crate::T
                 Some(gi) => gi.clone(),
                 None => x.as_tensor().zeros_like()?,
             };
-            Some(from_candle(&gi, i.input.shape())?)
+            Some(from_candle(&gi, i.input.shape(), i.input.dtype())?)
         }
     };
     Ok((output, grad))
+}
+
+/// Candle appends a backtrace to its errors when RUST_BACKTRACE is set; the first line is the
+/// message.
+pub(crate) fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
 }
