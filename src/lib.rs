@@ -11,6 +11,8 @@
 //! | [`judge`] | comparison (assert_close, ulp), judging an outcome, expectations files |
 //! | [`impls`] | the implementations under test: native, Candle, candle-nn, external |
 //! | [`harness`] | the libtest-mimic matrix (implementation x case) and the one-call gate for other crates |
+//! | [`runner`] | a whole `nllspec run`: files x implementations into a report |
+//! | [`report`] | human, json, junit and markdown reports |
 
 pub mod error;
 pub mod golden;
@@ -19,6 +21,8 @@ pub mod impls;
 pub mod judge;
 pub mod kernels;
 pub mod ops;
+pub mod report;
+pub mod runner;
 pub mod tensor;
 
 pub use error::{ErrorKind, OpError};

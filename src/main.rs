@@ -1,1 +1,173 @@
-fn main(){}
+//! The `nllspec` command line (contract section 3): parse, call the library, exit.
+
+use nllspec::golden::load::{default_golden_dir, discover, load_file};
+use nllspec::report::Format;
+use nllspec::runner::{RunOptions, UsageError, run};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "\
+usage:
+  nllspec run [--golden PATH]... [--impl NAME]... [--filter TEXT] [--timeout SECONDS]
+              [--format human|json|junit|markdown] [--out FILE] [--expectations FILE]...
+  nllspec list [--golden PATH]... [--counts]
+
+  --golden PATH         golden file or directory (default: the golden/ shipped with nllspec)
+  --impl NAME           native (default), candle, candle-nn, or exec:COMMAND (protocol 1)
+  --filter TEXT         only cases whose id contains TEXT
+  --timeout SECONDS     per-case limit for exec: implementations (default 30)
+  --format FORMAT       human (default), json (report v1), junit, markdown
+  --out FILE            write the report to FILE instead of stdout
+  --expectations FILE   known failures of an implementation (spec/expectations/ format)
+  --counts              list: case counts per op, dtype and tag instead of ids
+
+exit status: 0 every case ended as expected, 1 some did not, 2 unusable input or usage";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match real_main(&args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("nllspec: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+struct Parsed {
+    golden: Vec<PathBuf>,
+    impls: Vec<String>,
+    filter: Option<String>,
+    timeout: Duration,
+    format: Format,
+    out: Option<PathBuf>,
+    expectations: Vec<PathBuf>,
+    counts: bool,
+}
+
+fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
+    let mut p = Parsed {
+        golden: vec![],
+        impls: vec![],
+        filter: None,
+        timeout: Duration::from_secs(30),
+        format: Format::Human,
+        out: None,
+        expectations: vec![],
+        counts: false,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (flag.as_str(), None),
+        };
+        let takes_value = !matches!(name, "--counts" | "--help" | "-h");
+        let value = if takes_value {
+            match inline {
+                Some(v) => v,
+                None => it.next().cloned().ok_or_else(|| UsageError(format!("{name} needs a value\n{USAGE}")))?,
+            }
+        } else {
+            String::new()
+        };
+        match (command, name) {
+            (_, "--golden") => p.golden.push(PathBuf::from(value)),
+            ("run", "--impl") => p.impls.push(value),
+            ("run", "--filter") => p.filter = Some(value),
+            ("run", "--timeout") => {
+                let s: f64 = value.parse().map_err(|_| UsageError(format!("--timeout {value}: not a number of seconds")))?;
+                if !(s > 0.0 && s <= 86_400.0) {
+                    return Err(UsageError(format!("--timeout {value}: must be between 0 and 86400 seconds")));
+                }
+                p.timeout = Duration::from_secs_f64(s);
+            }
+            ("run", "--format") => {
+                p.format = Format::parse(&value)
+                    .ok_or_else(|| UsageError(format!("--format {value}: expected human, json, junit or markdown")))?
+            }
+            ("run", "--out") => p.out = Some(PathBuf::from(value)),
+            ("run", "--expectations") => p.expectations.push(PathBuf::from(value)),
+            ("list", "--counts") => p.counts = true,
+            (_, "--help" | "-h") => return Err(UsageError(USAGE.to_string())),
+            _ => return Err(UsageError(format!("unknown argument \"{flag}\" for {command}\n{USAGE}"))),
+        }
+    }
+    if p.golden.is_empty() {
+        p.golden.push(default_golden_dir());
+    }
+    if p.impls.is_empty() {
+        p.impls.push("native".into());
+    }
+    Ok(p)
+}
+
+fn real_main(args: &[String]) -> Result<u8, UsageError> {
+    let Some((command, rest)) = args.split_first() else {
+        return Err(UsageError(USAGE.to_string()));
+    };
+    match command.as_str() {
+        "run" => {
+            let p = parse(rest, "run")?;
+            let opts = RunOptions {
+                golden: p.golden,
+                impls: p.impls,
+                filter: p.filter,
+                timeout: p.timeout,
+                expectations: p.expectations,
+            };
+            let quiet = p.format != Format::Human && p.out.is_none();
+            let report = run(&opts, &mut |line| {
+                if !quiet {
+                    eprintln!("{line}");
+                }
+            })?;
+            let text = report.render(p.format);
+            match &p.out {
+                Some(path) => std::fs::write(path, &text)
+                    .map_err(|e| UsageError(format!("--out {}: cannot write: {e}", path.display())))?,
+                None => print!("{text}"),
+            }
+            if p.out.is_some() && p.format != Format::Human {
+                eprint!("{}", report.human().lines().last().map(|l| format!("{l}\n")).unwrap_or_default());
+            }
+            Ok(report.exit_code() as u8)
+        }
+        "list" => {
+            let p = parse(rest, "list")?;
+            let files = discover(&p.golden)?;
+            let mut ids = Vec::new();
+            let mut counts: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
+            for f in &files {
+                for c in load_file(f)?.cases {
+                    *counts.entry(("op", c.op.name().to_string())).or_default() += 1;
+                    *counts.entry(("dtype", c.inputs.input.dtype().name().to_string())).or_default() += 1;
+                    let outcome = if matches!(c.expected, nllspec::golden::format::Expected::Error(_)) { "error" } else { "values" };
+                    *counts.entry(("expected", outcome.to_string())).or_default() += 1;
+                    if c.inputs.grad_output.is_some() {
+                        *counts.entry(("expected", "grad_input".to_string())).or_default() += 1;
+                    }
+                    for t in &c.tags {
+                        *counts.entry(("tag", t.clone())).or_default() += 1;
+                    }
+                    ids.push(c.id);
+                }
+            }
+            if p.counts {
+                print!("{}", nllspec::report::counts_markdown(ids.len(), &counts));
+            } else {
+                for id in ids {
+                    println!("{id}");
+                }
+            }
+            Ok(0)
+        }
+        "--help" | "-h" | "help" => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        other => Err(UsageError(format!("unknown command \"{other}\"\n{USAGE}"))),
+    }
+}

@@ -1,0 +1,152 @@
+//! A whole `nllspec run`: golden files x implementations, into a [`Report`].
+//!
+//! Files are validated in a first pass (so that an unusable suite is reported before anything
+//! runs, with exit status 2) and then loaded again one at a time for the run, so that only one
+//! file's tensors are in memory at once.
+
+use crate::golden::format::Case;
+use crate::golden::load::{LoadError, discover, load_file};
+use crate::harness::{Target, run_case};
+use crate::impls::{BUILTIN, by_name};
+use crate::judge::expectations::{Expectations, Status};
+use crate::report::{Report, ResultRow};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub golden: Vec<PathBuf>,
+    pub impls: Vec<String>,
+    pub filter: Option<String>,
+    pub timeout: Duration,
+    /// Extra expectations files; each names the implementation it applies to.
+    pub expectations: Vec<PathBuf>,
+}
+
+/// Why a run cannot start (exit status 2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<LoadError> for UsageError {
+    fn from(e: LoadError) -> UsageError {
+        UsageError(e.to_string())
+    }
+}
+
+/// The expectations file shipped for a built-in implementation, if any.
+pub fn shipped_expectations(name: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/expectations").join(format!("{name}.json"));
+    (BUILTIN.contains(&name) && p.exists()).then_some(p)
+}
+
+/// The targets named in `opts`, with their expectations.
+pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, UsageError> {
+    let mut extra: HashMap<String, Expectations> = HashMap::new();
+    for p in &opts.expectations {
+        let e = Expectations::load(p).map_err(UsageError)?;
+        if !opts.impls.contains(&e.implementation) {
+            return Err(UsageError(format!(
+                "{}: expectations for \"{}\", which is not among --impl {:?}",
+                p.display(),
+                e.implementation,
+                opts.impls
+            )));
+        }
+        extra.insert(e.implementation.clone(), e);
+    }
+    let mut out = Vec::new();
+    for name in &opts.impls {
+        let imp = by_name(name, opts.timeout).ok_or_else(|| {
+            UsageError(format!("unknown implementation \"{name}\" (native, candle, candle-nn, or exec:COMMAND)"))
+        })?;
+        let exp = match (extra.remove(name), shipped_expectations(name)) {
+            (Some(e), _) => e,
+            (None, Some(p)) => Expectations::load(&p).map_err(UsageError)?,
+            (None, None) => Expectations::none(name),
+        };
+        out.push(Target { implementation: imp.into(), expectations: exp.into() });
+    }
+    Ok(out)
+}
+
+fn selected(case: &Case, filter: &Option<String>) -> bool {
+    filter.as_ref().is_none_or(|f| case.id.contains(f.as_str()))
+}
+
+/// Runs the suite. `progress` hears one line per golden file.
+pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, UsageError> {
+    let targets = targets(opts)?;
+    let files = discover(&opts.golden)?;
+    // Pass 1: every file parses, ids are unique.
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    let mut all_ids: Vec<String> = Vec::new();
+    for f in &files {
+        for case in load_file(f)?.cases {
+            if let Some(first) = seen.get(&case.id) {
+                return Err(UsageError(format!(
+                    "{}: case {}: id: duplicate case id (first in {})",
+                    f.display(),
+                    case.id,
+                    first.display()
+                )));
+            }
+            seen.insert(case.id.clone(), f.clone());
+            all_ids.push(case.id);
+        }
+    }
+    if all_ids.is_empty() {
+        return Err(UsageError("no golden cases found".into()));
+    }
+    // Pass 2: run, one file at a time.
+    let started = Instant::now();
+    let mut report = Report::default();
+    for (n, f) in files.iter().enumerate() {
+        let golden = load_file(f)?;
+        let cases: Vec<_> = golden.cases.into_iter().filter(|c| selected(c, &opts.filter)).collect();
+        progress(&format!("[{}/{}] {} ({} cases)", n + 1, files.len(), f.display(), cases.len()));
+        for case in cases {
+            let loaded = crate::golden::load::LoadedCase { file: f.clone(), case };
+            for t in &targets {
+                let (status, detail) = run_case(t, &loaded);
+                report.results.push(ResultRow::new(&loaded, t.implementation.name(), status, detail));
+            }
+        }
+    }
+    if report.results.is_empty() {
+        return Err(UsageError(format!("--filter {:?} selects no case", opts.filter.as_deref().unwrap_or(""))));
+    }
+    // Stale expectations are judged only on a whole-suite run: a filter legitimately hides cases.
+    if opts.filter.is_none() {
+        let ids: Vec<&str> = all_ids.iter().map(String::as_str).collect();
+        for t in &targets {
+            for e in t.expectations.unmatched(&ids) {
+                report.results.push(ResultRow::expectation(
+                    t.implementation.name(),
+                    &e.pattern,
+                    format!("expectation matches no case (stale or misspelled): {}", e.reason),
+                ));
+            }
+        }
+    }
+    report.elapsed = started.elapsed();
+    report.implementations = targets.iter().map(|t| t.implementation.name().to_string()).collect();
+    Ok(report)
+}
+
+impl Report {
+    /// 0 when every case ended as expected, 1 otherwise (contract section 3).
+    pub fn exit_code(&self) -> i32 {
+        if self.results.iter().all(|r| r.status.ok()) { 0 } else { 1 }
+    }
+
+    pub fn count(&self, s: Status) -> usize {
+        self.results.iter().filter(|r| r.status == s).count()
+    }
+}
