@@ -13,6 +13,7 @@
 //! | [`harness`] | the libtest-mimic matrix (implementation x case) and the one-call gate for other crates |
 //! | [`runner`] | a whole `nllspec run`: files x implementations into a report |
 //! | [`report`] | human, json, junit and markdown reports |
+//! | [`spec`] | spec case files: strict reading and the golden ids they expand to |
 
 pub mod error;
 pub mod golden;
@@ -23,6 +24,7 @@ pub mod kernels;
 pub mod ops;
 pub mod report;
 pub mod runner;
+pub mod spec;
 pub mod tensor;
 
 pub use error::{ErrorKind, OpError};
