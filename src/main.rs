@@ -64,6 +64,12 @@ fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (flag.as_str(), None),
         };
+        const KNOWN: &[&str] = &[
+            "--golden", "--impl", "--filter", "--timeout", "--format", "--out", "--expectations", "--counts", "--help", "-h",
+        ];
+        if !KNOWN.contains(&name) {
+            return Err(UsageError(format!("unknown argument \"{flag}\" for {command}\n{USAGE}")));
+        }
         let takes_value = !matches!(name, "--counts" | "--help" | "-h");
         let value = if takes_value {
             match inline {

@@ -1,0 +1,237 @@
+//! The command line as users meet it: exit codes, unusable inputs, reports, and external
+//! implementations that misbehave.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nllspec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nllspec")).args(args).output().expect("nllspec runs")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A small real golden file: 15 cases, errors and values.
+fn small_golden() -> String {
+    root().join("golden/nll_loss/seed.json").display().to_string()
+}
+
+fn report(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not a JSON report ({e}): {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nllspec-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn native_passes_the_shipped_suite_with_exit_0() {
+    let out = nllspec(&["run", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = report(&out);
+    assert_eq!(r["format"], "nllspec-report-v1");
+    let s = &r["summary"];
+    assert!(s["total"].as_u64().unwrap() >= 400);
+    assert_eq!(s["passed"], s["total"]);
+    assert_eq!(s["failed"], 0);
+}
+
+#[test]
+fn usage_errors_exit_2_and_say_why() {
+    for (args, needle) in [
+        (vec!["run", "--impl", "bogus"], "unknown implementation"),
+        (vec!["run", "--format", "xml"], "--format xml"),
+        (vec!["run", "--golden", "/nonexistent/golden"], "/nonexistent/golden"),
+        (vec!["run", "--timeout", "-1"], "--timeout"),
+        (vec!["run", "--frobnicate"], "unknown argument"),
+        (vec!["run", "--filter", "no-such-case-id"], "selects no case"),
+        (vec!["launch"], "unknown command"),
+        (vec![], "usage"),
+    ] {
+        let out = nllspec(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn an_empty_golden_directory_is_an_error() {
+    let d = temp_dir("empty");
+    let out = nllspec(&["run", "--golden", d.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no *.json"));
+}
+
+#[test]
+fn filter_selects_by_id_and_reports_are_well_formed() {
+    let out = nllspec(&["run", "--filter", "nll_loss/seed/", "--format", "junit"]);
+    assert_eq!(out.status.code(), Some(0));
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert!(xml.starts_with("<?xml"));
+    assert_eq!(xml.matches("<testcase ").count(), 15);
+    let md = nllspec(&["run", "--filter", "nll_loss/seed/", "--format", "markdown"]);
+    let md = String::from_utf8(md.stdout).unwrap();
+    assert!(md.contains("| nll_loss float32 |"), "{md}");
+}
+
+#[test]
+fn out_writes_the_report_to_a_file() {
+    let d = temp_dir("out");
+    let f = d.join("report.json");
+    let out = nllspec(&["run", "--filter", "log_softmax/seed/", "--format", "json", "--out", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let r: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+    assert_eq!(r["summary"]["total"], 28);
+}
+
+fn run_exec(cmd: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let golden = small_golden();
+    let imp = format!("exec:{cmd}");
+    let mut args = vec!["run", "--golden", golden.as_str(), "--impl", imp.as_str(), "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = nllspec(&args);
+    (out.status.code(), report(&out))
+}
+
+fn assert_all_failed(code: Option<i32>, r: &Value, needle: &str) {
+    assert_eq!(code, Some(1), "{r}");
+    assert_eq!(r["summary"]["failed"], r["summary"]["total"], "{r}");
+    let detail = r["results"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains(needle), "detail {detail:?} lacks {needle:?}");
+}
+
+#[test]
+fn an_implementation_that_exits_at_once_fails_every_case() {
+    let (code, r) = run_exec("exit 3", &[]);
+    assert_all_failed(code, &r, "exited");
+}
+
+#[test]
+fn an_implementation_that_prints_garbage_fails_every_case() {
+    let (code, r) = run_exec("while read l; do echo 'this is not json'; done", &[]);
+    assert_all_failed(code, &r, "malformed response");
+}
+
+#[test]
+fn an_implementation_that_never_answers_times_out() {
+    let (code, r) = run_exec("sleep 600", &["--timeout", "0.2"]);
+    assert_all_failed(code, &r, "no response within");
+}
+
+#[test]
+fn an_answer_for_another_id_fails() {
+    let (code, r) = run_exec(r#"while read l; do echo '{"id": "someone/else", "unsupported": "x"}'; done"#, &[]);
+    assert_all_failed(code, &r, "someone/else");
+}
+
+#[test]
+fn a_crash_midway_is_one_failure_and_the_run_goes_on() {
+    // Answers one request, writes to stderr and exits; the harness restarts it for each case.
+    let script = r#"read l; id=$(printf '%s' "$l" | sed 's/^{"id":"\([^"]*\)".*/\1/'); printf '{"id":"%s","unsupported":"first only"}\n' "$id"; read l; echo 'dying now' >&2; exit 1"#;
+    let (code, r) = run_exec(script, &[]);
+    assert_eq!(code, Some(1));
+    let results = r["results"].as_array().unwrap();
+    let skipped = results.iter().filter(|x| x["status"] == "skip").count();
+    let failed: Vec<&Value> = results.iter().filter(|x| x["status"] == "fail").collect();
+    // odd requests are answered by a fresh process, even ones find it dying
+    assert!(skipped >= 7 && failed.len() >= 7, "{r}");
+    assert!(failed[0]["detail"].as_str().unwrap().contains("dying now"), "stderr kept: {}", failed[0]["detail"]);
+}
+
+#[test]
+fn an_unsupported_answer_is_a_skip_and_exit_0() {
+    let (code, r) = run_exec(
+        r#"while read l; do id=$(printf '%s' "$l" | sed 's/^{"id":"\([^"]*\)".*/\1/'); printf '{"id":"%s","unsupported":"not yet"}\n' "$id"; done"#,
+        &[],
+    );
+    assert_eq!(code, Some(0), "{r}");
+    assert_eq!(r["summary"]["skipped"], r["summary"]["total"]);
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn malformed_golden_files_exit_2_naming_file_case_and_field() {
+    let d = temp_dir("malformed");
+    let case = |extra: &str, input: &str| {
+        format!(
+            r#"{{"format": "nllspec-golden-v1", "cases": [{{"id": "t/x@float32", "op": "log_softmax", "attrs": {{"dim": 0}},
+            "inputs": {{"input": {input}}}, "expected": {{"output": {{"dtype": "float32", "shape": [1], "data": [0.0]}}}}{extra}}}]}}"#
+        )
+    };
+    let ok_input = r#"{"dtype": "float32", "shape": [1], "data": [1.0]}"#;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.json", vec![], "empty file"),
+        ("truncated.json", br#"{"format": "nllspec-golden-v1", "cases": [{"id""#.to_vec(), "not valid JSON"),
+        ("latin1.json", b"{\"format\": \"nllspec-golden-v1\xe9\"}".to_vec(), "not UTF-8"),
+        ("deep.json", ("[".repeat(100_000) + &"]".repeat(100_000)).into_bytes(), "not valid JSON"),
+        ("version.json", br#"{"format": "nllspec-golden-v9", "cases": []}"#.to_vec(), "unknown format"),
+        ("typo.json", case(r#", "tolerence": {"rtol": 1, "atol": 1, "reason": "x"}"#, ok_input).into_bytes(), "tolerence"),
+        ("op.json", case("", ok_input).replace("log_softmax", "softmax").into_bytes(), "unknown op"),
+        ("dtype.json", case("", r#"{"dtype": "float8", "shape": [1], "data": [1.0]}"#).into_bytes(), "unknown dtype"),
+        ("negshape.json", case("", r#"{"dtype": "float32", "shape": [-1], "data": []}"#).into_bytes(), "shape[0]"),
+        ("hugeshape.json", case("", r#"{"dtype": "float32", "shape": [1000000, 1000000, 1000000], "data": []}"#).into_bytes(), "more than"),
+        ("count.json", case("", r#"{"dtype": "float32", "shape": [2], "data": [1.0]}"#).into_bytes(), "needs 2 elements"),
+        ("fraction.json", case("", r#"{"dtype": "int64", "shape": [1], "data": [1.5]}"#).into_bytes(), "integer"),
+        ("range.json", case("", r#"{"dtype": "uint8", "shape": [1], "data": [300]}"#).into_bytes(), "uint8 range"),
+        ("special.json", case("", r#"{"dtype": "float32", "shape": [1], "data": ["nan"]}"#).into_bytes(), "\"nan\""),
+    ];
+    for (name, bytes, needle) in cases {
+        let p = d.join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let out = nllspec(&["run", "--golden", p.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(name), "{name}: the message names the file: {err}");
+        assert!(err.contains(needle), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+    // A field inside a case is named with the case id.
+    let p = write(&d, "count2.json", &case("", r#"{"dtype": "float32", "shape": [2], "data": [1.0]}"#));
+    let err = String::from_utf8_lossy(&nllspec(&["run", "--golden", &p]).stderr).to_string();
+    assert!(err.contains("t/x@float32") && err.contains("cases[0].inputs.input.data"), "{err}");
+}
+
+#[test]
+fn duplicate_ids_across_files_exit_2() {
+    let d = temp_dir("dup");
+    let seed = std::fs::read_to_string(small_golden()).unwrap();
+    write(&d, "a.json", &seed);
+    write(&d, "b.json", &seed);
+    let out = nllspec(&["run", "--golden", d.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("duplicate case id"));
+}
+
+#[test]
+fn stale_and_passing_expectations_fail_the_run() {
+    let d = temp_dir("expect");
+    // native passes everything: declaring a failure is an xpass, and a pattern matching
+    // nothing is stale; both make the run fail.
+    let exp = write(
+        &d,
+        "native.json",
+        r#"{"implementation": "native", "expected_failures": [
+            {"match": "nll_loss/seed/docs_3x5@float32", "reason": "pretend"},
+            {"match": "no/such/case*", "reason": "typo"}]}"#,
+    );
+    let out = nllspec(&["run", "--golden", &small_golden(), "--expectations", &exp, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = report(&out);
+    assert_eq!(r["summary"]["xpassed"], 1);
+    let stale = r["results"].as_array().unwrap().iter().any(|x| x["id"].as_str().unwrap().contains("no/such/case"));
+    assert!(stale, "{r}");
+}
