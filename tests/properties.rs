@@ -1,0 +1,148 @@
+//! Properties of the native ops that hold for every input, checked with proptest (fixed seed
+//! in CI through PROPTEST_RNG_SEED if set; the case count is bounded so the suite stays fast).
+
+use nllspec::ops::{self, Reduction};
+use nllspec::tensor::{DType, Data, Tensor};
+use proptest::prelude::*;
+
+fn f64t(shape: &[usize], v: Vec<f64>) -> Tensor {
+    Tensor::new(shape.to_vec(), Data::F64(v)).unwrap()
+}
+
+fn i64t(shape: &[usize], v: Vec<i64>) -> Tensor {
+    Tensor::new(shape.to_vec(), Data::I64(v)).unwrap()
+}
+
+/// (N, C) logits of a given scale.
+fn logits(max_n: usize, max_c: usize) -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
+    (1..=max_n, 1..=max_c, prop_oneof![Just(1.0), Just(10.0), Just(100.0)]).prop_flat_map(|(n, c, s)| {
+        (Just(n), Just(c), prop::collection::vec(-1.0f64..1.0, n * c).prop_map(move |v| v.iter().map(|x| x * s).collect()))
+    })
+}
+
+fn logsumexp(row: &[f64]) -> f64 {
+    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    m + row.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+    #[test]
+    fn log_softmax_is_shift_invariant_and_normalised((n, c, v) in logits(6, 40), shift in -50.0f64..50.0) {
+        let y = ops::log_softmax(&f64t(&[n, c], v.clone()), Some(1)).unwrap().to_f64_vec();
+        let shifted: Vec<f64> = v.iter().map(|x| x + shift).collect();
+        let z = ops::log_softmax(&f64t(&[n, c], shifted), Some(1)).unwrap().to_f64_vec();
+        for i in 0..y.len() {
+            prop_assert!((y[i] - z[i]).abs() <= 1e-12 * (1.0 + y[i].abs()) + 1e-13 * shift.abs(), "{} vs {}", y[i], z[i]);
+        }
+        for r in 0..n {
+            prop_assert!(logsumexp(&y[r * c..(r + 1) * c]).abs() < 1e-13);
+        }
+    }
+
+    #[test]
+    fn nll_sum_and_mean_agree_with_none((n, c, v) in logits(8, 10), seed in any::<u64>()) {
+        let targets: Vec<i64> = (0..n).map(|i| ((seed >> (i % 60)) as usize % (c + 1)) as i64).map(|t| if t as usize == c { -100 } else { t }).collect();
+        let w: Vec<f64> = (0..c).map(|k| 0.25 + ((seed >> (k % 50)) % 7) as f64).collect();
+        let (x, t, wt) = (f64t(&[n, c], v), i64t(&[n], targets.clone()), f64t(&[c], w.clone()));
+        let none = ops::nll_loss(&x, &t, Some(&wt), Reduction::None, -100).unwrap().to_f64_vec();
+        let sum = ops::nll_loss(&x, &t, Some(&wt), Reduction::Sum, -100).unwrap().to_f64_vec()[0];
+        let mean = ops::nll_loss(&x, &t, Some(&wt), Reduction::Mean, -100).unwrap().to_f64_vec()[0];
+        let total: f64 = none.iter().sum();
+        prop_assert!((sum - total).abs() <= 1e-12 * (1.0 + total.abs()));
+        let wsum: f64 = targets.iter().filter(|&&t| t != -100).map(|&t| w[t as usize]).sum();
+        if wsum > 0.0 {
+            prop_assert!((mean - total / wsum).abs() <= 1e-12 * (1.0 + mean.abs()));
+        } else {
+            prop_assert!(mean.is_nan());
+        }
+    }
+
+    #[test]
+    fn cross_entropy_is_nll_of_log_softmax((n, c, v) in logits(8, 12), seed in any::<u64>()) {
+        let targets: Vec<i64> = (0..n).map(|i| ((seed >> (i % 60)) % c as u64) as i64).collect();
+        let (x, t) = (f64t(&[n, c], v), i64t(&[n], targets));
+        for r in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+            let ce = ops::cross_entropy(&x, &t, None, r, -100, 0.0).unwrap().to_f64_vec();
+            let lsm = ops::log_softmax(&x, Some(1)).unwrap();
+            let nll = ops::nll_loss(&lsm, &t, None, r, -100).unwrap().to_f64_vec();
+            for (a, b) in ce.iter().zip(&nll) {
+                prop_assert!((a - b).abs() <= 1e-13 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences((n, c, v) in logits(3, 5), seed in any::<u64>(), ls in prop_oneof![Just(0.0), Just(0.3)]) {
+        let targets: Vec<i64> = (0..n).map(|i| ((seed >> (i % 60)) % c as u64) as i64).collect();
+        let w: Vec<f64> = (0..c).map(|k| 0.5 + ((seed >> (k % 50)) % 3) as f64).collect();
+        let t = i64t(&[n], targets);
+        let wt = f64t(&[c], w);
+        let g = f64t(&[], vec![0.7]);
+        let loss = |x: &[f64]| ops::cross_entropy(&f64t(&[n, c], x.to_vec()), &t, Some(&wt), Reduction::Mean, -100, ls).unwrap().to_f64_vec()[0];
+        let grad = ops::cross_entropy_backward(&f64t(&[n, c], v.clone()), &t, Some(&wt), Reduction::Mean, -100, ls, &g).unwrap().to_f64_vec();
+        for i in 0..v.len() {
+            let h = 1e-6 * (1.0 + v[i].abs());
+            let (mut a, mut b) = (v.clone(), v.clone());
+            a[i] += h;
+            b[i] -= h;
+            let fd = 0.7 * (loss(&a) - loss(&b)) / (2.0 * h);
+            prop_assert!((fd - grad[i]).abs() <= 1e-6 * (1.0 + fd.abs()), "element {i}: finite difference {fd}, analytic {}", grad[i]);
+        }
+        // log_softmax's VJP against finite differences of <g, log_softmax(x)>
+        let gv: Vec<f64> = (0..v.len()).map(|i| ((i * 7 + 3) % 5) as f64 - 2.0).collect();
+        let gt = f64t(&[n, c], gv.clone());
+        let f = |x: &[f64]| -> f64 {
+            ops::log_softmax(&f64t(&[n, c], x.to_vec()), Some(1)).unwrap().to_f64_vec().iter().zip(&gv).map(|(a, b)| a * b).sum()
+        };
+        let gi = ops::log_softmax_backward(&f64t(&[n, c], v.clone()), Some(1), &gt).unwrap().to_f64_vec();
+        for i in 0..v.len() {
+            let h = 1e-6 * (1.0 + v[i].abs());
+            let (mut a, mut b) = (v.clone(), v.clone());
+            a[i] += h;
+            b[i] -= h;
+            let fd = (f(&a) - f(&b)) / (2.0 * h);
+            prop_assert!((fd - gi[i]).abs() <= 1e-6 * (1.0 + fd.abs()));
+        }
+    }
+
+    /// The accuracy promise: every float32 log_softmax element within 4 ulp of the float64
+    /// result rounded to float32, for rows up to 10 000 long and logits up to scale 100; the
+    /// dominant element is never 0 when another class has a representable probability.
+    #[test]
+    fn float32_log_softmax_within_4_ulp(len in 1usize..10_000, scale in prop_oneof![Just(1.0f64), Just(3.0), Just(30.0), Just(100.0)], seed in any::<u64>()) {
+        let mut s = seed | 1;
+        let row: Vec<f32> = (0..len).map(|_| {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            (((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 2.0 * scale) as f32
+        }).collect();
+        let x = Tensor::new(vec![len], Data::F32(row.clone())).unwrap();
+        let y = match ops::log_softmax(&x, Some(0)).unwrap().into_data() { Data::F32(v) => v, _ => unreachable!() };
+        let wide: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+        let lse = logsumexp(&wide);
+        let (mut k, mut m) = (0, f64::NEG_INFINITY);
+        for (i, &v) in wide.iter().enumerate() { if v > m { m = v; k = i; } }
+        let rest: f64 = wide.iter().enumerate().filter(|&(i, _)| i != k).map(|(_, v)| (v - m).exp()).sum();
+        for i in 0..len {
+            // truth: x_i - m - log1p(rest), computed in float64 (far below float32's ulp)
+            let truth = (wide[i] - m - rest.ln_1p()) as f32;
+            let ulps = ((y[i].to_bits() as i64) - (truth.to_bits() as i64)).abs();
+            prop_assert!(ulps <= 4 || (y[i] == 0.0 && truth == 0.0), "row {len} scale {scale}: element {i}: {} vs {truth} ({ulps} ulp), lse {lse}", y[i]);
+        }
+        if rest as f32 > f32::MIN_POSITIVE {
+            prop_assert!(y[k] < 0.0, "dominant element rounded to 0 although other classes have probability {rest}");
+        }
+    }
+}
+
+#[test]
+fn float16_and_bfloat16_round_once() {
+    // log_softmax([0, 0]) = -ln 2 = -0.693147...: float16 -0.69336 (nearest), bfloat16 -0.69140625.
+    let x = Tensor::from_f64(DType::F16, vec![2], &[0.0, 0.0]).unwrap();
+    let y = ops::log_softmax(&x, Some(0)).unwrap().to_f64_vec();
+    assert_eq!(y[0], half::f16::from_f64(-std::f64::consts::LN_2).to_f64());
+    let x = Tensor::from_f64(DType::BF16, vec![2], &[0.0, 0.0]).unwrap();
+    let y = ops::log_softmax(&x, Some(0)).unwrap().to_f64_vec();
+    assert_eq!(y[0], half::bf16::from_f64(-std::f64::consts::LN_2).to_f64());
+}
