@@ -225,6 +225,11 @@ impl Tensor {
         &self.data
     }
 
+    /// The storage, for writing in place (its length, and so the shape, cannot change).
+    pub fn data_mut(&mut self) -> &mut Data {
+        &mut self.data
+    }
+
     pub fn into_data(self) -> Data {
         self.data
     }

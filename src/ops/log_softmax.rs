@@ -14,7 +14,7 @@
 use super::{Outputs, check_grad_output, wrap_dim};
 use crate::error::{ErrorKind, OpError, PyType};
 use crate::kernels::{self, Lanes};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Data, Tensor};
 
 /// PyTorch's `_get_softmax_dim` for `F.log_softmax(x, dim=None)`.
 pub fn implicit_dim(ndim: usize) -> i64 {
@@ -50,6 +50,36 @@ pub fn log_softmax(input: &Tensor, dim: Option<i64>) -> Result<Tensor, OpError> 
     Ok(log_softmax_with_grad(input, dim, None)?.output)
 }
 
+/// `log_softmax(input, dim)` written into `out`, a tensor of the input's shape and dtype that
+/// the caller owns (so that a hot loop allocates nothing).
+pub fn log_softmax_into(input: &Tensor, dim: Option<i64>, out: &mut Tensor) -> Result<(), OpError> {
+    let d = check(input, dim)?;
+    if out.shape() != input.shape() || out.dtype() != input.dtype() {
+        return Err(OpError::new(
+            ErrorKind::InvalidArgument,
+            PyType::RuntimeError,
+            format!(
+                "out has shape {} and dtype {}, expected {} and {}",
+                crate::tensor::fmt_shape(out.shape()),
+                out.dtype(),
+                crate::tensor::fmt_shape(input.shape()),
+                input.dtype()
+            ),
+        ));
+    }
+    if input.numel() == 0 {
+        return Ok(());
+    }
+    match (input.data(), out.data_mut()) {
+        (Data::F32(x), Data::F32(y)) => {
+            let l = Lanes::along(input.shape(), d);
+            kernels::fast::log_softmax_f32(x, y, l.outer, l.len, l.inner);
+        }
+        (_, data) => *data = log_softmax(input, Some(d as i64))?.into_data(),
+    }
+    Ok(())
+}
+
 /// The gradient of `log_softmax(input, dim)` with respect to `input`, given `grad_output`.
 pub fn log_softmax_backward(
     input: &Tensor,
@@ -72,8 +102,21 @@ pub fn log_softmax_with_grad(
         let grad_input = grad_output.map(|_| input.clone());
         return Ok(Outputs { output: input.clone(), grad_input });
     }
-    let out = forward_f64(input, d);
-    let output = round(input.dtype(), input.shape(), &out);
+    let (output, out) = match input.data() {
+        // float32 forward: the fast kernel (within an ulp or two of the correctly rounded
+        // result); the backward widens its output.
+        Data::F32(x) => {
+            let l = Lanes::along(input.shape(), d);
+            let mut y = vec![0.0f32; x.len()];
+            kernels::fast::log_softmax_f32(x, &mut y, l.outer, l.len, l.inner);
+            let wide = if grad_output.is_some() { y.iter().map(|&v| v as f64).collect() } else { vec![] };
+            (Tensor::new(input.shape().to_vec(), Data::F32(y)).expect("input shape"), wide)
+        }
+        _ => {
+            let out = forward_f64(input, d);
+            (round(input.dtype(), input.shape(), &out), out)
+        }
+    };
     let grad_input = match grad_output {
         None => None,
         Some(g) => {

@@ -18,7 +18,7 @@ pub mod log_softmax;
 pub mod nll_loss;
 
 pub use cross_entropy::{cross_entropy, cross_entropy_backward};
-pub use log_softmax::{implicit_dim, log_softmax, log_softmax_backward};
+pub use log_softmax::{implicit_dim, log_softmax, log_softmax_backward, log_softmax_into};
 pub use nll_loss::{nll_loss, nll_loss_backward};
 
 use crate::error::{ErrorKind, OpError, PyType};
