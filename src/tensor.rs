@@ -234,6 +234,20 @@ impl Tensor {
         self.data
     }
 
+    /// Element `i` (row-major) widened to float64.
+    #[inline]
+    pub fn get_f64(&self, i: usize) -> f64 {
+        match &self.data {
+            Data::F16(v) => v[i].to_f64(),
+            Data::BF16(v) => v[i].to_f64(),
+            Data::F32(v) => v[i] as f64,
+            Data::F64(v) => v[i],
+            Data::I64(v) => v[i] as f64,
+            Data::I32(v) => v[i] as f64,
+            Data::U8(v) => v[i] as f64,
+        }
+    }
+
     /// Every element widened to float64 (exact for every dtype here but int64 beyond 2^53).
     pub fn to_f64_vec(&self) -> Vec<f64> {
         match &self.data {

@@ -18,7 +18,7 @@
 use super::{Outputs, Reduction, check_grad_output, fmt_cpp_double, log_softmax, nll_loss, promote_float};
 use crate::error::{ErrorKind, OpError, PyType};
 use crate::kernels::{self, CompensatedSum, Lanes};
-use crate::tensor::{DType, Tensor, fmt_shape};
+use crate::tensor::{DType, Data, Tensor, fmt_shape};
 
 fn check_label_smoothing(ls: f64) -> Result<(), OpError> {
     if ls > 0.0 && !(ls <= 1.0) {
@@ -224,6 +224,38 @@ fn log_softmax_vjp(input: &Tensor, logp: &[f64], grad_logp: &[f64], lanes: Lanes
     Tensor::from_f64(input.dtype(), input.shape().to_vec(), &gi).expect("input shape")
 }
 
+/// The float32 forward of an `(N, C)` or `(C)` input without materialising log-probabilities:
+/// one pass for each row's max and log-sum-exp ([`kernels::fast::row_lse_f32`]), then each
+/// position reads only its target's logit (and, with label smoothing, its row once more).
+fn fused_forward_f32(x: &[f32], plan: &nll_loss::Plan, reduction: Reduction, ls: f64) -> Vec<f64> {
+    let c = plan.c;
+    let stats = kernels::fast::row_lse_f32(x, c);
+    let logp = |p: usize, k: usize| stats[p].map_or(f64::NAN, |(m, lse)| (x[p * c + k] as f64 - m) - lse);
+    let positions = plan.targets.len();
+    let nll: Vec<f64> = (0..positions)
+        .map(|p| plan.class_at(p).map_or(0.0, |t| -(logp(p, t) * plan.class_weight(t))))
+        .collect();
+    let total = plan.total_weight();
+    let nll_out = nll_loss::reduce(reduction, &nll, total);
+    if ls <= 0.0 {
+        return nll_out;
+    }
+    let smooth: Vec<f64> = (0..positions)
+        .map(|p| {
+            if plan.class_at(p).is_none() {
+                return 0.0;
+            }
+            let mut acc = CompensatedSum::default();
+            for k in 0..c {
+                acc.add(logp(p, k) * plan.class_weight(k));
+            }
+            -acc.value()
+        })
+        .collect();
+    let smooth_out = nll_loss::reduce(reduction, &smooth, total);
+    nll_out.iter().zip(&smooth_out).map(|(&n, &s)| (1.0 - ls) * n + s * (ls / c as f64)).collect()
+}
+
 fn index_target(
     input: &Tensor,
     reduction: Reduction,
@@ -233,8 +265,13 @@ fn index_target(
     plan: nll_loss::Plan,
 ) -> Result<Outputs, OpError> {
     let lanes = Lanes::along(input.shape(), cd);
+    if let (Data::F32(x), None, 1) = (input.data(), grad_output, lanes.inner) {
+        let out = fused_forward_f32(x, &plan, reduction, ls);
+        let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
+        return Ok(Outputs { output, grad_input: None });
+    }
     let logp = log_softmax::forward_f64(input, cd);
-    let nll = nll_loss::forward(&plan, &logp);
+    let nll = nll_loss::forward(&plan, |i| logp[i]);
     let total = nll.total_weight;
     let nll_out = nll_loss::reduce(reduction, &nll.per_position, total);
     let smooth = ls > 0.0;

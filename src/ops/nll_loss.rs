@@ -303,11 +303,12 @@ pub(crate) struct Forward {
     pub total_weight: f64,
 }
 
-pub(crate) fn forward(plan: &Plan, logp: &[f64]) -> Forward {
+/// `logp(i)` reads element `i` of the (log-probability) input: only the targets' are read.
+pub(crate) fn forward(plan: &Plan, logp: impl Fn(usize) -> f64) -> Forward {
     let per_position = (0..plan.targets.len())
         .map(|p| match plan.class_at(p) {
             None => 0.0,
-            Some(t) => -(logp[plan.index(p, t)] * plan.class_weight(t)),
+            Some(t) => -(logp(plan.index(p, t)) * plan.class_weight(t)),
         })
         .collect();
     Forward { per_position, total_weight: plan.total_weight() }
@@ -375,15 +376,14 @@ pub fn nll_loss_with_grad(
     grad_output: Option<&Tensor>,
 ) -> Result<Outputs, OpError> {
     let plan = plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index)?;
-    let x = input.to_f64_vec();
-    let f = forward(&plan, &x);
+    let f = forward(&plan, |i| input.get_f64(i));
     let out = reduce(reduction, &f.per_position, f.total_weight);
     let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
     let grad_input = match grad_output {
         None => None,
         Some(g) => {
             check_grad_output(g, &output)?;
-            let mut grad = vec![0.0; x.len()];
+            let mut grad = vec![0.0; input.numel()];
             backward(&plan, &g.to_f64_vec(), f.total_weight, &mut grad);
             Some(Tensor::from_f64(input.dtype(), input.shape().to_vec(), &grad).expect("input shape"))
         }

@@ -1,0 +1,117 @@
+//! criterion benchmarks: group = op, function = implementation, parameter = shape.
+//!
+//!     cargo bench --bench ops                        # everything (one thread)
+//!     cargo bench --bench ops -- log_softmax/native  # a slice
+//!     .venv/bin/python benches/torch_baseline.py     # PyTorch's figures for the same shapes
+//!
+//! Everything runs on one thread (RAYON_NUM_THREADS=1, set before any pool starts), float32,
+//! logits from a fixed-seed generator (normal-ish, scale 3), targets spread over the classes.
+
+use candle_core::{Device, Tensor as CTensor};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use nllspec::ops::{self, Reduction};
+use nllspec::tensor::{Data, Tensor};
+use std::hint::black_box;
+use std::time::Duration;
+
+const SHAPES: [(&str, &[usize]); 3] = [("64x1000", &[64, 1000]), ("1024x32000", &[1024, 32000]), ("8x21x128x128", &[8, 21, 128, 128])];
+
+fn logits(shape: &[usize]) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            // sum of 4 uniforms: roughly normal, variance 4/12, scaled to ~3
+            let u: f32 = (0..4).map(|k| ((s >> (k * 16)) & 0xffff) as f32 / 65536.0).sum::<f32>() - 2.0;
+            u * 5.2
+        })
+        .collect()
+}
+
+fn targets(shape: &[usize]) -> Vec<i64> {
+    let c = shape[1] as i64;
+    let n: usize = shape.iter().product::<usize>() / shape[1];
+    (0..n as i64).map(|i| (i * 7919) % c).collect()
+}
+
+fn target_shape(shape: &[usize]) -> Vec<usize> {
+    let mut t = shape.to_vec();
+    t.remove(1);
+    t
+}
+
+fn configure<'a>(c: &'a mut Criterion, group: &'a str) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    g
+}
+
+fn log_softmax(c: &mut Criterion) {
+    let mut g = configure(c, "log_softmax");
+    for (name, shape) in SHAPES {
+        let x = logits(shape);
+        g.throughput(Throughput::Bytes((x.len() * 4) as u64));
+        let t = Tensor::new(shape.to_vec(), Data::F32(x.clone())).unwrap();
+        g.bench_with_input(BenchmarkId::new("native", name), &t, |b, t| b.iter(|| ops::log_softmax(black_box(t), Some(1)).unwrap()));
+        let mut out = t.clone();
+        g.bench_with_input(BenchmarkId::new("native_into", name), &t, |b, t| {
+            b.iter(|| ops::log_softmax_into(black_box(t), Some(1), &mut out).unwrap())
+        });
+        let ct = CTensor::from_vec(x, shape, &Device::Cpu).unwrap();
+        g.bench_with_input(BenchmarkId::new("candle", name), &ct, |b, ct| b.iter(|| candle_nn::ops::log_softmax(black_box(ct), 1).unwrap()));
+    }
+    g.finish();
+}
+
+fn cross_entropy(c: &mut Criterion) {
+    let mut g = configure(c, "cross_entropy");
+    for (name, shape) in SHAPES {
+        let x = logits(shape);
+        g.throughput(Throughput::Bytes((x.len() * 4) as u64));
+        let t = Tensor::new(shape.to_vec(), Data::F32(x.clone())).unwrap();
+        let y = Tensor::new(target_shape(shape), Data::I64(targets(shape))).unwrap();
+        g.bench_with_input(BenchmarkId::new("native", name), &t, |b, t| {
+            b.iter(|| ops::cross_entropy(black_box(t), &y, None, Reduction::Mean, -100, 0.0).unwrap())
+        });
+        if shape.len() == 2 {
+            // candle-nn's cross_entropy takes (N, C) only
+            let ct = CTensor::from_vec(x, shape, &Device::Cpu).unwrap();
+            let cy = CTensor::from_vec(targets(shape), shape[0], &Device::Cpu).unwrap();
+            g.bench_with_input(BenchmarkId::new("candle", name), &ct, |b, ct| {
+                b.iter(|| candle_nn::loss::cross_entropy(black_box(ct), &cy).unwrap())
+            });
+        }
+    }
+    g.finish();
+}
+
+fn nll_loss(c: &mut Criterion) {
+    let mut g = configure(c, "nll_loss");
+    for (name, shape) in SHAPES {
+        let x = logits(shape);
+        let t = Tensor::new(shape.to_vec(), Data::F32(x.clone())).unwrap();
+        let y = Tensor::new(target_shape(shape), Data::I64(targets(shape))).unwrap();
+        g.bench_with_input(BenchmarkId::new("native", name), &t, |b, t| {
+            b.iter(|| ops::nll_loss(black_box(t), &y, None, Reduction::Mean, -100).unwrap())
+        });
+        if shape.len() == 2 {
+            let ct = CTensor::from_vec(x, shape, &Device::Cpu).unwrap();
+            let cy = CTensor::from_vec(targets(shape), shape[0], &Device::Cpu).unwrap();
+            g.bench_with_input(BenchmarkId::new("candle", name), &ct, |b, ct| b.iter(|| candle_nn::loss::nll(black_box(ct), &cy).unwrap()));
+        }
+    }
+    g.finish();
+}
+
+fn main() {
+    // SAFETY: no other thread exists yet.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    let mut c = Criterion::default().configure_from_args();
+    log_softmax(&mut c);
+    cross_entropy(&mut c);
+    nll_loss(&mut c);
+    c.final_summary();
+}
