@@ -13,8 +13,10 @@
 //! | [`harness`] | the libtest-mimic matrix (implementation x case) and the one-call gate for other crates |
 //! | [`runner`] | a whole `nllspec run`: files x implementations into a report |
 //! | [`report`] | human, json, junit and markdown reports |
+//! | [`accuracy`] | the accuracy report: ulp error against a higher-precision computation |
 //! | [`spec`] | spec case files: strict reading and the golden ids they expand to |
 
+pub mod accuracy;
 pub mod error;
 pub mod golden;
 pub mod harness;

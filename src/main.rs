@@ -13,6 +13,7 @@ usage:
   nllspec run [--golden PATH]... [--impl NAME]... [--filter TEXT] [--timeout SECONDS]
               [--format human|json|junit|markdown] [--out FILE] [--expectations FILE]...
   nllspec list [--golden PATH]... [--counts]
+  nllspec accuracy [--impl NAME]... [--golden PATH]...
 
   --golden PATH         golden file or directory (default: the golden/ shipped with nllspec)
   --impl NAME           native (default), candle, candle-nn, or exec:COMMAND (protocol 1)
@@ -22,6 +23,9 @@ usage:
   --out FILE            write the report to FILE instead of stdout
   --expectations FILE   known failures of an implementation (spec/expectations/ format)
   --counts              list: case counts per op, dtype and tag instead of ids
+
+accuracy prints, as Markdown, each implementation's ulp error against a float64 computation
+(default: native and candle), and PyTorch's against the goldens' float64 references.
 
 exit status: 0 every case ended as expected, 1 some did not, 2 unusable input or usage";
 
@@ -81,7 +85,7 @@ fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
         };
         match (command, name) {
             (_, "--golden") => p.golden.push(PathBuf::from(value)),
-            ("run", "--impl") => p.impls.push(value),
+            ("run" | "accuracy", "--impl") => p.impls.push(value),
             ("run", "--filter") => p.filter = Some(value),
             ("run", "--timeout") => {
                 let s: f64 = value.parse().map_err(|_| UsageError(format!("--timeout {value}: not a number of seconds")))?;
@@ -168,6 +172,21 @@ fn real_main(args: &[String]) -> Result<u8, UsageError> {
                     println!("{id}");
                 }
             }
+            Ok(0)
+        }
+        "accuracy" => {
+            let mut p = parse(rest, "accuracy")?;
+            if p.impls == ["native"] && !rest.iter().any(|a| a.starts_with("--impl")) {
+                p.impls.push("candle".into());
+            }
+            let impls = p
+                .impls
+                .iter()
+                .map(|n| nllspec::impls::by_name(n, p.timeout).ok_or_else(|| UsageError(format!("unknown implementation \"{n}\""))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let refs: Vec<&dyn nllspec::impls::Implementation> = impls.iter().map(|b| b.as_ref()).collect();
+            let cases = nllspec::golden::load::load_all(&p.golden)?;
+            print!("{}", nllspec::accuracy::markdown(&refs, &cases));
             Ok(0)
         }
         "--help" | "-h" | "help" => {

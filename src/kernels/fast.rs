@@ -194,52 +194,71 @@ fn log_softmax_row_body<F: MulAdd>(x: &[f32], out: &mut [f32]) {
 }
 
 /// Scratch for the outer-dim kernel, per block of `inner` lanes.
+#[derive(Default)]
 struct Block {
     m: Vec<f32>,
-    k: Vec<u32>,
-    bad: Vec<bool>,
-    s: Vec<f64>,
+    k: Vec<f32>,
+    mm: Vec<f64>,
+    kk: Vec<f64>,
+    /// log-sum-exp per lane; NaN for a lane that is NaN by PyTorch's rules.
+    lse: Vec<f64>,
+}
+
+/// Per-lane max and log-sum-exp of a `len x inner` block (classes strided by `inner`),
+/// vectorised across the lanes. The argmax is kept as a float (exact below 2^24 classes;
+/// larger class counts take the contiguous path or are rejected by [`log_softmax_f32`]).
+#[inline(always)]
+fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, b: &mut Block) {
+    b.m.clear();
+    b.m.extend_from_slice(&x[..inner]);
+    b.k.clear();
+    b.k.resize(inner, 0.0);
+    for c in 1..len {
+        let row = &x[c * inner..(c + 1) * inner];
+        let cf = c as f32;
+        for ((m, k), &v) in b.m.iter_mut().zip(b.k.iter_mut()).zip(row) {
+            let gt = v > *m;
+            *m = if gt { v } else { *m };
+            *k = if gt { cf } else { *k };
+        }
+    }
+    b.mm.clear();
+    b.mm.extend(b.m.iter().map(|&v| v as f64));
+    b.kk.clear();
+    b.kk.extend(b.k.iter().map(|&v| v as f64));
+    b.lse.clear();
+    b.lse.resize(inner, 0.0);
+    for c in 0..len {
+        let row = &x[c * inner..(c + 1) * inner];
+        let cf = c as f64;
+        for (((s, &m), &k), &v) in b.lse.iter_mut().zip(&b.mm).zip(&b.kk).zip(row) {
+            let e = exp_neg::<F>(v as f64 - m);
+            *s += if k == cf { 0.0 } else { e };
+        }
+    }
+    for (s, &m) in b.lse.iter_mut().zip(&b.mm) {
+        // A NaN in row 0 makes the max NaN; +inf or an all -inf lane makes it non-finite.
+        *s = if m.is_finite() { log1p(*s) } else { f64::NAN };
+    }
 }
 
 #[inline(always)]
 fn log_softmax_block_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block) {
-    b.m.clear();
-    b.m.extend_from_slice(&x[..inner]);
-    b.k.clear();
-    b.k.resize(inner, 0);
-    b.bad.clear();
-    b.bad.resize(inner, false);
-    // As in row_max: a NaN never wins the max (unless it is in row 0, which makes the max
-    // NaN and the lane bad), and any other NaN reaches the sum.
-    for c in 1..len {
-        let row = &x[c * inner..(c + 1) * inner];
-        for i in 0..inner {
-            let v = row[i];
-            let gt = v > b.m[i];
-            b.m[i] = if gt { v } else { b.m[i] };
-            b.k[i] = if gt { c as u32 } else { b.k[i] };
-        }
-    }
-    b.s.clear();
-    b.s.resize(inner, 0.0);
-    for c in 0..len {
-        let row = &x[c * inner..(c + 1) * inner];
-        for i in 0..inner {
-            let e = exp_neg::<F>(row[i] as f64 - b.m[i] as f64);
-            b.s[i] += if b.k[i] == c as u32 { 0.0 } else { e };
-        }
-    }
-    for i in 0..inner {
-        b.bad[i] |= !b.m[i].is_finite();
-        b.s[i] = log1p(b.s[i]);
-    }
+    block_stats_body::<F>(x, len, inner, b);
     for c in 0..len {
         let row = &x[c * inner..(c + 1) * inner];
         let o = &mut out[c * inner..(c + 1) * inner];
-        for i in 0..inner {
-            let v = ((row[i] as f64 - b.m[i] as f64) - b.s[i]) as f32;
-            o[i] = if b.bad[i] { f32::NAN } else { v };
+        for (((o, &v), &m), &lse) in o.iter_mut().zip(row).zip(&b.mm).zip(&b.lse) {
+            *o = ((v as f64 - m) - lse) as f32;
         }
+    }
+}
+
+#[inline(always)]
+fn block_lse_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+    block_stats_body::<F>(x, len, inner, b);
+    for ((o, &m), &lse) in out.iter_mut().zip(&b.mm).zip(&b.lse) {
+        *o = (m, lse);
     }
 }
 
@@ -295,6 +314,7 @@ macro_rules! dispatched {
 
 dispatched!(log_softmax_row, log_softmax_row_body, (x: &[f32], out: &mut [f32]));
 dispatched!(log_softmax_block, log_softmax_block_body, (x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block));
+dispatched!(block_lse, block_lse_body, (x: &[f32], len: usize, inner: usize, b: &mut Block, out: &mut [(f64, f64)]));
 
 /// log_softmax of an `outer x len x inner` float32 tensor over its `len` axis, into `out`.
 pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inner: usize) {
@@ -312,7 +332,20 @@ pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inn
         }
         return;
     }
-    let new_block = || Block { m: vec![], k: vec![], bad: vec![], s: vec![] };
+    if len >= 1 << 24 {
+        // The block kernel keeps the argmax as a float32, exact below 2^24: gather each lane.
+        let (mut row, mut o) = (vec![0f32; len], vec![0f32; len]);
+        for b in 0..outer {
+            for i in 0..inner {
+                let at = |j: usize| (b * len + j) * inner + i;
+                row.iter_mut().enumerate().for_each(|(j, r)| *r = x[at(j)]);
+                log_softmax_row(&row, &mut o);
+                o.iter().enumerate().for_each(|(j, &v)| out[at(j)] = v);
+            }
+        }
+        return;
+    }
+    let new_block = Block::default;
     let block = len * inner;
     if parallel && outer > 1 {
         x.par_chunks(block).zip(out.par_chunks_mut(block)).for_each_init(new_block, |b, (r, o)| {
@@ -324,6 +357,43 @@ pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inn
             log_softmax_block(r, o, len, inner, &mut b);
         }
     }
+}
+
+/// Per-position `(max, lse)` of an `outer x len x inner` tensor over its `len` axis (`lse`
+/// NaN where the position's row is NaN by PyTorch's rules), in `(outer, inner)` order:
+/// what a fused loss needs to read one log-probability per position.
+pub fn lane_lse_f32(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<(f64, f64)> {
+    let mut out = vec![(0.0, f64::NAN); outer * inner];
+    if len == 0 || inner == 0 {
+        return out;
+    }
+    if inner == 1 || len >= 1 << 24 {
+        if inner > 1 {
+            // rare: gather each lane (see log_softmax_f32)
+            let mut row = vec![0f32; len];
+            for b in 0..outer {
+                for i in 0..inner {
+                    row.iter_mut().enumerate().for_each(|(j, r)| *r = x[(b * len + j) * inner + i]);
+                    out[b * inner + i] = row_lse_f32(&row, len)[0].unwrap_or((0.0, f64::NAN));
+                }
+            }
+            return out;
+        }
+        for (o, st) in out.iter_mut().zip(row_lse_f32(x, len)) {
+            *o = st.unwrap_or((0.0, f64::NAN));
+        }
+        return out;
+    }
+    let block = len * inner;
+    if x.len() >= PARALLEL_MIN && outer > 1 && rayon::current_num_threads() > 1 {
+        x.par_chunks(block).zip(out.par_chunks_mut(inner)).for_each_init(Block::default, |b, (r, o)| block_lse(r, len, inner, b, o));
+    } else {
+        let mut b = Block::default();
+        for (r, o) in x.chunks(block).zip(out.chunks_mut(inner)) {
+            block_lse(r, len, inner, &mut b, o);
+        }
+    }
+    out
 }
 
 /// Per-row statistics for a fused loss: `(max, lse)` or `None` for a NaN row, computed

@@ -224,13 +224,17 @@ fn log_softmax_vjp(input: &Tensor, logp: &[f64], grad_logp: &[f64], lanes: Lanes
     Tensor::from_f64(input.dtype(), input.shape().to_vec(), &gi).expect("input shape")
 }
 
-/// The float32 forward of an `(N, C)` or `(C)` input without materialising log-probabilities:
-/// one pass for each row's max and log-sum-exp ([`kernels::fast::row_lse_f32`]), then each
-/// position reads only its target's logit (and, with label smoothing, its row once more).
-fn fused_forward_f32(x: &[f32], plan: &nll_loss::Plan, reduction: Reduction, ls: f64) -> Vec<f64> {
+/// The float32 forward without materialising log-probabilities: one pass over each row
+/// (or, for spatial inputs, each block of lanes) for its max and log-sum-exp
+/// ([`kernels::fast::lane_lse_f32`]), then each position reads only its target's logit (and,
+/// with label smoothing, its row once more).
+fn fused_forward_f32(x: &[f32], lanes: Lanes, plan: &nll_loss::Plan, reduction: Reduction, ls: f64) -> Vec<f64> {
     let c = plan.c;
-    let stats = kernels::fast::row_lse_f32(x, c);
-    let logp = |p: usize, k: usize| stats[p].map_or(f64::NAN, |(m, lse)| (x[p * c + k] as f64 - m) - lse);
+    let stats = kernels::fast::lane_lse_f32(x, lanes.outer, lanes.len, lanes.inner);
+    let logp = |p: usize, k: usize| {
+        let (m, lse) = stats[p];
+        (x[plan.index(p, k)] as f64 - m) - lse
+    };
     let positions = plan.targets.len();
     let nll: Vec<f64> = (0..positions)
         .map(|p| plan.class_at(p).map_or(0.0, |t| -(logp(p, t) * plan.class_weight(t))))
@@ -265,8 +269,8 @@ fn index_target(
     plan: nll_loss::Plan,
 ) -> Result<Outputs, OpError> {
     let lanes = Lanes::along(input.shape(), cd);
-    if let (Data::F32(x), None, 1) = (input.data(), grad_output, lanes.inner) {
-        let out = fused_forward_f32(x, &plan, reduction, ls);
+    if let (Data::F32(x), None) = (input.data(), grad_output) {
+        let out = fused_forward_f32(x, lanes, &plan, reduction, ls);
         let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
         return Ok(Outputs { output, grad_input: None });
     }
