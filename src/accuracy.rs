@@ -84,13 +84,13 @@ pub struct Row {
 }
 
 /// Runs the synthetic measurements for `impls`.
-pub fn synthetic(impls: &[&dyn Implementation]) -> Vec<Row> {
+pub fn synthetic(impls: &[&dyn Implementation], elements: usize) -> Vec<Row> {
     let mut rows = Vec::new();
     for op in [Op::LogSoftmax, Op::CrossEntropy] {
         for dtype in [DType::F32, DType::F16, DType::BF16] {
             for len in [10usize, 1000, 32000] {
                 for scale in [1.0, 3.0, 30.0, 100.0] {
-                    let n = (1 << 19) / len;
+                    let n = (elements / len).max(1);
                     let x = Tensor::from_f64(dtype, vec![n, len], &logits(n * len, scale, len as u64 ^ scale.to_bits()))
                         .expect("shape");
                     let wide = Tensor::new(vec![n, len], Data::F64(x.to_f64_vec())).expect("shape");
@@ -169,9 +169,9 @@ pub fn from_goldens(cases: &[LoadedCase], impls: &[&dyn Implementation]) -> BTre
 }
 
 /// The whole report as Markdown.
-pub fn markdown(impls: &[&dyn Implementation], cases: &[LoadedCase]) -> String {
+pub fn markdown(impls: &[&dyn Implementation], cases: &[LoadedCase], elements: usize) -> String {
     let names: Vec<&str> = impls.iter().map(|i| i.name()).collect();
-    let mut s = String::from("Synthetic inputs (max ulp / 99.9th percentile ulp against float64, rounded to the dtype):\n\n");
+    let mut s = format!("Synthetic inputs, {elements} elements per row length and scale (max ulp / 99.9th percentile ulp against float64, rounded to the dtype):\n\n");
     write!(s, "| op | dtype | row length | scale |").unwrap();
     for n in &names {
         write!(s, " {n} |").unwrap();
@@ -182,7 +182,7 @@ pub fn markdown(impls: &[&dyn Implementation], cases: &[LoadedCase]) -> String {
         write!(s, " --- |").unwrap();
     }
     writeln!(s).unwrap();
-    for r in synthetic(impls) {
+    for r in synthetic(impls, elements) {
         write!(s, "| {} | {} | {} | {} |", r.op, r.dtype, r.len, r.scale).unwrap();
         for st in &r.per_impl {
             write!(s, " {} |", fmt_ulp(*st)).unwrap();

@@ -13,7 +13,7 @@ usage:
   nllspec run [--golden PATH]... [--impl NAME]... [--filter TEXT] [--timeout SECONDS]
               [--format human|json|junit|markdown] [--out FILE] [--expectations FILE]...
   nllspec list [--golden PATH]... [--counts]
-  nllspec accuracy [--impl NAME]... [--golden PATH]...
+  nllspec accuracy [--impl NAME]... [--golden PATH]... [--elements N]
 
   --golden PATH         golden file or directory (default: the golden/ shipped with nllspec)
   --impl NAME           native (default), candle, candle-nn, or exec:COMMAND (protocol 1)
@@ -49,6 +49,7 @@ struct Parsed {
     out: Option<PathBuf>,
     expectations: Vec<PathBuf>,
     counts: bool,
+    elements: usize,
 }
 
 fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
@@ -61,6 +62,7 @@ fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
         out: None,
         expectations: vec![],
         counts: false,
+        elements: 1 << 19,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -69,7 +71,8 @@ fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
             _ => (flag.as_str(), None),
         };
         const KNOWN: &[&str] = &[
-            "--golden", "--impl", "--filter", "--timeout", "--format", "--out", "--expectations", "--counts", "--help", "-h",
+            "--golden", "--impl", "--filter", "--timeout", "--format", "--out", "--expectations", "--counts", "--elements", "--help",
+            "-h",
         ];
         if !KNOWN.contains(&name) {
             return Err(UsageError(format!("unknown argument \"{flag}\" for {command}\n{USAGE}")));
@@ -101,6 +104,13 @@ fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
             ("run", "--out") => p.out = Some(PathBuf::from(value)),
             ("run", "--expectations") => p.expectations.push(PathBuf::from(value)),
             ("list", "--counts") => p.counts = true,
+            ("accuracy", "--elements") => {
+                p.elements = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| (1..=1 << 26).contains(&n))
+                    .ok_or_else(|| UsageError(format!("--elements {value}: a count from 1 to 2^26")))?
+            }
             (_, "--help" | "-h") => return Err(UsageError(USAGE.to_string())),
             _ => return Err(UsageError(format!("unknown argument \"{flag}\" for {command}\n{USAGE}"))),
         }
@@ -186,7 +196,7 @@ fn real_main(args: &[String]) -> Result<u8, UsageError> {
                 .collect::<Result<Vec<_>, _>>()?;
             let refs: Vec<&dyn nllspec::impls::Implementation> = impls.iter().map(|b| b.as_ref()).collect();
             let cases = nllspec::golden::load::load_all(&p.golden)?;
-            print!("{}", nllspec::accuracy::markdown(&refs, &cases));
+            print!("{}", nllspec::accuracy::markdown(&refs, &cases, p.elements));
             Ok(0)
         }
         "--help" | "-h" | "help" => {
