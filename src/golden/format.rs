@@ -7,7 +7,6 @@
 
 use crate::error::ErrorKind;
 use crate::tensor::{DType, Data, Tensor, checked_numel, MAX_ELEMENTS};
-use half::{bf16, f16};
 use serde_json::{Map, Number, Value};
 use std::fmt;
 
@@ -410,41 +409,19 @@ pub fn parse_tensor(v: &Value, path: &str) -> R<Tensor> {
             })
             .collect()
     };
+    if dtype.is_float() {
+        let f = floats()?;
+        let t = Tensor::from_f64(dtype, shape, &f).map_or_else(|e| ferr(path, e.0), Ok)?;
+        // rounding into the dtype must not have changed any value
+        for (i, (&x, back)) in f.iter().zip(t.to_f64_vec()).enumerate() {
+            exact(i, x, back)?;
+        }
+        return Ok(t);
+    }
     let data = match dtype {
-        DType::F64 => Data::F64(floats()?),
-        DType::F32 => {
-            let f = floats()?;
-            let mut out = Vec::with_capacity(f.len());
-            for (i, x) in f.into_iter().enumerate() {
-                let y = x as f32;
-                exact(i, x, y as f64)?;
-                out.push(y);
-            }
-            Data::F32(out)
-        }
-        DType::F16 => {
-            let f = floats()?;
-            let mut out = Vec::with_capacity(f.len());
-            for (i, x) in f.into_iter().enumerate() {
-                let y = f16::from_f64(x);
-                exact(i, x, y.to_f64())?;
-                out.push(y);
-            }
-            Data::F16(out)
-        }
-        DType::BF16 => {
-            let f = floats()?;
-            let mut out = Vec::with_capacity(f.len());
-            for (i, x) in f.into_iter().enumerate() {
-                let y = bf16::from_f64(x);
-                exact(i, x, y.to_f64())?;
-                out.push(y);
-            }
-            Data::BF16(out)
-        }
         DType::I64 => Data::I64(ints(i64::MIN, i64::MAX)?),
         DType::I32 => Data::I32(ints(i32::MIN as i64, i32::MAX as i64)?.into_iter().map(|x| x as i32).collect()),
-        DType::U8 => Data::U8(ints(0, 255)?.into_iter().map(|x| x as u8).collect()),
+        _ => Data::U8(ints(0, 255)?.into_iter().map(|x| x as u8).collect()),
     };
     Tensor::new(shape, data).map_or_else(|e| ferr(path, e.0), Ok)
 }

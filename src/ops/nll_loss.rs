@@ -102,6 +102,21 @@ fn dtype_mismatch(expected: DType, found: DType) -> OpError {
     )
 }
 
+/// The kernel's dispatch on the input dtype (named as torch names it), then the weight's dtype.
+fn check_kernel_dtypes(dtype: DType, weight: Option<&Tensor>, kernel: &str) -> Result<(), OpError> {
+    if !dtype.is_float() {
+        return Err(err(
+            ErrorKind::InputDtype,
+            PyType::NotImplementedError,
+            format!("\"{kernel}\" not implemented for '{}'", dtype.torch_name()),
+        ));
+    }
+    match weight {
+        Some(w) if w.dtype() != dtype => Err(dtype_mismatch(dtype, w.dtype())),
+        _ => Ok(()),
+    }
+}
+
 /// Every check `F.nll_loss` makes, in PyTorch's order, on an input of `shape` and `dtype`.
 pub(crate) fn plan(
     shape: &[usize],
@@ -218,19 +233,7 @@ fn check_1d_2d(shape: &[usize], dtype: DType, target: &Tensor, weight: Option<&T
             ));
         }
     }
-    if !dtype.is_float() {
-        return Err(err(
-            ErrorKind::InputDtype,
-            PyType::NotImplementedError,
-            format!("\"nll_loss_out_frame\" not implemented for '{}'", dtype.torch_name()),
-        ));
-    }
-    if let Some(w) = weight {
-        if w.dtype() != dtype {
-            return Err(dtype_mismatch(dtype, w.dtype()));
-        }
-    }
-    Ok(())
+    check_kernel_dtypes(dtype, weight, "nll_loss_out_frame")
 }
 
 /// `nll_loss2d`'s checks. 3-D and 5-D+ inputs arrive here reshaped to `(N, C, 1, -1)` with a
@@ -275,18 +278,7 @@ fn check_2d(
             ));
         }
     }
-    if !dtype.is_float() {
-        return Err(err(
-            ErrorKind::InputDtype,
-            PyType::NotImplementedError,
-            format!("\"nll_loss2d_forward_out_frame\" not implemented for '{}'", dtype.torch_name()),
-        ));
-    }
-    if let Some(w) = weight {
-        if w.dtype() != dtype {
-            return Err(dtype_mismatch(dtype, w.dtype()));
-        }
-    }
+    check_kernel_dtypes(dtype, weight, "nll_loss2d_forward_out_frame")?;
     if target.dtype() == DType::U8 {
         // nll_loss2d's kernel reads targets as int64 only: torch words it as a dtype mismatch,
         // but what is wrong is the target's dtype.
