@@ -193,7 +193,11 @@ fn log_softmax_row_body<F: MulAdd>(x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Scratch for the outer-dim kernel, per block of `inner` lanes.
+/// Lanes per tile of the outer-dim kernel: its scratch (28 bytes a lane) and a tile of a
+/// short class axis stay in L1.
+const TILE: usize = 512;
+
+/// Scratch for the outer-dim kernel, per tile of lanes.
 #[derive(Default)]
 struct Block {
     m: Vec<f32>,
@@ -208,13 +212,14 @@ struct Block {
 /// vectorised across the lanes. The argmax is kept as a float (exact below 2^24 classes;
 /// larger class counts take the contiguous path or are rejected by [`log_softmax_f32`]).
 #[inline(always)]
-fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, b: &mut Block) {
+fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, i0: usize, w: usize, b: &mut Block) {
+    let lanes = |c: usize| c * inner + i0..c * inner + i0 + w;
     b.m.clear();
-    b.m.extend_from_slice(&x[..inner]);
+    b.m.extend_from_slice(&x[lanes(0)]);
     b.k.clear();
-    b.k.resize(inner, 0.0);
+    b.k.resize(w, 0.0);
     for c in 1..len {
-        let row = &x[c * inner..(c + 1) * inner];
+        let row = &x[lanes(c)];
         let cf = c as f32;
         for ((m, k), &v) in b.m.iter_mut().zip(b.k.iter_mut()).zip(row) {
             let gt = v > *m;
@@ -227,9 +232,9 @@ fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, b: &mut Bloc
     b.kk.clear();
     b.kk.extend(b.k.iter().map(|&v| v as f64));
     b.lse.clear();
-    b.lse.resize(inner, 0.0);
+    b.lse.resize(w, 0.0);
     for c in 0..len {
-        let row = &x[c * inner..(c + 1) * inner];
+        let row = &x[lanes(c)];
         let cf = c as f64;
         for (((s, &m), &k), &v) in b.lse.iter_mut().zip(&b.mm).zip(&b.kk).zip(row) {
             let e = exp_neg::<F>(v as f64 - m);
@@ -244,21 +249,26 @@ fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, b: &mut Bloc
 
 #[inline(always)]
 fn log_softmax_block_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block) {
-    block_stats_body::<F>(x, len, inner, b);
-    for c in 0..len {
-        let row = &x[c * inner..(c + 1) * inner];
-        let o = &mut out[c * inner..(c + 1) * inner];
-        for (((o, &v), &m), &lse) in o.iter_mut().zip(row).zip(&b.mm).zip(&b.lse) {
-            *o = ((v as f64 - m) - lse) as f32;
+    for i0 in (0..inner).step_by(TILE) {
+        let w = TILE.min(inner - i0);
+        block_stats_body::<F>(x, len, inner, i0, w, b);
+        for c in 0..len {
+            let at = c * inner + i0..c * inner + i0 + w;
+            for (((o, &v), &m), &lse) in out[at.clone()].iter_mut().zip(&x[at]).zip(&b.mm).zip(&b.lse) {
+                *o = ((v as f64 - m) - lse) as f32;
+            }
         }
     }
 }
 
 #[inline(always)]
 fn block_lse_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, b: &mut Block, out: &mut [(f64, f64)]) {
-    block_stats_body::<F>(x, len, inner, b);
-    for ((o, &m), &lse) in out.iter_mut().zip(&b.mm).zip(&b.lse) {
-        *o = (m, lse);
+    for i0 in (0..inner).step_by(TILE) {
+        let w = TILE.min(inner - i0);
+        block_stats_body::<F>(x, len, inner, i0, w, b);
+        for ((o, &m), &lse) in out[i0..i0 + w].iter_mut().zip(&b.mm).zip(&b.lse) {
+            *o = (m, lse);
+        }
     }
 }
 
