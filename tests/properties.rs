@@ -146,3 +146,116 @@ fn float16_and_bfloat16_round_once() {
     let y = ops::log_softmax(&x, Some(0)).unwrap().to_f64_vec();
     assert_eq!(y[0], half::bf16::from_f64(-std::f64::consts::LN_2).to_f64());
 }
+
+/// Double-double arithmetic (a value is `hi + lo`, about 106 bits), for a float64 truth.
+mod dd {
+    pub type DD = (f64, f64);
+
+    pub fn two_sum(a: f64, b: f64) -> DD {
+        let s = a + b;
+        let bb = s - a;
+        (s, (a - (s - bb)) + (b - bb))
+    }
+
+    fn quick(a: f64, b: f64) -> DD {
+        let s = a + b;
+        (s, b - (s - a))
+    }
+
+    pub fn add(a: DD, b: DD) -> DD {
+        let (s, e) = two_sum(a.0, b.0);
+        let (t, f) = two_sum(a.1, b.1);
+        let (s, e) = quick(s, e + t);
+        quick(s, e + f)
+    }
+
+    pub fn mul(a: DD, b: DD) -> DD {
+        let p = a.0 * b.0;
+        let e = a.0.mul_add(b.0, -p);
+        quick(p, e + (a.0 * b.1 + a.1 * b.0))
+    }
+
+    pub fn scale(a: DD, f: f64) -> DD {
+        mul(a, (f, 0.0))
+    }
+
+    /// a / b for a float64 b (1/k is not a float64: dividing keeps the Taylor terms exact).
+    pub fn div(a: DD, b: f64) -> DD {
+        let q = a.0 / b;
+        let p = q * b;
+        let e = q.mul_add(b, -p);
+        quick(q, (((a.0 - p) - e) + a.1) / b)
+    }
+
+    const LN2: DD = (std::f64::consts::LN_2, 2.319_046_813_846_299_6e-17);
+
+    /// exp of a double-double: 2^n * (exp(r / 256))^256, Taylor in double-double.
+    pub fn exp(x: DD) -> DD {
+        if x.0 < -745.0 {
+            return (0.0, 0.0);
+        }
+        let n = (x.0 / LN2.0).round();
+        let r = add(x, scale(LN2, -n));
+        let r = div(r, 256.0);
+        let mut term: DD = (1.0, 0.0);
+        let mut sum: DD = (1.0, 0.0);
+        for k in 1..=14 {
+            term = div(mul(term, r), k as f64);
+            sum = add(sum, term);
+        }
+        for _ in 0..8 {
+            sum = mul(sum, sum);
+        }
+        let p = 2f64.powi(n as i32);
+        (sum.0 * p, sum.1 * p)
+    }
+
+    /// log(1 + s) for s >= 0: one Newton step on exp from the float64 log1p.
+    pub fn log1p(s: DD) -> DD {
+        let y0 = s.0.ln_1p();
+        let one_plus_s = add((1.0, 0.0), s);
+        let t = add(mul(one_plus_s, exp((-y0, 0.0))), (-1.0, 0.0));
+        add((y0, 0.0), t)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// float64: every log_softmax element within 4 ulp of a double-double computation.
+    #[test]
+    fn float64_log_softmax_within_4_ulp_of_double_double(len in 1usize..1500, scale in prop_oneof![Just(1.0f64), Just(3.0), Just(30.0), Just(100.0)], seed in any::<u64>()) {
+        let mut s = seed | 1;
+        let row: Vec<f64> = (0..len).map(|_| {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 2.0 * scale
+        }).collect();
+        let y = ops::log_softmax(&f64t(&[len], row.clone()), Some(0)).unwrap().to_f64_vec();
+        let (mut k, mut m) = (0, f64::NEG_INFINITY);
+        for (i, &v) in row.iter().enumerate() { if v > m { m = v; k = i; } }
+        let mut rest: dd::DD = (0.0, 0.0);
+        for (i, &v) in row.iter().enumerate() {
+            if i != k {
+                rest = dd::add(rest, dd::exp(dd::two_sum(v, -m)));
+            }
+        }
+        let lse = dd::log1p(rest);
+        for i in 0..len {
+            let t = dd::add(dd::two_sum(row[i], -m), (-lse.0, -lse.1));
+            let truth = t.0 + t.1;
+            let ulps = ((y[i].to_bits() as i64) - (truth.to_bits() as i64)).abs();
+            prop_assert!(ulps <= 4 || (y[i] == 0.0 && truth.abs() < f64::MIN_POSITIVE), "len {len} scale {scale}: element {i}: {} vs {truth} ({ulps} ulp)", y[i]);
+        }
+    }
+}
+
+#[test]
+fn double_double_helpers_are_right() {
+    // exp(1) and log1p(1) to double-double, against their known values.
+    let e = dd::exp((1.0, 0.0));
+    assert_eq!(e.0, std::f64::consts::E);
+    assert!((e.1 - 1.445_646_891_729_25e-16).abs() < 1e-30, "{e:?}");
+    let l = dd::log1p((1.0, 0.0));
+    assert_eq!(l.0, std::f64::consts::LN_2);
+    assert!((l.1 - 2.319_046_813_846_299_6e-17).abs() < 1e-31, "{l:?}");
+}
