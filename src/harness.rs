@@ -146,6 +146,28 @@ pub fn load_or_fail(paths: &[PathBuf]) -> Result<Arc<Vec<LoadedCase>>, Trial> {
     }
 }
 
+/// The golden files a run needs. Under `cargo nextest` every test is a process of its own,
+/// started with `--exact <name>`: reloading all 24 MB of goldens for each would dominate, so an
+/// exact filter naming a case loads only its file (a shipped case id starts with its file's
+/// path: `nll_loss/weight/...` lives in `golden/nll_loss/weight.json`).
+pub fn golden_paths_for(args: &Arguments, golden_dir: &Path) -> Vec<PathBuf> {
+    if let (true, Some(name)) = (args.exact, args.filter.as_deref()) {
+        // name = "<implementation>/<op>/<file>/..."; implementations may contain '/'
+        // (exec:...), so try every split point.
+        for (i, _) in name.match_indices('/') {
+            let id = &name[i + 1..];
+            let mut parts = id.splitn(3, '/');
+            if let (Some(op), Some(file), Some(_)) = (parts.next(), parts.next(), parts.next()) {
+                let p = golden_dir.join(op).join(format!("{file}.json"));
+                if p.is_file() {
+                    return vec![p];
+                }
+            }
+        }
+    }
+    vec![golden_dir.to_path_buf()]
+}
+
 /// Runs the shipped golden suite against `implementation` as a libtest-mimic test binary
 /// (command-line filters work as with `cargo test`) and exits. `expectations` is an optional
 /// known-failures file in the format of spec/expectations/.
@@ -159,7 +181,7 @@ pub fn main(implementation: impl Implementation + 'static, expectations: Option<
         None => Expectations::none(implementation.name()),
     };
     let target = Target::new(implementation, exp);
-    let trials = match load_or_fail(&[default_golden_dir()]) {
+    let trials = match load_or_fail(&golden_paths_for(&args, &default_golden_dir())) {
         Ok(cases) => trials(&[target], cases),
         Err(trial) => vec![trial],
     };

@@ -2,7 +2,7 @@
 //! and candle-nn (with its expectations file). See nllspec::harness for naming and strictness.
 
 use nllspec::golden::load::default_golden_dir;
-use nllspec::harness::{Target, load_or_fail, trials};
+use nllspec::harness::{Target, golden_paths_for, load_or_fail, trials};
 use nllspec::impls::{candle::CandleReference, candle_nn::CandleNn, native::Native};
 use nllspec::judge::expectations::Expectations;
 use std::path::Path;
@@ -22,7 +22,7 @@ fn main() {
         Target::new(CandleReference, expectations("candle")),
         Target::new(CandleNn, expectations("candle-nn")),
     ];
-    let trials = match load_or_fail(&[default_golden_dir()]) {
+    let trials = match load_or_fail(&golden_paths_for(&args, &default_golden_dir())) {
         Ok(cases) => trials(&targets, cases),
         Err(trial) => vec![trial],
     };
