@@ -287,17 +287,17 @@ fn row_max(x: &[f32]) -> (f32, usize) {
     (m, 0)
 }
 
+/// `sum of term(x_j)` with `LANES` float64 accumulators, added pairwise at the end.
 #[inline(always)]
-fn sum_exp32_generic<F: MulAdd>(x: &[f32], m: f32) -> f64 {
+fn sum_terms(x: &[f32], term: impl Fn(f32) -> f64) -> f64 {
     let mut acc = [0.0f64; LANES];
     let chunks = x.chunks_exact(LANES);
     let tail = chunks.remainder();
     for c in chunks {
         for i in 0..LANES {
-            acc[i] += exp_diff32::<F>(c[i], m) as f64;
+            acc[i] += term(c[i]);
         }
     }
-    let mut s: f64 = tail.iter().map(|&v| exp_diff32::<F>(v, m) as f64).sum();
     let mut w = LANES;
     while w > 1 {
         w /= 2;
@@ -305,31 +305,17 @@ fn sum_exp32_generic<F: MulAdd>(x: &[f32], m: f32) -> f64 {
             acc[i] += acc[i + w];
         }
     }
-    s += acc[0];
-    s
+    acc[0] + tail.iter().map(|&v| term(v)).sum::<f64>()
+}
+
+#[inline(always)]
+fn sum_exp32_generic<F: MulAdd>(x: &[f32], m: f32) -> f64 {
+    sum_terms(x, |v| exp_diff32::<F>(v, m) as f64)
 }
 
 #[inline(always)]
 fn sum_exp<F: MulAdd>(x: &[f32], m: f64) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for i in 0..LANES {
-            acc[i] += exp_neg::<F>(c[i] as f64 - m);
-        }
-    }
-    let mut s: f64 = tail.iter().map(|&v| exp_neg::<F>(v as f64 - m)).sum();
-    // pairwise over the lanes
-    let mut w = LANES;
-    while w > 1 {
-        w /= 2;
-        for i in 0..w {
-            acc[i] += acc[i + w];
-        }
-    }
-    s += acc[0];
-    s
+    sum_terms(x, |v| exp_neg::<F>(v as f64 - m))
 }
 
 /// `(max, lse)` of a row, or `None` when the row is all NaN by PyTorch's rules (+inf in it,
