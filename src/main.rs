@@ -139,11 +139,32 @@ fn real_main(args: &[String]) -> Result<u8, UsageError> {
                 expectations: p.expectations,
             };
             let quiet = p.format != Format::Human && p.out.is_none();
-            let report = run(&opts, &mut |line| {
+            let report = match run(&opts, &mut |line| {
                 if !quiet {
                     eprintln!("{line}");
                 }
-            })?;
+            }) {
+                Ok(r) => r,
+                Err(e) if p.format == Format::Json => {
+                    // The contract's JSON object is printed whatever the exit status: an
+                    // unusable input gives an empty report carrying the error.
+                    let doc = serde_json::json!({
+                        "format": "nllspec-report-v1",
+                        "summary": {"total": 0, "passed": 0, "failed": 0, "skipped": 0, "xfailed": 0, "xpassed": 0},
+                        "results": [],
+                        "error": e.to_string(),
+                    });
+                    let text = serde_json::to_string_pretty(&doc).expect("a JSON value serialises") + "\n";
+                    match &p.out {
+                        Some(path) => {
+                            let _ = std::fs::write(path, &text);
+                        }
+                        None => print!("{text}"),
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             let text = report.render(p.format);
             match &p.out {
                 Some(path) => std::fs::write(path, &text)

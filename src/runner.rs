@@ -110,7 +110,7 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, 
     for (n, f) in files.iter().enumerate() {
         let golden = load_file(f)?;
         let cases: Vec<_> = golden.cases.into_iter().filter(|c| selected(c, &opts.filter)).collect();
-        progress(&format!("[{}/{}] {} ({} cases)", n + 1, files.len(), f.display(), cases.len()));
+        progress(&format!("[{}/{}] {} ({} cases)", n + 1, files.len(), crate::report::display_path(f), cases.len()));
         for case in cases {
             let loaded = crate::golden::load::LoadedCase { file: f.clone(), case };
             for t in &targets {

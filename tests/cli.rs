@@ -64,6 +64,16 @@ fn usage_errors_exit_2_and_say_why() {
 }
 
 #[test]
+fn json_report_is_printed_even_for_unusable_input() {
+    let out = nllspec(&["run", "--golden", "/nonexistent/golden", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let r = report(&out);
+    assert_eq!(r["format"], "nllspec-report-v1");
+    assert_eq!(r["summary"]["total"], 0);
+    assert!(r["error"].as_str().unwrap().contains("/nonexistent/golden"));
+}
+
+#[test]
 fn an_empty_golden_directory_is_an_error() {
     let d = temp_dir("empty");
     let out = nllspec(&["run", "--golden", d.to_str().unwrap()]);

@@ -136,7 +136,7 @@ impl Report {
     pub fn human(&self) -> String {
         let mut out = String::new();
         for r in self.failures() {
-            let file = r.file.as_ref().map(|f| format!(" ({})", f.display())).unwrap_or_default();
+            let file = r.file.as_ref().map(|f| format!(" ({})", display_path(f))).unwrap_or_default();
             writeln!(out, "{} {}/{}{file}", r.status.name().to_uppercase(), r.implementation, r.id).unwrap();
             for line in r.detail.lines() {
                 writeln!(out, "    {line}").unwrap();
@@ -183,7 +183,7 @@ impl Report {
             .map(|r| {
                 serde_json::json!({
                     "id": r.id, "impl": r.implementation, "status": r.status.name(), "detail": r.detail,
-                    "file": r.file.as_ref().map(|f| f.display().to_string()),
+                    "file": r.file.as_ref().map(|f| display_path(f)),
                 })
             })
             .collect();
@@ -220,7 +220,7 @@ impl Report {
             writeln!(out, "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" skipped=\"{s}\">", xml(imp), rows.len()).unwrap();
             for r in rows {
                 let class = if r.op.is_empty() { format!("{imp}.expectations") } else { format!("{imp}.{}", r.op) };
-                let file = r.file.as_ref().map(|f| format!(" file=\"{}\"", xml(&f.display().to_string()))).unwrap_or_default();
+                let file = r.file.as_ref().map(|f| format!(" file=\"{}\"", xml(&display_path(f)))).unwrap_or_default();
                 write!(out, "    <testcase classname=\"{}\" name=\"{}\"{file}", xml(&class), xml(&r.id)).unwrap();
                 match r.status {
                     Status::Pass => out.push_str("/>\n"),
@@ -277,6 +277,14 @@ impl Report {
         }
         out
     }
+}
+
+/// A path relative to the working directory when it lies below it (shorter in reports).
+pub fn display_path(p: &std::path::Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| p.strip_prefix(d).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| p.display().to_string())
 }
 
 fn first(s: &str) -> &str {
