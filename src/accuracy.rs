@@ -12,6 +12,7 @@ use crate::golden::format::{Attrs, Expected, Inputs, Op};
 use crate::golden::load::LoadedCase;
 use crate::impls::{Implementation, Outcome, Request};
 use crate::judge::compare::ulp_distance;
+use crate::report::markdown_header;
 use crate::tensor::{DType, Data, Tensor};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -172,16 +173,7 @@ pub fn from_goldens(cases: &[LoadedCase], impls: &[&dyn Implementation]) -> BTre
 pub fn markdown(impls: &[&dyn Implementation], cases: &[LoadedCase], elements: usize) -> String {
     let names: Vec<&str> = impls.iter().map(|i| i.name()).collect();
     let mut s = format!("Synthetic inputs, {elements} elements per row length and scale (max ulp / 99.9th percentile ulp against float64, rounded to the dtype):\n\n");
-    write!(s, "| op | dtype | row length | scale |").unwrap();
-    for n in &names {
-        write!(s, " {n} |").unwrap();
-    }
-    writeln!(s).unwrap();
-    write!(s, "| --- | --- | --- | --- |").unwrap();
-    for _ in &names {
-        write!(s, " --- |").unwrap();
-    }
-    writeln!(s).unwrap();
+    s.push_str(&markdown_header(&["op", "dtype", "row length", "scale"], &names));
     for r in synthetic(impls, elements) {
         write!(s, "| {} | {} | {} | {} |", r.op, r.dtype, r.len, r.scale).unwrap();
         for st in &r.per_impl {
@@ -190,16 +182,7 @@ pub fn markdown(impls: &[&dyn Implementation], cases: &[LoadedCase], elements: u
         writeln!(s).unwrap();
     }
     writeln!(s, "\nGolden cases with float16/bfloat16/float32 inputs (outputs against float64 from the same inputs, max ulp / 99.9th percentile):\n").unwrap();
-    write!(s, "| op | dtype | PyTorch 2.15 |").unwrap();
-    for n in &names {
-        write!(s, " {n} |").unwrap();
-    }
-    writeln!(s).unwrap();
-    write!(s, "| --- | --- | --- |").unwrap();
-    for _ in &names {
-        write!(s, " --- |").unwrap();
-    }
-    writeln!(s).unwrap();
+    s.push_str(&markdown_header(&["op", "dtype", "PyTorch 2.15"], &names));
     for ((op, dtype), cols) in from_goldens(cases, impls) {
         write!(s, "| {op} | {dtype} |").unwrap();
         for c in cols {

@@ -248,17 +248,8 @@ impl Report {
 
     pub fn markdown(&self) -> String {
         let (cols, rows) = self.matrix();
-        let mut out = String::new();
-        write!(out, "| op dtype |").unwrap();
-        for c in &cols {
-            write!(out, " {c} |").unwrap();
-        }
-        writeln!(out).unwrap();
-        write!(out, "| --- |").unwrap();
-        for _ in &cols {
-            write!(out, " --- |").unwrap();
-        }
-        writeln!(out).unwrap();
+        let names: Vec<&str> = cols.iter().map(String::as_str).collect();
+        let mut out = markdown_header(&["op dtype"], &names);
         for (name, vals) in &rows {
             write!(out, "| {name} |").unwrap();
             for v in vals {
@@ -277,6 +268,12 @@ impl Report {
         }
         out
     }
+}
+
+/// The first two lines of a Markdown table: `columns` then one column per name.
+pub fn markdown_header(columns: &[&str], names: &[&str]) -> String {
+    let all: Vec<&str> = columns.iter().chain(names).copied().collect();
+    format!("| {} |\n|{}\n", all.join(" | "), " --- |".repeat(all.len()))
 }
 
 /// A path relative to the working directory when it lies below it (shorter in reports).
