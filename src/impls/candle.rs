@@ -93,8 +93,8 @@ type Run = CResult<Result<(Tensor, Option<Tensor>), String>>;
 
 fn run(req: &Request<'_>) -> Run {
     let i = req.inputs;
-    if i.input.numel() == 0 || i.input.ndim() == 0 && req.op == Op::LogSoftmax {
-        // Nothing for Candle to compute: an empty input, or a 0-d log_softmax (a row of one).
+    // Candle's max/log_softmax reject empty tensors and 0-d inputs; nll_loss needs neither.
+    if (i.input.numel() == 0 && req.op != Op::NllLoss) || (i.input.ndim() == 0 && req.op == Op::LogSoftmax) {
         return Ok(Err(empty_or_scalar(req)));
     }
     match (req.op, req.attrs) {
@@ -109,7 +109,7 @@ fn run(req: &Request<'_>) -> Run {
 
 fn empty_or_scalar(req: &Request<'_>) -> String {
     if req.inputs.input.numel() == 0 {
-        "Candle's reductions (max, sum) are undefined over empty tensors".into()
+        "Candle's max reduction, inside log_softmax, rejects empty tensors (\"empty tensor for reduce\")".into()
     } else {
         "Candle's log_softmax needs a dimension to reduce; a 0-d tensor has none".into()
     }
