@@ -8,8 +8,7 @@
 //!   ([`exp_diff32`]; explicit AVX-512 code where available, since the compiler picks 256-bit
 //!   vectors on its own), and the terms are accumulated in float64 lanes, so the sum's error
 //!   does not grow with the row length. Rows whose sum is so small that terms below e^-87
-//!   could count are summed again with the float64 [`exp_neg`]. The outer-dim kernel uses
-//!   [`exp_neg`] throughout.
+//!   could count are summed again with the float64 [`exp_neg`] (in both kernels).
 //! - `lse = log1p(s)` ([`log1p`]): the dominant element's log-probability is `-log1p(s)`,
 //!   which stays accurate when `s` is tiny (PyTorch's `log(1 + s)` rounds it to 0);
 //! - `out_j = ((x_j - max) - lse)` in float64, rounded once to float32.
@@ -390,10 +389,18 @@ fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, i0: usize, w
     b.lse.resize(w, 0.0);
     for c in 0..len {
         let row = &x[lanes(c)];
-        let cf = c as f64;
-        for (((s, &m), &k), &v) in b.lse.iter_mut().zip(&b.mm).zip(&b.kk).zip(row) {
-            let e = exp_neg::<F>(v as f64 - m);
+        let cf = c as f32;
+        for (((s, &m), &k), &v) in b.lse.iter_mut().zip(&b.m).zip(&b.k).zip(row) {
+            let e = exp_diff32::<F>(v, m) as f64;
             *s += if k == cf { 0.0 } else { e };
+        }
+    }
+    // As in row_stats: a lane whose sum is small enough for the float32 exp's flushed terms
+    // (below e^-87) to count is summed again with the float64 exp.
+    for i in 0..w {
+        if b.lse[i] < len as f64 * 1e-29 {
+            let (m, k) = (b.mm[i], b.kk[i]);
+            b.lse[i] = (0..len).filter(|&c| c as f64 != k).map(|c| exp_neg::<F>(x[c * inner + i0 + i] as f64 - m)).sum();
         }
     }
     for (s, &m) in b.lse.iter_mut().zip(&b.mm) {
@@ -648,6 +655,22 @@ mod tests {
         for (p, q) in a.iter().zip(&b) {
             assert!((p.to_bits() as i64 - q.to_bits() as i64).abs() <= 1, "{p} vs {q}");
         }
+    }
+
+    #[test]
+    fn sums_below_float32_exp_range_are_redone_in_float64() {
+        // log_softmax([50, -40])[0] = -log1p(e^-90) = -8.19e-40, a float32 subnormal that the
+        // float32 exp (flushing below e^-87) alone would return as 0.
+        let truth = -((-90f64).exp()) as f32;
+        assert!(truth < 0.0);
+        let mut o = [0.0f32; 2];
+        log_softmax_f32(&[50.0, -40.0], &mut o, 1, 2, 1);
+        assert_eq!(o[0], truth);
+        // the same pair along an outer dim, three lanes
+        let x = [50.0, 50.0, 50.0, -40.0, -40.0, -40.0];
+        let mut o = [0.0f32; 6];
+        log_softmax_f32(&x, &mut o, 1, 2, 3);
+        assert_eq!(o[..3], [truth; 3]);
     }
 
     #[test]
