@@ -8,7 +8,8 @@
 //!   ([`exp_diff32`]; explicit AVX-512 code where available, since the compiler picks 256-bit
 //!   vectors on its own), and the terms are accumulated in float64 lanes, so the sum's error
 //!   does not grow with the row length. Rows whose sum is so small that terms below e^-87
-//!   could count are summed again with the float64 [`exp_neg`] (in both kernels).
+//!   could count are summed again with the float64 [`exp_neg`]. The outer-dim kernel uses
+//!   [`exp_neg`] throughout (a float32 exp measured no faster there: its lanes mix widths).
 //! - `lse = log1p(s)` ([`log1p`]): the dominant element's log-probability is `-log1p(s)`,
 //!   which stays accurate when `s` is tiny (PyTorch's `log(1 + s)` rounds it to 0);
 //! - `out_j = ((x_j - max) - lse)` in float64, rounded once to float32.
@@ -389,18 +390,10 @@ fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, i0: usize, w
     b.lse.resize(w, 0.0);
     for c in 0..len {
         let row = &x[lanes(c)];
-        let cf = c as f32;
-        for (((s, &m), &k), &v) in b.lse.iter_mut().zip(&b.m).zip(&b.k).zip(row) {
-            let e = exp_diff32::<F>(v, m) as f64;
+        let cf = c as f64;
+        for (((s, &m), &k), &v) in b.lse.iter_mut().zip(&b.mm).zip(&b.kk).zip(row) {
+            let e = exp_neg::<F>(v as f64 - m);
             *s += if k == cf { 0.0 } else { e };
-        }
-    }
-    // As in row_stats: a lane whose sum is small enough for the float32 exp's flushed terms
-    // (below e^-87) to count is summed again with the float64 exp.
-    for i in 0..w {
-        if b.lse[i] < len as f64 * 1e-29 {
-            let (m, k) = (b.mm[i], b.kk[i]);
-            b.lse[i] = (0..len).filter(|&c| c as f64 != k).map(|c| exp_neg::<F>(x[c * inner + i0 + i] as f64 - m)).sum();
         }
     }
     for (s, &m) in b.lse.iter_mut().zip(&b.mm) {
