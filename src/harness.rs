@@ -187,9 +187,3 @@ pub fn main(implementation: impl Implementation + 'static, expectations: Option<
     };
     libtest_mimic::run(&args, trials).exit()
 }
-
-/// The status and detail of every case for one target, as `nllspec run` reports them.
-pub fn detail_line(status: Status, detail: &str) -> String {
-    let first = detail.lines().next().unwrap_or("");
-    format!("{}: {first}", status.name())
-}

@@ -52,11 +52,11 @@ pub struct Avx512;
 impl MulAdd for Avx512 {
     #[inline(always)]
     fn mul_add(a: f64, b: f64, c: f64) -> f64 {
-        a.mul_add(b, c)
+        Fused::mul_add(a, b, c)
     }
     #[inline(always)]
     fn mul_add32(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
+        Fused::mul_add32(a, b, c)
     }
     #[inline(always)]
     fn sum_exp32(x: &[f32], m: f32) -> f64 {

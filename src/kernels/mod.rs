@@ -28,10 +28,6 @@ impl Lanes {
             inner: shape[dim + 1..].iter().product(),
         }
     }
-
-    pub fn numel(&self) -> usize {
-        self.outer * self.len * self.inner
-    }
 }
 
 /// Neumaier's compensated sum: the error stays within a couple of ulp of the exact sum of the

@@ -11,7 +11,7 @@
 //! - `dim = None` (the deprecated implicit form of `F.log_softmax`) picks
 //!   `0 if ndim in (0, 1, 3) else 1`.
 
-use super::{Outputs, check_grad_output, wrap_dim};
+use super::{Outputs, check_grad_output, invalid_argument, wrap_dim};
 use crate::error::{ErrorKind, OpError, PyType};
 use crate::kernels::{self, Lanes};
 use crate::tensor::{DType, Data, Tensor};
@@ -55,17 +55,13 @@ pub fn log_softmax(input: &Tensor, dim: Option<i64>) -> Result<Tensor, OpError> 
 pub fn log_softmax_into(input: &Tensor, dim: Option<i64>, out: &mut Tensor) -> Result<(), OpError> {
     let d = check(input, dim)?;
     if out.shape() != input.shape() || out.dtype() != input.dtype() {
-        return Err(OpError::new(
-            ErrorKind::InvalidArgument,
-            PyType::RuntimeError,
-            format!(
-                "out has shape {} and dtype {}, expected {} and {}",
-                crate::tensor::fmt_shape(out.shape()),
-                out.dtype(),
-                crate::tensor::fmt_shape(input.shape()),
-                input.dtype()
-            ),
-        ));
+        return Err(invalid_argument(format!(
+            "out has shape {} and dtype {}, expected {} and {}",
+            crate::tensor::fmt_shape(out.shape()),
+            out.dtype(),
+            crate::tensor::fmt_shape(input.shape()),
+            input.dtype()
+        )));
     }
     if input.numel() == 0 {
         return Ok(());

@@ -135,27 +135,24 @@ pub(crate) fn fmt_cpp_double(x: f64) -> String {
     }
 }
 
+/// A rejection of an argument the API adds to PyTorch's (a `grad_output`, an `out` buffer).
+pub(crate) fn invalid_argument(message: String) -> OpError {
+    OpError::new(ErrorKind::InvalidArgument, PyType::RuntimeError, message)
+}
+
 pub(crate) fn check_grad_output(grad_output: &Tensor, output: &Tensor) -> Result<(), OpError> {
     if grad_output.shape() != output.shape() {
-        return Err(OpError::new(
-            ErrorKind::InvalidArgument,
-            PyType::RuntimeError,
-            format!(
-                "Mismatch in shape: grad_output has a shape of {} and output has a shape of {}.",
-                crate::tensor::fmt_shape(grad_output.shape()),
-                crate::tensor::fmt_shape(output.shape())
-            ),
-        ));
+        return Err(invalid_argument(format!(
+            "Mismatch in shape: grad_output has a shape of {} and output has a shape of {}.",
+            crate::tensor::fmt_shape(grad_output.shape()),
+            crate::tensor::fmt_shape(output.shape())
+        )));
     }
     if !grad_output.dtype().is_float() {
-        return Err(OpError::new(
-            ErrorKind::InvalidArgument,
-            PyType::RuntimeError,
-            format!(
-                "grad_output must be a floating point tensor, got {}",
-                grad_output.dtype().torch_name()
-            ),
-        ));
+        return Err(invalid_argument(format!(
+            "grad_output must be a floating point tensor, got {}",
+            grad_output.dtype().torch_name()
+        )));
     }
     Ok(())
 }
