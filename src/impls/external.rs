@@ -124,7 +124,16 @@ impl External {
                 return Err(format!("no response within {:?}", self.timeout));
             }
             Err(RecvTimeoutError::Disconnected) => {
-                let status = process.child.try_wait().ok().flatten();
+                // stdout closes a moment before the exit is visible: wait for it (bounded), so
+                // the detail says "exited" deterministically.
+                let mut status = None;
+                for _ in 0..100 {
+                    status = process.child.try_wait().ok().flatten();
+                    if status.is_some() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return Err(match status {
                     Some(s) => format!("the process exited ({s}) without answering"),
                     None => "the process closed its stdout without answering".to_string(),
