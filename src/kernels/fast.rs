@@ -38,11 +38,18 @@ const LANES: usize = 32;
 pub trait MulAdd: Sized {
     fn mul_add(a: f64, b: f64, c: f64) -> f64;
     fn mul_add32(a: f32, b: f32, c: f32) -> f32;
-    /// `sum of exp(x_j - m)` in float64 (see [`exp_diff32`]); overridden with explicit
-    /// AVX-512 code where the compiler would otherwise pick 256-bit vectors.
+    /// A row's max and its first position ([`row_max`]); explicit AVX-512 code where
+    /// available.
     #[inline(always)]
-    fn sum_exp32(x: &[f32], m: f32) -> f64 {
-        sum_exp32_generic::<Self>(x, m)
+    fn row_max32(x: &[f32]) -> (f32, usize) {
+        row_max(x)
+    }
+    /// `sum over j != skip of exp(x_j - m)` in float64 (see [`exp_diff32`]); the AVX-512
+    /// version also prefetches `next`, the row read after this one.
+    #[inline(always)]
+    fn sum_exp32(x: &[f32], m: f32, skip: usize, next: &[f32]) -> f64 {
+        let _ = next;
+        sum_exp32_generic::<Self>(&x[..skip], m) + sum_exp32_generic::<Self>(&x[skip + 1..], m)
     }
 }
 
@@ -58,82 +65,18 @@ impl MulAdd for Avx512 {
     fn mul_add32(a: f32, b: f32, c: f32) -> f32 {
         Fused::mul_add32(a, b, c)
     }
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn sum_exp32(x: &[f32], m: f32) -> f64 {
-        #[cfg(target_arch = "x86_64")]
+    fn row_max32(x: &[f32]) -> (f32, usize) {
         // SAFETY: `Avx512` is only instantiated by `dispatched!` inside functions compiled
-        // with avx512f/avx512dq, called after `level()` detected those features.
-        unsafe {
-            avx512_sum::sum_exp32(x, m)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        sum_exp32_generic::<Fused>(x, m)
+        // with AVX-512, called after `level()` detected it.
+        unsafe { super::avx512::row_max(x) }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx512_sum {
-    use std::arch::x86_64::*;
-
-    /// [`super::exp_diff32`] on 16 lanes.
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    unsafe fn exp16(v: __m512, vm: __m512) -> __m512 {
-        unsafe {
-            let t = _mm512_sub_ps(v, vm);
-            let bv = _mm512_sub_ps(t, v);
-            let av = _mm512_sub_ps(t, bv);
-            let err = _mm512_add_ps(_mm512_sub_ps(v, av), _mm512_sub_ps(_mm512_sub_ps(_mm512_setzero_ps(), vm), bv));
-            let lim = _mm512_set1_ps(-87.0);
-            let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, lim);
-            // max(lim, t) returns t when t is NaN, so a NaN reaches the sum
-            let tc = _mm512_max_ps(lim, t);
-            let shifter = _mm512_set1_ps(12_582_912.0);
-            let k = _mm512_fmadd_ps(tc, _mm512_set1_ps(std::f32::consts::LOG2_E), shifter);
-            let n = _mm512_sub_ps(k, shifter);
-            let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), tc);
-            let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
-            let r = _mm512_add_ps(r, err);
-            let mut p = _mm512_set1_ps(1.987_569_1e-4);
-            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.398_199_9e-3));
-            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.333_452e-3));
-            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.166_579_6e-2));
-            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.666_666_5e-1));
-            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.000_000_1e-1));
-            let e = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
-            let bits = _mm512_slli_epi32::<23>(_mm512_add_epi32(_mm512_castps_si512(k), _mm512_set1_epi32(127)));
-            _mm512_maskz_mul_ps(!tiny, e, _mm512_castsi512_ps(bits))
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn widen_add(acc0: &mut __m512d, acc1: &mut __m512d, e: __m512) {
-        unsafe {
-            let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(e));
-            let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e))));
-            *acc0 = _mm512_add_pd(*acc0, lo);
-            *acc1 = _mm512_add_pd(*acc1, hi);
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx512dq")]
-    pub unsafe fn sum_exp32(x: &[f32], m: f32) -> f64 {
-        unsafe {
-            let vm = _mm512_set1_ps(m);
-            let (mut a0, mut a1, mut a2, mut a3) = (_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd());
-            let chunks = x.chunks_exact(32);
-            let tail = chunks.remainder();
-            for c in chunks {
-                let e0 = exp16(_mm512_loadu_ps(c.as_ptr()), vm);
-                let e1 = exp16(_mm512_loadu_ps(c.as_ptr().add(16)), vm);
-                widen_add(&mut a0, &mut a1, e0);
-                widen_add(&mut a2, &mut a3, e1);
-            }
-            let mut s = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
-            for &v in tail {
-                s += super::exp_diff32::<super::Fused>(v, m) as f64;
-            }
-            s
-        }
+    fn sum_exp32(x: &[f32], m: f32, skip: usize, next: &[f32]) -> f64 {
+        // SAFETY: as above.
+        unsafe { super::avx512::sum_exp(x, m, skip, next) }
     }
 }
 
@@ -319,30 +262,36 @@ fn sum_exp<F: MulAdd>(x: &[f32], m: f64) -> f64 {
 }
 
 /// `(max, lse)` of a row, or `None` when the row is all NaN by PyTorch's rules (+inf in it,
-/// or only -inf; a NaN in it makes `lse` NaN, which has the same effect).
+/// or only -inf; a NaN in it makes `lse` NaN, which has the same effect). `next` is the row
+/// the caller reads after this one (prefetched while this one is summed; may be empty).
 #[inline(always)]
-fn row_stats<F: MulAdd>(x: &[f32]) -> Option<(f64, f64)> {
-    let (m, k) = row_max(x);
+fn row_stats<F: MulAdd>(x: &[f32], next: &[f32]) -> Option<(f64, f64)> {
+    let (m, k) = F::row_max32(x);
     if !m.is_finite() {
         return None;
     }
-    let mut s = F::sum_exp32(&x[..k], m) + F::sum_exp32(&x[k + 1..], m);
+    let mut s = F::sum_exp32(x, m, k, next);
     let m = m as f64;
-    // The float32 exp drops terms below e^-87 (1.6e-38 each): when the sum is small enough
-    // for them to count (relative 1.6e-9 at most), redo it with the float64 exp.
+    // The float32 exp drops terms below e^-104 and rounds those below e^-87 to subnormals
+    // (1.2e-38 at most each): when the sum is small enough for them to count (relative
+    // 1.2e-9 at most), redo it with the float64 exp.
     if s < x.len() as f64 * 1e-29 {
         s = sum_exp::<F>(&x[..k], m) + sum_exp::<F>(&x[k + 1..], m);
     }
     Some((m, log1p(s)))
 }
 
+/// Rows of `len` elements, one after the other, each prefetching the next.
 #[inline(always)]
-fn log_softmax_row_body<F: MulAdd>(x: &[f32], out: &mut [f32]) {
-    match row_stats::<F>(x) {
-        None => out.fill(f32::NAN),
-        Some((m, lse)) => {
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = ((v as f64 - m) - lse) as f32;
+fn log_softmax_rows_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize) {
+    for (r, (row, o)) in x.chunks(len).zip(out.chunks_mut(len)).enumerate() {
+        let next = x.get((r + 1) * len..).unwrap_or(&[]);
+        match row_stats::<F>(row, &next[..next.len().min(len)]) {
+            None => o.fill(f32::NAN),
+            Some((m, lse)) => {
+                for (o, &v) in o.iter_mut().zip(row) {
+                    *o = ((v as f64 - m) - lse) as f32;
+                }
             }
         }
     }
@@ -477,7 +426,7 @@ macro_rules! dispatched {
     };
 }
 
-dispatched!(log_softmax_row, log_softmax_row_body, (x: &[f32], out: &mut [f32]));
+dispatched!(log_softmax_rows, log_softmax_rows_body, (x: &[f32], out: &mut [f32], len: usize));
 dispatched!(log_softmax_block, log_softmax_block_body, (x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block));
 dispatched!(block_lse, block_lse_body, (x: &[f32], len: usize, inner: usize, b: &mut Block, out: &mut [(f64, f64)]));
 
@@ -491,9 +440,11 @@ pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inn
     let parallel = x.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1;
     if inner == 1 {
         if parallel {
-            x.par_chunks(len).zip(out.par_chunks_mut(len)).for_each(|(r, o)| log_softmax_row(r, o));
+            // Chunks of rows per task keep the per-task overhead small for short rows.
+            let per_task = (PARALLEL_MIN / len).max(1) * len;
+            x.par_chunks(per_task).zip(out.par_chunks_mut(per_task)).for_each(|(r, o)| log_softmax_rows(r, o, len));
         } else {
-            x.chunks(len).zip(out.chunks_mut(len)).for_each(|(r, o)| log_softmax_row(r, o));
+            log_softmax_rows(x, out, len);
         }
         return;
     }
@@ -504,7 +455,7 @@ pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inn
             for i in 0..inner {
                 let at = |j: usize| (b * len + j) * inner + i;
                 row.iter_mut().enumerate().for_each(|(j, r)| *r = x[at(j)]);
-                log_softmax_row(&row, &mut o);
+                log_softmax_rows(&row, &mut o, len);
                 o.iter().enumerate().for_each(|(j, &v)| out[at(j)] = v);
             }
         }
@@ -567,8 +518,9 @@ pub fn row_lse_f32(x: &[f32], len: usize) -> Vec<Option<(f64, f64)>> {
     dispatched!(stats_rows, stats_rows_body, (x: &[f32], len: usize, out: &mut [Option<(f64, f64)>]));
     #[inline(always)]
     fn stats_rows_body<F: MulAdd>(x: &[f32], len: usize, out: &mut [Option<(f64, f64)>]) {
-        for (r, o) in x.chunks(len).zip(out.iter_mut()) {
-            *o = row_stats::<F>(r);
+        for (r, (row, o)) in x.chunks(len).zip(out.iter_mut()).enumerate() {
+            let next = x.get((r + 1) * len..).unwrap_or(&[]);
+            *o = row_stats::<F>(row, &next[..next.len().min(len)]);
         }
     }
     let rows = x.len().checked_div(len).unwrap_or(0);
@@ -643,8 +595,8 @@ mod tests {
         let x: Vec<f32> = (0..1000).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.03).collect();
         let mut a = vec![0.0; 1000];
         let mut b = vec![0.0; 1000];
-        log_softmax_row_body::<Plain>(&x, &mut a);
-        log_softmax_row(&x, &mut b);
+        log_softmax_rows_body::<Plain>(&x, &mut a, 1000);
+        log_softmax_rows(&x, &mut b, 1000);
         for (p, q) in a.iter().zip(&b) {
             assert!((p.to_bits() as i64 - q.to_bits() as i64).abs() <= 1, "{p} vs {q}");
         }
@@ -676,7 +628,7 @@ mod tests {
             for i in 0..4 {
                 let row: Vec<f32> = (0..5).map(|c| x[(o * 5 + c) * 4 + i]).collect();
                 let mut r = vec![0.0; 5];
-                log_softmax_row(&row, &mut r);
+                log_softmax_rows(&row, &mut r, 5);
                 for c in 0..5 {
                     // the row kernel sums with the float32 exp, the block kernel with float64
                     let (a, b) = (out[(o * 5 + c) * 4 + i], r[c]);

@@ -6,6 +6,8 @@
 //! a few ulp): the log-sum-exp uses `log1p` of the sum without the dominant term, and every sum
 //! is compensated, so the error does not grow with the row length.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod fast;
 
 /// The `outer × len × inner` view of a reduction over one dimension.
