@@ -1,4 +1,4 @@
-//! Explicit AVX-512 code for the float32 row kernels: the row's max and the sum of
+//! Explicit AVX-512 code for the float32 row kernels: the row's extremes and the sum of
 //! `exp(x_j - max)`, which is where a log_softmax or cross_entropy row spends its time.
 //!
 //! Written with intrinsics because the compiler, left alone, picks 256-bit vectors and
@@ -7,27 +7,31 @@
 //!
 //! The exp is table-driven, as in glibc's and SLEEF's vector exps: `x - m = (16q + j) ln2/16
 //! + r` with `|r| <= ln2/32`, so `exp(x - m) = 2^q * 2^(j/16) * e^r`. `2^(j/16)` is a
-//! 16-entry table held as float32 pairs `hi + lo` (one register each, looked up with
-//! `vpermps`), `e^r - 1` is a cubic (truncation below 9.3e-9 relative), and `2^q` is applied
-//! by `vscalefps`, which also rounds results below float32's normal range correctly. With the
-//! exact difference (TwoSum: `x - m = t + err`) folded into `r`, a term is within 0.7 ulp of
-//! `exp` of the exact difference (the unit test measures 0.688 at worst); the float32 Cephes
-//! exp it replaced was about 1 ulp, and 25% slower.
+//! 16-entry float32 table with a second table of relative remainders (one register each,
+//! looked up with `vpermps`), `e^r - 1` is a cubic (truncation below 9.3e-9 relative), and
+//! `2^q` is applied by `vscalefps`, which also rounds results below float32's normal range
+//! correctly. The difference `x - m` is kept exact (its rounding error folded into `r`):
+//! with TwoSum in general, and with the 2-operation Fast2Sum when the row's max and min show
+//! it is exact ([`mode`]; rows of logits almost always qualify). A term is within 0.66 ulp
+//! of `exp` of the exact difference (the unit test measures it).
 //!
-//! Terms are added in float32 pairs (one rounding, at most half an ulp of the pair) and the
-//! pairs accumulated in float64 lanes, so the sum's error does not grow with the row length.
+//! Terms are added four vectors at a time in float32 (two roundings of half an ulp of a
+//! partial sum at most), then accumulated in float64 lanes, so the sum's error does not grow
+//! with the row length. Measured on the whole kernel: every float32 log_softmax output within
+//! 1 ulp (`nllspec accuracy`). The loop also reads the next row for its max and min, and
+//! prefetches the row after that, so a row's first read is not a pass of its own.
 
 use std::arch::x86_64::*;
 
-/// `2^(j/16)` rounded to float32, and the remainder `2^(j/16) - HI[j]` rounded to float32
-/// (computed with 50-digit decimals; `tables_are_exp2_of_sixteenths` checks them).
+/// `2^(j/16)` rounded to float32, and its relative remainder `2^(j/16) / HI[j] - 1` rounded
+/// to float32 (computed with 50-digit decimals; `tables_are_exp2_of_sixteenths` checks them).
 const EXP2_HI: [u32; 16] = [
     0x3f800000, 0x3f85aac3, 0x3f8b95c2, 0x3f91c3d3, 0x3f9837f0, 0x3f9ef532, 0x3fa5fed7, 0x3fad583f, 0x3fb504f3, 0x3fbd08a4, 0x3fc5672a,
     0x3fce248c, 0x3fd744fd, 0x3fe0ccdf, 0x3feac0c7, 0x3ff5257d,
 ];
-const EXP2_LO: [u32; 16] = [
-    0x0, 0x334f9891, 0xb260aba1, 0x33675624, 0x33231b71, 0x33412342, 0xb32c9d5e, 0xb22deaf6, 0x32cfe77a, 0xb3414fe8, 0x320aa837, 0x3228fc24,
-    0xb2d4a58a, 0xb21eab59, 0xb24116de, 0x32292436,
+const EXP2_REL: [u32; 16] = [
+    0x0, 0x3346cb6a, 0xb24e0611, 0x334b2482, 0x33092801, 0x331b85f2, 0xb3051aa8, 0xb2006c56, 0x329302ae, 0xb302e5a2, 0x31b3d0e5, 0x31d1daf2,
+    0xb27ce182, 0xb1b4b0da, 0xb1d290be, 0x31b0a147,
 ];
 /// `16 / ln 2`, rounded.
 const SIXTEEN_LOG2E: f32 = 23.083_12;
@@ -46,7 +50,7 @@ struct ExpConsts {
     m: __m512,
     neg_m: __m512,
     hi: __m512,
-    lo: __m512,
+    rel: __m512,
 }
 
 impl ExpConsts {
@@ -57,38 +61,99 @@ impl ExpConsts {
                 m: _mm512_set1_ps(m),
                 neg_m: _mm512_set1_ps(-m),
                 hi: _mm512_loadu_ps(EXP2_HI.as_ptr().cast()),
-                lo: _mm512_loadu_ps(EXP2_LO.as_ptr().cast()),
+                rel: _mm512_loadu_ps(EXP2_REL.as_ptr().cast()),
             }
         }
     }
 }
 
-/// `exp(x - m)` on 16 lanes for `x <= m`, 0 in the lanes outside `keep`.
+/// How a row's differences `x - m` are made exact, chosen per row by [`mode`] from its max
+/// and min.
+///
+/// `GENERAL`: TwoSum (5 operations), and lanes below [`FLOOR`] (or -inf) masked to 0.
+/// `ABOVE`: every `|x|` has an exponent no larger than `m`'s, so Fast2Sum(-m, x) is exact
+/// (2 operations); `BELOW`: `m <= 0`, so every `|x| >= |m|` and Fast2Sum(x, -m) is exact. In
+/// both, the row's min is within 100 of its max, so no lane can fall below [`FLOOR`].
+const GENERAL: u8 = 0;
+const ABOVE: u8 = 1;
+const BELOW: u8 = 2;
+
+/// The cheapest exact mode for a row with max `m` (finite) and min `mn` (NaN skipped).
+#[inline(always)]
+fn mode(m: f32, mn: f32) -> u8 {
+    if !(mn >= m - 100.0) {
+        GENERAL
+    } else if m <= 0.0 {
+        BELOW
+    } else if mn >= 0.0 || (mn.abs().to_bits() >> 23) <= (m.to_bits() >> 23) {
+        ABOVE
+    } else {
+        GENERAL
+    }
+}
+
+/// `exp(x - m)` on 16 lanes for `x <= m`, 0 in the lanes outside `keep`, for any row.
 #[inline(always)]
 unsafe fn exp16(x: __m512, c: ExpConsts, keep: __mmask16) -> __m512 {
+    unsafe { exp16xn::<1, GENERAL>([x], c, [keep])[0] }
+}
+
+/// [`exp16`] on `N` vectors at once, written step by step across the vectors: the
+/// dependency chain of one vector is about 50 cycles long, and interleaving keeps enough
+/// independent work in the scheduler to fill both vector ports. `MODE` must suit the row
+/// ([`mode`]).
+#[inline(always)]
+unsafe fn exp16xn<const N: usize, const MODE: u8>(x: [__m512; N], c: ExpConsts, keep: [__mmask16; N]) -> [__m512; N] {
     unsafe {
-        let t = _mm512_sub_ps(x, c.m);
-        // TwoSum(x, -m): t + err is x - m exactly.
-        let bv = _mm512_sub_ps(t, x);
-        let av = _mm512_sub_ps(t, bv);
-        let err = _mm512_add_ps(_mm512_sub_ps(x, av), _mm512_sub_ps(c.neg_m, bv));
-        // "not less than" is true for NaN, so a NaN reaches the sum; -inf lanes are dropped
-        // (their err is NaN).
-        let keep = keep & _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(t, _mm512_set1_ps(FLOOR));
-        let k = _mm512_fmadd_ps(t, _mm512_set1_ps(SIXTEEN_LOG2E), _mm512_set1_ps(SHIFTER));
-        let n = _mm512_sub_ps(k, _mm512_set1_ps(SHIFTER));
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(C_HI), t);
-        let r = _mm512_add_ps(_mm512_fnmadd_ps(n, _mm512_set1_ps(C_LO), r), err);
-        // vpermps reads the low 4 bits of each index: n mod 16, as k's mantissa ends in n.
-        let idx = _mm512_castps_si512(k);
-        let th = _mm512_permutexvar_ps(idx, c.hi);
-        let tl = _mm512_permutexvar_ps(idx, c.lo);
-        // e^r - 1 = r (1 + r (1/2 + r/6))
-        let a = _mm512_fmadd_ps(r, _mm512_set1_ps(1.0 / 6.0), _mm512_set1_ps(0.5));
-        let q = _mm512_mul_ps(_mm512_fmadd_ps(a, r, _mm512_set1_ps(1.0)), r);
-        let y = _mm512_add_ps(th, _mm512_fmadd_ps(th, q, tl));
-        // scalef multiplies by 2^floor(n/16) = 2^q.
-        _mm512_maskz_scalef_ps(keep, y, _mm512_mul_ps(n, _mm512_set1_ps(1.0 / 16.0)))
+        let z = _mm512_setzero_ps();
+        let (mut t, mut err, mut n, mut r, mut y) = ([z; N], [z; N], [z; N], [z; N], [z; N]);
+        let mut k = [z; N];
+        let mut live = keep;
+        for i in 0..N {
+            t[i] = _mm512_sub_ps(x[i], c.m);
+        }
+        for i in 0..N {
+            // t + err is x - m exactly
+            err[i] = match MODE {
+                ABOVE => _mm512_sub_ps(x[i], _mm512_add_ps(t[i], c.m)),
+                BELOW => _mm512_sub_ps(c.neg_m, _mm512_sub_ps(t[i], x[i])),
+                _ => {
+                    let bv = _mm512_sub_ps(t[i], x[i]);
+                    let av = _mm512_sub_ps(t[i], bv);
+                    _mm512_add_ps(_mm512_sub_ps(x[i], av), _mm512_sub_ps(c.neg_m, bv))
+                }
+            };
+            k[i] = _mm512_fmadd_ps(t[i], _mm512_set1_ps(SIXTEEN_LOG2E), _mm512_set1_ps(SHIFTER));
+        }
+        for i in 0..N {
+            if MODE == GENERAL {
+                // "not less than" is true for NaN, so a NaN reaches the sum; -inf lanes are
+                // dropped (their err is NaN).
+                live[i] &= _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(t[i], _mm512_set1_ps(FLOOR));
+            }
+            n[i] = _mm512_sub_ps(k[i], _mm512_set1_ps(SHIFTER));
+        }
+        for i in 0..N {
+            let hi = _mm512_fnmadd_ps(n[i], _mm512_set1_ps(C_HI), t[i]);
+            let lo = _mm512_fnmadd_ps(n[i], _mm512_set1_ps(C_LO), err[i]);
+            r[i] = _mm512_add_ps(hi, lo);
+        }
+        for i in 0..N {
+            // vpermps reads the low 4 bits of each index: n mod 16, as k's mantissa ends in n.
+            let idx = _mm512_castps_si512(k[i]);
+            let th = _mm512_permutexvar_ps(idx, c.hi);
+            let rel = _mm512_permutexvar_ps(idx, c.rel);
+            // 2^(j/16) e^r = th (1 + rel) (1 + q) = th (1 + (q + rel)) up to rel * q (< 2e-9),
+            // with e^r - 1 = q = r + r^2 (1/2 + r/6); one rounding at the end.
+            let a = _mm512_fmadd_ps(r[i], _mm512_set1_ps(1.0 / 6.0), _mm512_set1_ps(0.5));
+            let q = _mm512_fmadd_ps(_mm512_mul_ps(r[i], r[i]), a, _mm512_add_ps(r[i], rel));
+            y[i] = _mm512_fmadd_ps(th, q, th);
+        }
+        for i in 0..N {
+            // scalef multiplies by 2^floor(n/16) = 2^q.
+            y[i] = _mm512_maskz_scalef_ps(live[i], y[i], _mm512_mul_ps(n[i], _mm512_set1_ps(1.0 / 16.0)));
+        }
+        y
     }
 }
 
@@ -108,107 +173,183 @@ fn head(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
-/// A row's max and the first position holding it, as [`super::fast::row_max`] defines them
-/// (NaN elements are skipped; a row of NaN gives `(-inf, 0)`).
+/// A row's max and min (NaN elements skipped, as [`super::fast::row_max`] does; a row of
+/// NaN gives `(-inf, +inf)`) and the first position of the max (0 if none). `known` is
+/// `(max, min)` when an earlier pass computed them ([`sum_exp`] does, for the next row):
+/// only the position is searched then.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-pub unsafe fn row_max(x: &[f32]) -> (f32, usize) {
+pub unsafe fn row_max(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize) {
     unsafe {
         let n = x.len();
         let p = x.as_ptr();
-        let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
-        let (mut a0, mut a1, mut a2, mut a3) = (ninf, ninf, ninf, ninf);
-        let mut i = 0;
-        // vmaxps returns its second operand when either is NaN: the accumulator.
-        while i + 64 <= n {
-            a0 = _mm512_max_ps(_mm512_loadu_ps(p.add(i)), a0);
-            a1 = _mm512_max_ps(_mm512_loadu_ps(p.add(i + 16)), a1);
-            a2 = _mm512_max_ps(_mm512_loadu_ps(p.add(i + 32)), a2);
-            a3 = _mm512_max_ps(_mm512_loadu_ps(p.add(i + 48)), a3);
-            i += 64;
-        }
-        while i + 16 <= n {
-            a0 = _mm512_max_ps(_mm512_loadu_ps(p.add(i)), a0);
-            i += 16;
-        }
-        if i < n {
-            a1 = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, head(n - i), p.add(i)), a1);
-        }
-        let m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(a0, a1), _mm512_max_ps(a2, a3)));
+        let (m, mn) = match known {
+            Some(k) => k,
+            None => {
+                let mut a = Extremes::new();
+                a.span(x, 0, n & !15);
+                if n % 16 != 0 {
+                    a.masked(x, n & !15, head(n % 16));
+                }
+                a.reduce()
+            }
+        };
         let vm = _mm512_set1_ps(m);
         let mut i = 0;
         while i < n {
             let h = if i + 16 <= n { !0 } else { head(n - i) };
             let eq = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(h, _mm512_maskz_loadu_ps(h, p.add(i)), vm);
             if eq != 0 {
-                return (m, i + eq.trailing_zeros() as usize);
+                return (m, mn, i + eq.trailing_zeros() as usize);
             }
             i += 16;
         }
-        (m, 0)
+        (m, mn, 0)
     }
 }
 
-/// `sum over j != skip of exp(x_j - m)` in float64, for `m >= every x_j`; NaN if a NaN is
-/// in the row. While it runs it prefetches `next` (the row the caller reads next) into L2,
-/// so that reading that row from memory overlaps this row's arithmetic.
+/// Running max and min. vmaxps and vminps return their second operand when either is NaN:
+/// the accumulator, so NaN elements are skipped.
+#[derive(Clone, Copy)]
+struct Extremes {
+    max: __m512,
+    min: __m512,
+}
+
+impl Extremes {
+    #[inline(always)]
+    unsafe fn new() -> Self {
+        unsafe { Extremes { max: _mm512_set1_ps(f32::NEG_INFINITY), min: _mm512_set1_ps(f32::INFINITY) } }
+    }
+
+    #[inline(always)]
+    unsafe fn add(&mut self, v: __m512) {
+        unsafe {
+            self.max = _mm512_max_ps(v, self.max);
+            self.min = _mm512_min_ps(v, self.min);
+        }
+    }
+
+    /// `x[from..to]`, `to - from` a multiple of 16.
+    #[inline(always)]
+    unsafe fn span(&mut self, x: &[f32], from: usize, to: usize) {
+        unsafe {
+            let mut i = from;
+            while i < to {
+                self.add(_mm512_loadu_ps(x.as_ptr().add(i)));
+                i += 16;
+            }
+        }
+    }
+
+    /// The lanes `h` of `x[at..at + 16]`.
+    #[inline(always)]
+    unsafe fn masked(&mut self, x: &[f32], at: usize, h: __mmask16) {
+        unsafe {
+            let p = x.as_ptr().add(at);
+            self.max = _mm512_max_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(f32::NEG_INFINITY), h, p), self.max);
+            self.min = _mm512_min_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(f32::INFINITY), h, p), self.min);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn reduce(self) -> (f32, f32) {
+        unsafe { (_mm512_reduce_max_ps(self.max), _mm512_reduce_min_ps(self.min)) }
+    }
+}
+
+/// `sum over j != skip of exp(x_j - m)` in float64, for `m = max(x)` (finite) and
+/// `mn = min(x)` (both NaN-skipping); NaN if a NaN is in the row.
+///
+/// `next` is the row the caller reads after this one: when it has this row's length, its
+/// max and min are computed in the same loop and returned (that row is in L2 by then:
+/// `ahead`, the row after it, is prefetched on the way), so that no row needs a pass of its
+/// own for them and memory traffic overlaps arithmetic.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-pub unsafe fn sum_exp(x: &[f32], m: f32, skip: usize, next: &[f32]) -> f64 {
+pub unsafe fn sum_exp(x: &[f32], m: f32, mn: f32, skip: usize, next: &[f32], ahead: &[f32]) -> (f64, Option<(f32, f32)>) {
     unsafe {
         let n = x.len();
         let c = ExpConsts::new(m);
-        let mut acc = [_mm512_setzero_pd(); 4];
+        // Without a next row of the same length, the loop reads this row twice (from L1)
+        // and the extremes are dropped: one loop to compile, not two.
+        let fuse = next.len() == n;
+        let next = if fuse { next } else { x };
+        let mut pass = Pass { acc: [_mm512_setzero_pd(); 2], next: Extremes::new() };
         // The loops run unmasked on either side of the vector holding `skip`, which is
         // done alone with its lane masked; the partial last vector is a masked load.
         let full = n & !15;
         let sv = skip & !15;
-        if sv < full {
-            sum_span(x, 0, sv, c, next, &mut acc);
-            let e = exp16(_mm512_loadu_ps(x.as_ptr().add(sv)), c, !(1u16 << (skip - sv)));
-            let [a0, a1, ..] = &mut acc;
+        let one = |at: usize, h: __mmask16, pass: &mut Pass| {
+            let keep = if sv == at { h & !(1u16 << (skip - sv)) } else { h };
+            let e = exp16(_mm512_maskz_loadu_ps(h, x.as_ptr().add(at)), c, keep);
+            let [a0, a1] = &mut pass.acc;
             widen_add(a0, a1, e);
-            sum_span(x, sv + 16, full, c, next, &mut acc);
+            pass.next.masked(next, at, h);
+        };
+        let span = |from: usize, to: usize, pass: &mut Pass| match mode(m, mn) {
+            ABOVE => sum_span::<ABOVE>(x, from, to, c, next, ahead, pass),
+            BELOW => sum_span::<BELOW>(x, from, to, c, next, ahead, pass),
+            _ => sum_span::<GENERAL>(x, from, to, c, next, ahead, pass),
+        };
+        if sv < full {
+            span(0, sv, &mut pass);
+            one(sv, !0, &mut pass);
+            span(sv + 16, full, &mut pass);
         } else {
-            sum_span(x, 0, full, c, next, &mut acc);
+            span(0, full, &mut pass);
         }
         if full < n {
-            let h = head(n - full);
-            let keep = if sv == full { h & !(1u16 << (skip - sv)) } else { h };
-            let [.., a2, a3] = &mut acc;
-            widen_add(a2, a3, exp16(_mm512_maskz_loadu_ps(h, x.as_ptr().add(full)), c, keep));
+            one(full, head(n - full), &mut pass);
         }
-        _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc[2], acc[3])))
+        let s = _mm512_reduce_add_pd(_mm512_add_pd(pass.acc[0], pass.acc[1]));
+        (s, fuse.then(|| pass.next.reduce()))
     }
 }
 
-/// The terms of `x[from..to]` (`to - from` a multiple of 16) into `acc`.
+/// The state of one [`sum_exp`] pass: float64 sums of this row's terms, and the extremes of
+/// the next row.
+struct Pass {
+    acc: [__m512d; 2],
+    next: Extremes,
+}
+
+/// The terms of `x[from..to]` (`to - from` a multiple of 16) into `pass`, and the extremes of
+/// `next[from..to]` (`next` as long as `x`).
+///
+/// Four vectors of terms are added in float32 ((e0 + e1) + (e2 + e3): two roundings of at
+/// most half an ulp of a partial sum) before the float64 accumulation, whose conversions
+/// would otherwise cost more than a sixth of the loop.
 #[inline(always)]
-unsafe fn sum_span(x: &[f32], from: usize, to: usize, c: ExpConsts, next: &[f32], acc: &mut [__m512d; 4]) {
+unsafe fn sum_span<const MODE: u8>(x: &[f32], from: usize, to: usize, c: ExpConsts, next: &[f32], ahead: &[f32], pass: &mut Pass) {
     unsafe {
         let p = x.as_ptr();
-        let [mut a0, mut a1, mut a2, mut a3] = *acc;
+        let q = next.as_ptr();
+        let [mut a0, mut a1] = pass.acc;
+        let mut ex = pass.next;
         let mut i = from;
         while i + 64 <= to {
-            if i < next.len() {
-                // prefetches never fault; the addresses stay within a row's length of next
-                let q = next.as_ptr().wrapping_add(i).cast::<i8>();
-                _mm_prefetch::<_MM_HINT_T1>(q);
-                _mm_prefetch::<_MM_HINT_T1>(q.wrapping_add(64));
-                _mm_prefetch::<_MM_HINT_T1>(q.wrapping_add(128));
-                _mm_prefetch::<_MM_HINT_T1>(q.wrapping_add(192));
+            if i < ahead.len() {
+                // prefetches never fault; the addresses stay within a row's length of ahead
+                let a = ahead.as_ptr().wrapping_add(i).cast::<i8>();
+                for line in 0..4 {
+                    _mm_prefetch::<_MM_HINT_T1>(a.wrapping_add(64 * line));
+                }
             }
-            let e0 = exp16(_mm512_loadu_ps(p.add(i)), c, !0);
-            let e1 = exp16(_mm512_loadu_ps(p.add(i + 16)), c, !0);
-            let e2 = exp16(_mm512_loadu_ps(p.add(i + 32)), c, !0);
-            let e3 = exp16(_mm512_loadu_ps(p.add(i + 48)), c, !0);
-            widen_add(&mut a0, &mut a1, _mm512_add_ps(e0, e1));
-            widen_add(&mut a2, &mut a3, _mm512_add_ps(e2, e3));
+            let v = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(p.add(i + o)));
+            // a chain, not a tree: a tree would let a NaN hide its neighbours
+            for o in [0, 16, 32, 48] {
+                ex.add(_mm512_loadu_ps(q.add(i + o)));
+            }
+            let [e0, e1, e2, e3] = exp16xn::<4, MODE>(v, c, [!0; 4]);
+            widen_add(&mut a0, &mut a1, _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
             i += 64;
         }
         while i < to {
-            widen_add(&mut a0, &mut a1, exp16(_mm512_loadu_ps(p.add(i)), c, !0));
+            ex.add(_mm512_loadu_ps(q.add(i)));
+            widen_add(&mut a0, &mut a1, exp16xn::<1, MODE>([_mm512_loadu_ps(p.add(i))], c, [!0])[0]);
             i += 16;
         }
-        *acc = [a0, a1, a2, a3];
+        pass.acc = [a0, a1];
+        pass.next = ex;
     }
 }
 
@@ -223,10 +364,10 @@ mod tests {
     #[test]
     fn tables_are_exp2_of_sixteenths() {
         for j in 0..16 {
-            let (hi, lo) = (f32::from_bits(EXP2_HI[j]) as f64, f32::from_bits(EXP2_LO[j]) as f64);
+            let (hi, rel) = (f32::from_bits(EXP2_HI[j]) as f64, f32::from_bits(EXP2_REL[j]) as f64);
             let truth = (j as f64 / 16.0).exp2();
-            // lo carries 24 more bits: hi + lo is good to about 2^-48
-            assert!((hi + lo - truth).abs() <= 1e-14, "2^({j}/16)");
+            // rel carries 24 more bits: hi (1 + rel) is good to about 2^-48
+            assert!((hi * (1.0 + rel) - truth).abs() <= 1e-14, "2^({j}/16)");
             assert_eq!(hi as f32 as f64, hi);
             assert!((hi - truth).abs() <= f32::EPSILON as f64 / 2.0 * truth, "hi is the rounded value");
         }
@@ -263,7 +404,7 @@ mod tests {
                 assert!((v - truth).abs() <= 1.5e-45, "exp({x} - {m}) = {v}, truth {truth}");
             }
         }
-        // the final add's half ulp, plus the table's and the cubic's remainders (measured 0.688)
+        // the final rounding, plus the table's and the cubic's remainders (measured 0.659)
         assert!(worst < 0.7, "worst error {worst} ulp");
         for (x, m, want) in [(0.0, 0.0, 1.0f32), (f32::NEG_INFINITY, 0.0, 0.0), (-200.0, 0.0, 0.0), (-1e30, 1e30, 0.0)] {
             assert_eq!(unsafe { one(x, m) }, want, "exp({x} - {m})");
@@ -271,25 +412,59 @@ mod tests {
         assert!(unsafe { one(f32::NAN, 0.0) }.is_nan());
     }
 
+    fn extremes(x: &[f32]) -> (f32, f32) {
+        let v = x.iter().copied().filter(|v| !v.is_nan());
+        (v.clone().fold(f32::NEG_INFINITY, f32::max), v.fold(f32::INFINITY, f32::min))
+    }
+
     #[test]
     fn row_max_and_sum_match_the_portable_code() {
         if !available() {
             return;
         }
-        for len in [1usize, 2, 15, 16, 17, 63, 64, 65, 100, 1000, 1037] {
-            let mut x: Vec<f32> = (0..len).map(|i| ((i * 7919 % 1013) as f32 - 500.0) * 0.02).collect();
-            for at in [0, len / 2, len - 1] {
-                x[at] = 11.0;
-                let (m, k) = unsafe { row_max(&x) };
-                assert_eq!((m, k), (11.0, x.iter().position(|&v| v == 11.0).unwrap()), "len {len}");
-                let s = unsafe { sum_exp(&x, m, k, &[]) };
-                let truth: f64 = x.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, &v)| (v as f64 - 11.0).exp()).sum();
-                assert!((s - truth).abs() <= 2e-7 * truth + 1e-300, "len {len}: {s} vs {truth}");
+        // offsets that pick each mode: rows straddling 0 with |min| <= max's binade (ABOVE),
+        // all negative (BELOW), mixed signs beyond it and -inf (GENERAL)
+        for (shift, tail) in [(0.0f32, None), (-30.0, None), (8.0, Some(-40.0)), (0.0, Some(f32::NEG_INFINITY))] {
+            for len in [1usize, 2, 15, 16, 17, 63, 64, 65, 100, 1000, 1037] {
+                let mut x: Vec<f32> = (0..len).map(|i| ((i * 7919 % 1013) as f32 - 500.0) * 0.02 + shift).collect();
+                if let Some(t) = tail {
+                    x[len - 1] = t;
+                }
+                for at in [0, len / 2, len - 1] {
+                    let top = 11.0 + shift;
+                    x[at] = top;
+                    let (m, mn, k) = unsafe { row_max(&x, None) };
+                    assert_eq!((m, mn), extremes(&x), "len {len}");
+                    assert_eq!(k, x.iter().position(|&v| v == top).unwrap(), "len {len}");
+                    assert_eq!(unsafe { row_max(&x, Some((m, mn))) }, (m, mn, k));
+                    // the next row: this one reversed, with a NaN (skipped by the extremes)
+                    let mut next: Vec<f32> = x.iter().rev().map(|v| v - 1.5).collect();
+                    next[len / 3] = f32::NAN;
+                    let truth: f64 = x.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, &v)| (v as f64 - top as f64).exp()).sum();
+                    for (nx, want) in [(&next[..], Some(extremes(&next))), (&[][..], None), (&next[1..], None)] {
+                        let (s, got) = unsafe { sum_exp(&x, m, mn, k, nx, &[]) };
+                        assert!((s - truth).abs() <= 2e-7 * truth + 1e-300, "shift {shift} len {len}: {s} vs {truth}");
+                        assert_eq!(got, want, "len {len}");
+                    }
+                }
             }
         }
-        let (m, k) = unsafe { row_max(&[f32::NAN, 1.0, f32::NAN, 3.0, 3.0]) };
-        assert_eq!((m, k), (3.0, 3));
-        assert_eq!(unsafe { row_max(&[f32::NAN; 20]) }, (f32::NEG_INFINITY, 0));
-        assert!(unsafe { sum_exp(&[1.0, f32::NAN, 0.0], 1.0, 0, &[]) }.is_nan());
+        let (m, mn, k) = unsafe { row_max(&[f32::NAN, 1.0, f32::NAN, 3.0, 3.0], None) };
+        assert_eq!((m, mn, k), (3.0, 1.0, 3));
+        assert_eq!(unsafe { row_max(&[f32::NAN; 20], None) }, (f32::NEG_INFINITY, f32::INFINITY, 0));
+        for x in [[1.0, f32::NAN, 0.0], [-1.0, f32::NAN, -2.0]] {
+            assert!(unsafe { sum_exp(&x, x[0], x[2], 0, &[], &[]) }.0.is_nan());
+        }
+    }
+
+    #[test]
+    fn modes_are_chosen_by_exponents() {
+        assert_eq!(mode(10.0, -15.9), ABOVE); // 15.9 < 16: same binade as 10
+        assert_eq!(mode(10.0, -16.0), GENERAL);
+        assert_eq!(mode(10.0, 3.0), ABOVE);
+        assert_eq!(mode(0.0, -5.0), BELOW);
+        assert_eq!(mode(-3.0, -90.0), BELOW);
+        assert_eq!(mode(-3.0, -200.0), GENERAL); // terms below FLOOR need the mask
+        assert_eq!(mode(5.0, f32::NEG_INFINITY), GENERAL);
     }
 }

@@ -38,18 +38,22 @@ const LANES: usize = 32;
 pub trait MulAdd: Sized {
     fn mul_add(a: f64, b: f64, c: f64) -> f64;
     fn mul_add32(a: f32, b: f32, c: f32) -> f32;
-    /// A row's max and its first position ([`row_max`]); explicit AVX-512 code where
-    /// available.
+    /// A row's max, min (where the implementation uses it; NaN otherwise) and the max's
+    /// first position ([`row_max`]); explicit AVX-512 code where available. `known` is
+    /// `(max, min)` when an earlier pass computed them.
     #[inline(always)]
-    fn row_max32(x: &[f32]) -> (f32, usize) {
-        row_max(x)
+    fn row_max32(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize) {
+        let _ = known;
+        let (m, k) = row_max(x);
+        (m, f32::NAN, k)
     }
-    /// `sum over j != skip of exp(x_j - m)` in float64 (see [`exp_diff32`]); the AVX-512
-    /// version also prefetches `next`, the row read after this one.
+    /// `sum over j != skip of exp(x_j - m)` in float64 (see [`exp_diff32`]), and, where the
+    /// implementation fuses it into the same loop (AVX-512), the max and min of `next`, the
+    /// row read after this one (`ahead`, the one after it, may be prefetched).
     #[inline(always)]
-    fn sum_exp32(x: &[f32], m: f32, skip: usize, next: &[f32]) -> f64 {
-        let _ = next;
-        sum_exp32_generic::<Self>(&x[..skip], m) + sum_exp32_generic::<Self>(&x[skip + 1..], m)
+    fn sum_exp32(x: &[f32], m: f32, min: f32, skip: usize, next: &[f32], ahead: &[f32]) -> (f64, Option<(f32, f32)>) {
+        let _ = (min, next, ahead);
+        (sum_exp32_generic::<Self>(&x[..skip], m) + sum_exp32_generic::<Self>(&x[skip + 1..], m), None)
     }
 }
 
@@ -67,16 +71,16 @@ impl MulAdd for Avx512 {
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn row_max32(x: &[f32]) -> (f32, usize) {
+    fn row_max32(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize) {
         // SAFETY: `Avx512` is only instantiated by `dispatched!` inside functions compiled
         // with AVX-512, called after `level()` detected it.
-        unsafe { super::avx512::row_max(x) }
+        unsafe { super::avx512::row_max(x, known) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn sum_exp32(x: &[f32], m: f32, skip: usize, next: &[f32]) -> f64 {
+    fn sum_exp32(x: &[f32], m: f32, min: f32, skip: usize, next: &[f32], ahead: &[f32]) -> (f64, Option<(f32, f32)>) {
         // SAFETY: as above.
-        unsafe { super::avx512::sum_exp(x, m, skip, next) }
+        unsafe { super::avx512::sum_exp(x, m, min, skip, next, ahead) }
     }
 }
 
@@ -262,15 +266,18 @@ fn sum_exp<F: MulAdd>(x: &[f32], m: f64) -> f64 {
 }
 
 /// `(max, lse)` of a row, or `None` when the row is all NaN by PyTorch's rules (+inf in it,
-/// or only -inf; a NaN in it makes `lse` NaN, which has the same effect). `next` is the row
-/// the caller reads after this one (prefetched while this one is summed; may be empty).
+/// or only -inf; a NaN in it makes `lse` NaN, which has the same effect).
+///
+/// `known` is this row's `(max, min)` if the previous row's pass computed them; `next` is
+/// the row the caller reads after this one, whose `(max, min)` the second result carries
+/// when the pass computed them on the way; `ahead` is the row after `next`.
 #[inline(always)]
-fn row_stats<F: MulAdd>(x: &[f32], next: &[f32]) -> Option<(f64, f64)> {
-    let (m, k) = F::row_max32(x);
+fn row_stats<F: MulAdd>(x: &[f32], known: Option<(f32, f32)>, next: &[f32], ahead: &[f32]) -> (Option<(f64, f64)>, Option<(f32, f32)>) {
+    let (m, min, k) = F::row_max32(x, known);
     if !m.is_finite() {
-        return None;
+        return (None, None);
     }
-    let mut s = F::sum_exp32(x, m, k, next);
+    let (mut s, next_extremes) = F::sum_exp32(x, m, min, k, next, ahead);
     let m = m as f64;
     // The float32 exp drops terms below e^-104 and rounds those below e^-87 to subnormals
     // (1.2e-38 at most each): when the sum is small enough for them to count (relative
@@ -278,15 +285,29 @@ fn row_stats<F: MulAdd>(x: &[f32], next: &[f32]) -> Option<(f64, f64)> {
     if s < x.len() as f64 * 1e-29 {
         s = sum_exp::<F>(&x[..k], m) + sum_exp::<F>(&x[k + 1..], m);
     }
-    Some((m, log1p(s)))
+    (Some((m, log1p(s))), next_extremes)
 }
 
-/// Rows of `len` elements, one after the other, each prefetching the next.
+/// `f(row, stats)` for each row of `len` elements, in order, with [`row_stats`] carrying each
+/// row's max into the next.
+#[inline(always)]
+fn for_rows<F: MulAdd>(x: &[f32], len: usize, mut f: impl FnMut(usize, Option<(f64, f64)>)) {
+    let mut known = None;
+    for (r, row) in x.chunks(len).enumerate() {
+        let next = x.get((r + 1) * len..(r + 2) * len).unwrap_or(&[]);
+        let ahead = x.get((r + 2) * len..(r + 3) * len).unwrap_or(&[]);
+        let (st, next_extremes) = row_stats::<F>(row, known, next, ahead);
+        known = next_extremes;
+        f(r, st);
+    }
+}
+
+/// Rows of `len` elements, one after the other.
 #[inline(always)]
 fn log_softmax_rows_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize) {
-    for (r, (row, o)) in x.chunks(len).zip(out.chunks_mut(len)).enumerate() {
-        let next = x.get((r + 1) * len..).unwrap_or(&[]);
-        match row_stats::<F>(row, &next[..next.len().min(len)]) {
+    for_rows::<F>(x, len, |r, st| {
+        let (row, o) = (&x[r * len..(r + 1) * len], &mut out[r * len..(r + 1) * len]);
+        match st {
             None => o.fill(f32::NAN),
             Some((m, lse)) => {
                 for (o, &v) in o.iter_mut().zip(row) {
@@ -294,7 +315,7 @@ fn log_softmax_rows_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize) {
                 }
             }
         }
-    }
+    });
 }
 
 /// Lanes per tile of the outer-dim kernel: its scratch (28 bytes a lane) and a tile of a
@@ -518,10 +539,7 @@ pub fn row_lse_f32(x: &[f32], len: usize) -> Vec<Option<(f64, f64)>> {
     dispatched!(stats_rows, stats_rows_body, (x: &[f32], len: usize, out: &mut [Option<(f64, f64)>]));
     #[inline(always)]
     fn stats_rows_body<F: MulAdd>(x: &[f32], len: usize, out: &mut [Option<(f64, f64)>]) {
-        for (r, (row, o)) in x.chunks(len).zip(out.iter_mut()).enumerate() {
-            let next = x.get((r + 1) * len..).unwrap_or(&[]);
-            *o = row_stats::<F>(row, &next[..next.len().min(len)]);
-        }
+        for_rows::<F>(x, len, |r, st| out[r] = st);
     }
     let rows = x.len().checked_div(len).unwrap_or(0);
     let mut out = vec![None; rows];
