@@ -56,10 +56,16 @@ struct ExpConsts {
 impl ExpConsts {
     #[inline(always)]
     unsafe fn new(m: f32) -> Self {
+        unsafe { Self::lanes(_mm512_set1_ps(m)) }
+    }
+
+    /// A max per lane (the outer-dim kernel).
+    #[inline(always)]
+    unsafe fn lanes(m: __m512) -> Self {
         unsafe {
             ExpConsts {
-                m: _mm512_set1_ps(m),
-                neg_m: _mm512_set1_ps(-m),
+                m,
+                neg_m: _mm512_sub_ps(_mm512_setzero_ps(), m),
                 hi: _mm512_loadu_ps(EXP2_HI.as_ptr().cast()),
                 rel: _mm512_loadu_ps(EXP2_REL.as_ptr().cast()),
             }
@@ -353,6 +359,225 @@ unsafe fn sum_span<const MODE: u8>(x: &[f32], from: usize, to: usize, c: ExpCons
     }
 }
 
+/// `m + lse` as two float32s, `hi + lo`, with `lo` carrying what `hi` rounds away (also
+/// when `lse` is far below `m`'s ulp, where float64's `m + lse` would drop it).
+#[inline(always)]
+fn split_shift(m: f64, lse: f64) -> (f32, f32) {
+    let hi = (m + lse) as f32;
+    (hi, ((m - hi as f64) + lse) as f32)
+}
+
+/// `x - (hi + lo)` on 16 lanes, within half an ulp of the exact value plus a rounding of a
+/// far smaller term: `x - hi` is split exactly (TwoSum) into `d + e`, and the result is
+/// `d + (e - lo)`, one rounding after the exact part. Four float32 operations cheaper than
+/// widening to float64 and back, and as accurate.
+#[inline(always)]
+unsafe fn shifted(x: __m512, hi: __m512, neg_hi: __m512, lo: __m512) -> __m512 {
+    unsafe {
+        let d = _mm512_sub_ps(x, hi);
+        let bv = _mm512_sub_ps(d, x);
+        let av = _mm512_sub_ps(d, bv);
+        let e = _mm512_add_ps(_mm512_sub_ps(x, av), _mm512_sub_ps(neg_hi, bv));
+        // x = -inf makes e NaN: vmaxps then returns its second operand, a finite stand-in, so
+        // the result is -inf; other values of e - lo are far above it and pass unchanged.
+        let r = _mm512_max_ps(_mm512_sub_ps(e, lo), _mm512_set1_ps(-1e30));
+        _mm512_add_ps(d, r)
+    }
+}
+
+/// A row's log-probabilities `x - m - lse` into `out` (same length), see [`shifted`].
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+pub unsafe fn write_row(x: &[f32], out: &mut [f32], m: f64, lse: f64) {
+    unsafe {
+        let n = x.len().min(out.len());
+        let (hi, lo) = split_shift(m, lse);
+        let (vh, vnh, vl) = (_mm512_set1_ps(hi), _mm512_set1_ps(-hi), _mm512_set1_ps(lo));
+        let (p, o) = (x.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        while i + 16 <= n {
+            _mm512_storeu_ps(o.add(i), shifted(_mm512_loadu_ps(p.add(i)), vh, vnh, vl));
+            i += 16;
+        }
+        if i < n {
+            let h = head(n - i);
+            _mm512_mask_storeu_ps(o.add(i), h, shifted(_mm512_maskz_loadu_ps(h, p.add(i)), vh, vnh, vl));
+        }
+    }
+}
+
+/// The per-lane [`mode`] of 16 lanes with maxima `m` and minima `mn`: the cheapest one that
+/// suits every lane.
+#[inline(always)]
+unsafe fn lanes_mode(m: __m512, mn: __m512) -> u8 {
+    unsafe {
+        let near = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(mn, _mm512_sub_ps(m, _mm512_set1_ps(100.0)));
+        if near != !0 {
+            return GENERAL;
+        }
+        if _mm512_cmp_ps_mask::<_CMP_LE_OQ>(m, _mm512_setzero_ps()) == !0 {
+            return BELOW;
+        }
+        let pos = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(m, _mm512_setzero_ps());
+        // getexp(0) is -inf, which suits too
+        let binade = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(_mm512_getexp_ps(_mm512_abs_ps(mn)), _mm512_getexp_ps(m));
+        if pos & binade == !0 { ABOVE } else { GENERAL }
+    }
+}
+
+/// `log(1 + s)` for `s >= 0` on 8 float64 lanes: [`super::fast::log1p`] with AVX-512's
+/// exponent and mantissa extraction (the same formula, relative error below 1e-15).
+#[inline(always)]
+unsafe fn log1p_pd(s: __m512d) -> __m512d {
+    unsafe {
+        let one = _mm512_set1_pd(1.0);
+        let y = _mm512_add_pd(one, s);
+        // y's rounding error, folded back in below: log1p(s) = log(y) + (s - (y - 1)) / y.
+        let c = _mm512_sub_pd(s, _mm512_sub_pd(y, one));
+        let e = _mm512_getexp_pd(y);
+        let m = _mm512_getmant_pd::<_MM_MANT_NORM_1_2, _MM_MANT_SIGN_SRC>(y);
+        // m in [sqrt(1/2), sqrt(2))
+        let big = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(m, _mm512_set1_pd(std::f64::consts::SQRT_2));
+        let m = _mm512_mask_mul_pd(m, big, m, _mm512_set1_pd(0.5));
+        let e = _mm512_mask_add_pd(e, big, e, one);
+        // log(m) = 2 atanh(z), z = (m - 1) / (m + 1), |z| <= 0.1716
+        let z = _mm512_div_pd(_mm512_sub_pd(m, one), _mm512_add_pd(m, one));
+        let z2 = _mm512_mul_pd(z, z);
+        let mut p = _mm512_set1_pd(1.0 / 21.0);
+        for k in [19.0, 17.0, 15.0, 13.0, 11.0, 9.0, 7.0, 5.0, 3.0] {
+            p = _mm512_fmadd_pd(p, z2, _mm512_set1_pd(1.0 / k));
+        }
+        let two_z = _mm512_add_pd(z, z);
+        let log_m = _mm512_fmadd_pd(_mm512_mul_pd(two_z, z2), p, two_z);
+        let r = _mm512_fmadd_pd(e, _mm512_set1_pd(std::f64::consts::LN_2), log_m);
+        _mm512_add_pd(r, _mm512_div_pd(c, y))
+    }
+}
+
+/// How far ahead (in lanes) the outer-dim kernel prefetches each class's row.
+
+/// Max and log-sum-exp of 16 lanes of a `len x inner` block (classes strided by `inner`),
+/// starting at lane `at`, lanes outside `h` unused. `lse` is NaN in the lanes that are NaN
+/// by PyTorch's rules (the same rules as the rows: +inf, all -inf, or a NaN in the lane).
+struct LaneStats {
+    m: __m512,
+    lse: [__m512d; 2],
+}
+
+#[inline(always)]
+unsafe fn lane_stats(x: &[f32], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+    unsafe {
+        let p = x.as_ptr().add(at);
+        let load = |c: usize| _mm512_maskz_loadu_ps(h, p.add(c * inner));
+        // the max, its first position (strictly greater replaces), and the min; NaN skipped
+        let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut mn = _mm512_set1_ps(f32::INFINITY);
+        let mut k = _mm512_setzero_si512();
+        for c in 0..len {
+            let v = load(c);
+            let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, m);
+            m = _mm512_mask_mov_ps(m, gt, v);
+            k = _mm512_mask_mov_epi32(k, gt, _mm512_set1_epi32(c as i32));
+            mn = _mm512_min_ps(v, mn);
+        }
+        let consts = ExpConsts::lanes(m);
+        let mode = if h == !0 { lanes_mode(m, mn) } else { GENERAL };
+        let acc = match mode {
+            ABOVE => lane_sums::<ABOVE>(load, len, k, consts),
+            BELOW => lane_sums::<BELOW>(load, len, k, consts),
+            _ => lane_sums::<GENERAL>(load, len, k, consts),
+        };
+        let finite = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(_mm512_sub_ps(m, m), _mm512_setzero_ps());
+        let nan = _mm512_set1_pd(f64::NAN);
+        let lse = [
+            _mm512_mask_blend_pd(finite as __mmask8, nan, log1p_pd(acc[0])),
+            _mm512_mask_blend_pd((finite >> 8) as __mmask8, nan, log1p_pd(acc[1])),
+        ];
+        LaneStats { m, lse }
+    }
+}
+
+/// Per lane, `sum over classes c != argmax of exp(x_c - m)` in float64 (lanes 0..8, 8..16).
+#[inline(always)]
+unsafe fn lane_sums<const MODE: u8>(load: impl Fn(usize) -> __m512, len: usize, k: __m512i, consts: ExpConsts) -> [__m512d; 2] {
+    unsafe {
+        let (mut a0, mut a1) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+        let keep = |c: usize| _mm512_cmpneq_epi32_mask(k, _mm512_set1_epi32(c as i32));
+        let mut c = 0;
+        while c + 4 <= len {
+            let v = [load(c), load(c + 1), load(c + 2), load(c + 3)];
+            let [e0, e1, e2, e3] = exp16xn::<4, MODE>(v, consts, [keep(c), keep(c + 1), keep(c + 2), keep(c + 3)]);
+            widen_add(&mut a0, &mut a1, _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
+            c += 4;
+        }
+        while c < len {
+            widen_add(&mut a0, &mut a1, exp16xn::<1, MODE>([load(c)], consts, [keep(c)])[0]);
+            c += 1;
+        }
+        [a0, a1]
+    }
+}
+
+/// The lanes of `[from, to)` in steps of 16, with the mask of each step.
+#[inline(always)]
+fn steps(inner: usize) -> impl Iterator<Item = (usize, __mmask16)> {
+    (0..inner).step_by(16).map(move |at| (at, if at + 16 <= inner { !0 } else { head(inner - at) }))
+}
+
+/// log_softmax of a `len x inner` block over its `len` axis (classes strided by `inner`),
+/// 16 lanes at a time: [`lane_stats`], then `out = ((x - m) - lse)` in float64, rounded once.
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+pub unsafe fn block_log_softmax(x: &[f32], out: &mut [f32], len: usize, inner: usize) {
+    unsafe {
+        assert!(x.len() >= len * inner && out.len() >= len * inner);
+        for (at, h) in steps(inner) {
+            let st = lane_stats(x, len, inner, at, h);
+            // per lane, m + lse as hi + lo (see split_shift)
+            let m = [_mm512_cvtps_pd(_mm512_castps512_ps256(st.m)), _mm512_cvtps_pd(hi256(st.m))];
+            let sum = [_mm512_add_pd(m[0], st.lse[0]), _mm512_add_pd(m[1], st.lse[1])];
+            let hi = join(_mm512_cvtpd_ps(sum[0]), _mm512_cvtpd_ps(sum[1]));
+            let lo = join(
+                _mm512_cvtpd_ps(_mm512_add_pd(_mm512_sub_pd(m[0], _mm512_cvtps_pd(_mm512_castps512_ps256(hi))), st.lse[0])),
+                _mm512_cvtpd_ps(_mm512_add_pd(_mm512_sub_pd(m[1], _mm512_cvtps_pd(hi256(hi))), st.lse[1])),
+            );
+            let neg_hi = _mm512_sub_ps(_mm512_setzero_ps(), hi);
+            for c in 0..len {
+                let v = _mm512_maskz_loadu_ps(h, x.as_ptr().add(at + c * inner));
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add(at + c * inner), h, shifted(v, hi, neg_hi, lo));
+            }
+        }
+    }
+}
+
+/// Two 8-lane halves as one 16-lane vector.
+#[inline(always)]
+unsafe fn join(lo: __m256, hi: __m256) -> __m512 {
+    unsafe { _mm512_insertf32x8::<1>(_mm512_castps256_ps512(lo), hi) }
+}
+
+/// Per-lane `(max, lse)` of a `len x inner` block, into `out[..inner]`.
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+pub unsafe fn block_lse(x: &[f32], len: usize, inner: usize, out: &mut [(f64, f64)]) {
+    unsafe {
+        assert!(x.len() >= len * inner && out.len() >= inner);
+        for (at, _) in steps(inner) {
+            let st = lane_stats(x, len, inner, at, if at + 16 <= inner { !0 } else { head(inner - at) });
+            let (mut m, mut lse) = ([0f32; 16], [0f64; 16]);
+            _mm512_storeu_ps(m.as_mut_ptr(), st.m);
+            _mm512_storeu_pd(lse.as_mut_ptr(), st.lse[0]);
+            _mm512_storeu_pd(lse.as_mut_ptr().add(8), st.lse[1]);
+            for (l, o) in out[at..inner.min(at + 16)].iter_mut().enumerate() {
+                *o = (m[l] as f64, lse[l]);
+            }
+        }
+    }
+}
+
+/// The upper 8 lanes of `v`.
+#[inline(always)]
+unsafe fn hi256(v: __m512) -> __m256 {
+    unsafe { _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,5 +691,85 @@ mod tests {
         assert_eq!(mode(-3.0, -90.0), BELOW);
         assert_eq!(mode(-3.0, -200.0), GENERAL); // terms below FLOOR need the mask
         assert_eq!(mode(5.0, f32::NEG_INFINITY), GENERAL);
+    }
+
+    /// float32 `x - m - lse`, correctly rounded from float64 (the reference for the writes).
+    fn ulps(a: f32, b: f64) -> i64 {
+        let b = b as f32;
+        if a.is_nan() || b.is_nan() {
+            return if a.is_nan() && b.is_nan() { 0 } else { i64::MAX };
+        }
+        let key = |v: f32| if v.to_bits() >> 31 == 1 { -((v.to_bits() & 0x7fff_ffff) as i64) } else { v.to_bits() as i64 };
+        (key(a) - key(b)).abs()
+    }
+
+    #[test]
+    fn row_writes_keep_what_float64_would() {
+        if !available() {
+            return;
+        }
+        // lse far below m's ulp: float64's m + lse drops it, the split keeps it
+        let x = [50.0f32, -40.0, f32::NEG_INFINITY, 49.999996];
+        let (m, lse) = (50.0f64, 1e-20f64);
+        let mut out = [0f32; 4];
+        unsafe { write_row(&x, &mut out, m, lse) };
+        for (o, &v) in out.iter().zip(&x) {
+            assert_eq!(*o, ((v as f64 - m) - lse) as f32, "x = {v}");
+        }
+        assert_eq!(out[0], -1e-20f32);
+        assert_eq!(out[2], f32::NEG_INFINITY);
+        // random rows against the float64 formula
+        let mut s = 7u64;
+        let mut worst = 0;
+        for len in [1usize, 5, 16, 33, 100] {
+            for scale in [1.0f32, 30.0, 1e4] {
+                let x: Vec<f32> = (0..len).map(|_| { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((s >> 40) as f32 / 16777216.0 - 0.5) * scale }).collect();
+                let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                let lse = x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+                let mut out = vec![0f32; len];
+                unsafe { write_row(&x, &mut out, m, lse) };
+                for (o, &v) in out.iter().zip(&x) {
+                    worst = worst.max(ulps(*o, (v as f64 - m) - lse));
+                }
+            }
+        }
+        assert!(worst <= 1, "worst {worst} ulp");
+    }
+
+    #[test]
+    fn block_kernel_matches_float64_and_torch_rules() {
+        if !available() {
+            return;
+        }
+        let (len, inner) = (21usize, 37usize);
+        let mut s = 11u64;
+        let mut x: Vec<f32> = (0..len * inner).map(|_| { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((s >> 40) as f32 / 16777216.0 - 0.5) * 20.0 }).collect();
+        // lane 3: a NaN; lane 4: +inf; lane 5: all -inf; lane 6: one -inf; lane 36 (tail): a huge max
+        x[2 * inner + 3] = f32::NAN;
+        x[7 * inner + 4] = f32::INFINITY;
+        for c in 0..len {
+            x[c * inner + 5] = f32::NEG_INFINITY;
+        }
+        x[inner + 6] = f32::NEG_INFINITY;
+        x[9 * inner + 36] = 1e6;
+        let mut out = vec![0f32; x.len()];
+        unsafe { block_log_softmax(&x, &mut out, len, inner) };
+        let mut lse_out = vec![(0.0, 0.0); inner];
+        unsafe { block_lse(&x, len, inner, &mut lse_out) };
+        for i in 0..inner {
+            let lane: Vec<f64> = (0..len).map(|c| x[c * inner + i] as f64).collect();
+            let nan_lane = matches!(i, 3 | 4 | 5);
+            assert_eq!(lse_out[i].1.is_nan(), nan_lane, "lane {i}");
+            let m = lane.iter().copied().filter(|v| !v.is_nan()).fold(f64::NEG_INFINITY, f64::max);
+            let lse = lane.iter().map(|&v| (v - m).exp()).sum::<f64>().ln();
+            for c in 0..len {
+                let o = out[c * inner + i];
+                if nan_lane {
+                    assert!(o.is_nan(), "lane {i} class {c}: {o}");
+                } else {
+                    assert!(ulps(o, (lane[c] - m) - lse) <= 1, "lane {i} class {c}: {o} vs {}", (lane[c] - m) - lse);
+                }
+            }
+        }
     }
 }

@@ -38,6 +38,14 @@ const LANES: usize = 32;
 pub trait MulAdd: Sized {
     fn mul_add(a: f64, b: f64, c: f64) -> f64;
     fn mul_add32(a: f32, b: f32, c: f32) -> f32;
+    /// `out_j = x_j - m - lse`, rounded once: in float64 here, in float32 with exact
+    /// differences where AVX-512 is available.
+    #[inline(always)]
+    fn write_row32(x: &[f32], out: &mut [f32], m: f64, lse: f64) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = ((v as f64 - m) - lse) as f32;
+        }
+    }
     /// A row's max, min (where the implementation uses it; NaN otherwise) and the max's
     /// first position ([`row_max`]); explicit AVX-512 code where available. `known` is
     /// `(max, min)` when an earlier pass computed them.
@@ -68,6 +76,12 @@ impl MulAdd for Avx512 {
     #[inline(always)]
     fn mul_add32(a: f32, b: f32, c: f32) -> f32 {
         Fused::mul_add32(a, b, c)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn write_row32(x: &[f32], out: &mut [f32], m: f64, lse: f64) {
+        // SAFETY: as below.
+        unsafe { super::avx512::write_row(x, out, m, lse) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
@@ -309,11 +323,7 @@ fn log_softmax_rows_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize) {
         let (row, o) = (&x[r * len..(r + 1) * len], &mut out[r * len..(r + 1) * len]);
         match st {
             None => o.fill(f32::NAN),
-            Some((m, lse)) => {
-                for (o, &v) in o.iter_mut().zip(row) {
-                    *o = ((v as f64 - m) - lse) as f32;
-                }
-            }
+            Some((m, lse)) => F::write_row32(row, o, m, lse),
         }
     });
 }
@@ -448,8 +458,31 @@ macro_rules! dispatched {
 }
 
 dispatched!(log_softmax_rows, log_softmax_rows_body, (x: &[f32], out: &mut [f32], len: usize));
-dispatched!(log_softmax_block, log_softmax_block_body, (x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block));
-dispatched!(block_lse, block_lse_body, (x: &[f32], len: usize, inner: usize, b: &mut Block, out: &mut [(f64, f64)]));
+dispatched!(log_softmax_block_portable, log_softmax_block_body, (x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block));
+dispatched!(block_lse_portable, block_lse_body, (x: &[f32], len: usize, inner: usize, b: &mut Block, out: &mut [(f64, f64)]));
+
+/// One `len x inner` block of the outer-dim kernel: explicit AVX-512 code (16 lanes at a time,
+/// float32 exp) where available, else the tiled float64 code above.
+#[inline]
+fn log_softmax_block(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block) {
+    #[cfg(target_arch = "x86_64")]
+    if level() == Level::Avx512 {
+        // SAFETY: level() detected AVX-512.
+        return unsafe { super::avx512::block_log_softmax(x, out, len, inner) };
+    }
+    log_softmax_block_portable(x, out, len, inner, b)
+}
+
+/// Per-lane `(max, lse)` of one block, dispatched as [`log_softmax_block`] is.
+#[inline]
+fn block_lse(x: &[f32], len: usize, inner: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+    #[cfg(target_arch = "x86_64")]
+    if level() == Level::Avx512 {
+        // SAFETY: level() detected AVX-512.
+        return unsafe { super::avx512::block_lse(x, len, inner, out) };
+    }
+    block_lse_portable(x, len, inner, b, out)
+}
 
 /// log_softmax of an `outer x len x inner` float32 tensor over its `len` axis, into `out`.
 pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inner: usize) {
