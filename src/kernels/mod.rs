@@ -60,6 +60,38 @@ impl CompensatedSum {
     }
 }
 
+/// [`compensated_sum`] of a slice, several times faster: 16 independent lanes, each a
+/// branch-free TwoSum accumulation (so the loop vectorises), combined with compensation at the
+/// end. The result is as accurate (the error of each lane is its rounding's, carried in its
+/// compensation); it may differ from the sequential sum in the last bit.
+pub fn compensated_sum_slice(x: &[f64]) -> f64 {
+    const L: usize = 16;
+    let (mut s, mut c) = ([0.0f64; L], [0.0f64; L]);
+    let chunks = x.chunks_exact(L);
+    let tail = chunks.remainder();
+    for ch in chunks {
+        for i in 0..L {
+            let t = s[i] + ch[i];
+            let bp = t - s[i];
+            c[i] += (s[i] - (t - bp)) + (ch[i] - bp);
+            s[i] = t;
+        }
+    }
+    if s.iter().any(|v| !v.is_finite()) {
+        // the compensations are NaN (inf - inf): the plain sum is the answer, as in `value`
+        return s.iter().sum::<f64>() + tail.iter().sum::<f64>();
+    }
+    let mut acc = CompensatedSum::default();
+    for i in 0..L {
+        acc.add(s[i]);
+        acc.add(c[i]);
+    }
+    for &v in tail {
+        acc.add(v);
+    }
+    acc.value()
+}
+
 pub fn compensated_sum(xs: impl IntoIterator<Item = f64>) -> f64 {
     let mut s = CompensatedSum::default();
     for x in xs {
@@ -165,6 +197,25 @@ pub fn log_softmax_backward(grad_out: &[f64], out: &[f64], lanes: Lanes, grad_in
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn sliced_compensated_sum_matches_the_sequential_one() {
+        // terms that cancel: the naive sum loses everything, both compensated sums keep 1e-3
+        let mut x = vec![];
+        for i in 0..1001 {
+            x.extend([1e16, 1e-3 * (i % 2) as f64, -1e16]);
+        }
+        let (a, b) = (compensated_sum_slice(&x), compensated_sum(x.iter().copied()));
+        assert_eq!(a, b);
+        assert!((a - 0.5).abs() < 1e-12, "{a}");
+        for n in 0..9 {
+            let y: Vec<f64> = (0..n).map(|i| 0.1 * i as f64).collect();
+            assert!((compensated_sum_slice(&y) - compensated_sum(y.iter().copied())).abs() <= 1e-15);
+        }
+        assert_eq!(compensated_sum_slice(&[1.0, f64::INFINITY, 2.0, 3.0, 4.0]), f64::INFINITY);
+        assert!(compensated_sum_slice(&[1.0, f64::INFINITY, -f64::INFINITY, 3.0, 4.0]).is_nan());
+        assert!(compensated_sum_slice(&[1.0, 2.0, 3.0, 4.0, f64::NAN]).is_nan());
+    }
     use super::*;
 
     #[test]

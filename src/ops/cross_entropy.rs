@@ -83,20 +83,20 @@ pub fn cross_entropy_with_grad(
 }
 
 /// A validated cross_entropy: which of the two losses, and what it needs.
-pub(crate) enum Checked {
+pub(crate) enum Checked<'t> {
     Prob { cd: usize, c: usize, out_dtype: DType },
-    Index { cd: usize, plan: nll_loss::Plan },
+    Index { cd: usize, plan: nll_loss::Plan<'t> },
 }
 
 /// Every check `F.cross_entropy` makes (after the reduction string), in PyTorch's order.
-pub(crate) fn check(
+pub(crate) fn check<'t>(
     input: &Tensor,
-    target: &Tensor,
+    target: &'t Tensor,
     weight: Option<&Tensor>,
     reduction: Reduction,
     ignore_index: i64,
     ls: f64,
-) -> Result<Checked, OpError> {
+) -> Result<Checked<'t>, OpError> {
     if input.shape() != target.shape() {
         check_label_smoothing(ls)?;
         let cd = log_softmax::check(input, Some(class_dim(input.ndim()) as i64))?;
@@ -228,7 +228,7 @@ fn log_softmax_vjp(input: &Tensor, logp: &[f64], grad_logp: &[f64], lanes: Lanes
 /// (or, for spatial inputs, each block of lanes) for its max and log-sum-exp
 /// ([`kernels::fast::lane_lse_f32`]), then each position reads only its target's logit (and,
 /// with label smoothing, its row once more).
-fn fused_forward_f32(x: &[f32], lanes: Lanes, plan: &nll_loss::Plan, reduction: Reduction, ls: f64) -> Vec<f64> {
+fn fused_forward_f32(x: &[f32], lanes: Lanes, plan: &nll_loss::Plan<'_>, reduction: Reduction, ls: f64) -> Vec<f64> {
     let c = plan.c;
     let stats = kernels::fast::lane_lse_f32(x, lanes.outer, lanes.len, lanes.inner);
     let logp = |p: usize, k: usize| {
@@ -236,9 +236,11 @@ fn fused_forward_f32(x: &[f32], lanes: Lanes, plan: &nll_loss::Plan, reduction: 
         (x[plan.index(p, k)] as f64 - m) - lse
     };
     let positions = plan.targets.len();
-    let nll: Vec<f64> = (0..positions)
-        .map(|p| plan.class_at(p).map_or(0.0, |t| -(logp(p, t) * plan.class_weight(t))))
-        .collect();
+    let mut nll = vec![0.0; positions];
+    plan.for_each_target(|p, t, i| {
+        let (m, lse) = stats[p];
+        nll[p] = -(((x[i] as f64 - m) - lse) * plan.class_weight(t));
+    });
     let total = plan.total_weight();
     let nll_out = nll_loss::reduce(reduction, &nll, total);
     if ls <= 0.0 {
@@ -266,7 +268,7 @@ fn index_target(
     ls: f64,
     grad_output: Option<&Tensor>,
     cd: usize,
-    plan: nll_loss::Plan,
+    plan: nll_loss::Plan<'_>,
 ) -> Result<Outputs, OpError> {
     let lanes = Lanes::along(input.shape(), cd);
     if let (Data::F32(x), None) = (input.data(), grad_output) {

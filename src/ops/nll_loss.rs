@@ -21,24 +21,26 @@
 use super::{Outputs, Reduction, check_grad_output};
 use crate::error::{ErrorKind, OpError, PyType};
 use crate::kernels::CompensatedSum;
-use crate::tensor::{DType, Tensor, fmt_shape};
+use std::borrow::Cow;
+use crate::tensor::{DType, Data, Tensor, fmt_shape};
 
 /// A validated nll_loss: geometry, targets and weights, ready for [`forward`] and [`backward`].
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub(crate) struct Plan<'t> {
     /// Number of classes.
     pub c: usize,
     /// Positions per batch element (the product of d1..dK; 1 without spatial dims).
     pub inner: usize,
     /// Shape of the `reduction="none"` output.
     pub none_shape: Vec<usize>,
-    pub targets: Vec<i64>,
+    /// Borrowed from an int64 target, converted from the others.
+    pub targets: Cow<'t, [i64]>,
     pub weight: Option<Vec<f64>>,
     pub reduction: Reduction,
     pub ignore_index: i64,
 }
 
-impl Plan {
+impl Plan<'_> {
     /// Flat index into the input of class `c` at position `p`.
     #[inline]
     pub fn index(&self, p: usize, class: usize) -> usize {
@@ -59,15 +61,35 @@ impl Plan {
         (t != self.ignore_index).then_some(t as usize)
     }
 
-    /// The mean's denominator: the weights of the non-ignored positions, summed.
-    pub fn total_weight(&self) -> f64 {
-        let mut s = CompensatedSum::default();
-        for p in 0..self.targets.len() {
-            if let Some(t) = self.class_at(p) {
-                s.add(self.class_weight(t));
+    /// `f(p, t, i)` for each non-ignored position `p`, in order, with its class `t` and the
+    /// flat index `i` of `(p, t)` in the input (no division per position).
+    #[inline]
+    pub fn for_each_target(&self, mut f: impl FnMut(usize, usize, usize)) {
+        if self.inner == 0 {
+            return;
+        }
+        for (b, ts) in self.targets.chunks(self.inner).enumerate() {
+            let (p0, base) = (b * self.inner, b * self.c * self.inner);
+            for (s, &t) in ts.iter().enumerate() {
+                // `plan` has checked every non-ignored target is in 0..c.
+                if t != self.ignore_index {
+                    f(p0 + s, t as usize, base + t as usize * self.inner + s);
+                }
             }
         }
-        s.value()
+    }
+
+    /// The mean's denominator: the weights of the non-ignored positions, summed.
+    pub fn total_weight(&self) -> f64 {
+        match &self.weight {
+            // a count: exact in float64 up to 2^53 positions
+            None => self.targets.iter().filter(|&&t| t != self.ignore_index).count() as f64,
+            Some(w) => {
+                let mut s = CompensatedSum::default();
+                self.for_each_target(|_, t, _| s.add(w[t]));
+                s.value()
+            }
+        }
     }
 
     pub fn output_shape(&self) -> Vec<usize> {
@@ -118,14 +140,14 @@ fn check_kernel_dtypes(dtype: DType, weight: Option<&Tensor>, kernel: &str) -> R
 }
 
 /// Every check `F.nll_loss` makes, in PyTorch's order, on an input of `shape` and `dtype`.
-pub(crate) fn plan(
+pub(crate) fn plan<'t>(
     shape: &[usize],
     dtype: DType,
-    target: &Tensor,
+    target: &'t Tensor,
     weight: Option<&Tensor>,
     reduction: Reduction,
     ignore_index: i64,
-) -> Result<Plan, OpError> {
+) -> Result<Plan<'t>, OpError> {
     let nd = shape.len();
     if nd < 1 {
         return Err(err(
@@ -172,15 +194,16 @@ pub(crate) fn plan(
         none_shape.extend_from_slice(&shape[2..]);
         (shape[1], shape[2..].iter().product(), none_shape)
     };
-    let targets = target.to_i64_vec().expect("target dtype checked to be an integer");
-    for &t in &targets {
-        if t != ignore_index && (t < 0 || t as u64 >= c as u64) {
-            return Err(err(
-                ErrorKind::TargetOutOfBounds,
-                PyType::IndexError,
-                format!("Target {t} is out of bounds."),
-            ));
-        }
+    let targets = match target.data() {
+        Data::I64(v) => Cow::Borrowed(&v[..]),
+        _ => Cow::Owned(target.to_i64_vec().expect("target dtype checked to be an integer")),
+    };
+    // One branch-free pass (it vectorises; a negative target is a huge u64); the first
+    // offender is looked for only if there is one.
+    let bad = |t: i64| (t != ignore_index) & (t as u64 >= c as u64);
+    if targets.iter().fold(false, |acc, &t| acc | bad(t)) {
+        let t = targets.iter().copied().find(|&t| bad(t)).unwrap_or_default();
+        return Err(err(ErrorKind::TargetOutOfBounds, PyType::IndexError, format!("Target {t} is out of bounds.")));
     }
     Ok(Plan {
         c,
@@ -296,22 +319,57 @@ pub(crate) struct Forward {
 }
 
 /// `logp(i)` reads element `i` of the (log-probability) input: only the targets' are read.
-pub(crate) fn forward(plan: &Plan, logp: impl Fn(usize) -> f64) -> Forward {
-    let per_position = (0..plan.targets.len())
-        .map(|p| match plan.class_at(p) {
-            None => 0.0,
-            Some(t) => -(logp(plan.index(p, t)) * plan.class_weight(t)),
-        })
-        .collect();
+pub(crate) fn forward(plan: &Plan<'_>, logp: impl Fn(usize) -> f64) -> Forward {
+    let mut per_position = vec![0.0; plan.targets.len()];
+    match &plan.weight {
+        None => plan.for_each_target(|p, _, i| per_position[p] = -logp(i)),
+        Some(w) => plan.for_each_target(|p, t, i| per_position[p] = -(logp(i) * w[t])),
+    }
     Forward { per_position, total_weight: plan.total_weight() }
+}
+
+/// The reduced output and the mean's denominator: per position for `none`, else the sum (divided
+/// for `mean`) streamed in chunks, each summed with compensation, so that no per-position
+/// buffer is written.
+pub(crate) fn forward_reduced(plan: &Plan<'_>, reduction: Reduction, logp: impl Fn(usize) -> f64) -> (Vec<f64>, f64) {
+    if reduction == Reduction::None {
+        let f = forward(plan, logp);
+        return (f.per_position, f.total_weight);
+    }
+    let mut acc = CompensatedSum::default();
+    let (c, inner) = (plan.c, plan.inner);
+    // With no class, every target was checked to be ignored: the sum is 0.
+    if c > 0 && inner > 0 {
+        let w = |t: usize| plan.weight.as_ref().map_or(1.0, |w| w[t]);
+        let mut buf = [0.0f64; 512];
+        // position (b, s) reads class t at b * c * inner + t * inner + s
+        let (mut base, mut s) = (0, 0);
+        for chunk in plan.targets.chunks(buf.len()) {
+            // branch-free: an ignored position reads class 0 (always there) and adds 0
+            for (o, &t) in buf.iter_mut().zip(chunk) {
+                let keep = t != plan.ignore_index;
+                let t = if keep { t as usize } else { 0 };
+                let v = -(logp(base + t * inner + s) * w(t));
+                *o = if keep { v } else { 0.0 };
+                s += 1;
+                if s == inner {
+                    (base, s) = (base + c * inner, 0);
+                }
+            }
+            acc.add(crate::kernels::compensated_sum_slice(&buf[..chunk.len()]));
+        }
+    }
+    let total = plan.total_weight();
+    let sum = acc.value();
+    (vec![if reduction == Reduction::Mean { sum / total } else { sum }], total)
 }
 
 /// Applies the reduction to per-position values (`total` is the mean's denominator).
 pub(crate) fn reduce(reduction: Reduction, per_position: &[f64], total: f64) -> Vec<f64> {
     match reduction {
         Reduction::None => per_position.to_vec(),
-        Reduction::Sum => vec![crate::kernels::compensated_sum(per_position.iter().copied())],
-        Reduction::Mean => vec![crate::kernels::compensated_sum(per_position.iter().copied()) / total],
+        Reduction::Sum => vec![crate::kernels::compensated_sum_slice(per_position)],
+        Reduction::Mean => vec![crate::kernels::compensated_sum_slice(per_position) / total],
     }
 }
 
@@ -326,7 +384,7 @@ pub(crate) fn position_scale(reduction: Reduction, g: &[f64], p: usize, total: f
 
 /// d loss / d input, as PyTorch's `nll_loss_backward`: `-weight[t] * scale` at each
 /// non-ignored `(p, t)`, exact zeros everywhere else.
-pub(crate) fn backward(plan: &Plan, g: &[f64], total: f64, grad: &mut [f64]) {
+pub(crate) fn backward(plan: &Plan<'_>, g: &[f64], total: f64, grad: &mut [f64]) {
     for p in 0..plan.targets.len() {
         if let Some(t) = plan.class_at(p) {
             let s = position_scale(plan.reduction, g, p, total);
@@ -368,15 +426,17 @@ pub fn nll_loss_with_grad(
     grad_output: Option<&Tensor>,
 ) -> Result<Outputs, OpError> {
     let plan = plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index)?;
-    let f = forward(&plan, |i| input.get_f64(i));
-    let out = reduce(reduction, &f.per_position, f.total_weight);
+    let (out, total_weight) = match input.data() {
+        Data::F32(x) => forward_reduced(&plan, reduction, |i| x[i] as f64),
+        _ => forward_reduced(&plan, reduction, |i| input.get_f64(i)),
+    };
     let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
     let grad_input = match grad_output {
         None => None,
         Some(g) => {
             check_grad_output(g, &output)?;
             let mut grad = vec![0.0; input.numel()];
-            backward(&plan, &g.to_f64_vec(), f.total_weight, &mut grad);
+            backward(&plan, &g.to_f64_vec(), total_weight, &mut grad);
             Some(Tensor::from_f64(input.dtype(), input.shape().to_vec(), &grad).expect("input shape"))
         }
     };
