@@ -282,6 +282,27 @@ impl Tensor {
     }
 }
 
+/// A zeroed float32 buffer for an output about to be written in full. Large ones ask the
+/// kernel for transparent huge pages before the first write: a fresh 131 MB output costs
+/// 32 000 page faults in 4 KiB pages, and 64 in 2 MiB ones (a hint; where the kernel ignores
+/// it, or elsewhere than Linux, this is `vec![0.0; n]`).
+pub fn zeroed_f32(n: usize) -> Vec<f32> {
+    let v = vec![0.0f32; n];
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let (start, end) = (v.as_ptr() as usize, v.as_ptr() as usize + n * 4);
+        let from = start.next_multiple_of(HUGE);
+        if n * 4 >= 4 * HUGE && from < end {
+            let len = (end - from) / HUGE * HUGE;
+            // SAFETY: the range lies inside `v`'s allocation (not yet touched: a large zeroed
+            // allocation is fresh mmap'd memory); madvise only changes how it is backed.
+            unsafe { libc::madvise(from as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+        }
+    }
+    v
+}
+
 /// PyTorch's rendering of a size list in messages: `[2, 3]`, `[]` for 0-d.
 pub fn fmt_shape(shape: &[usize]) -> String {
     let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();

@@ -425,7 +425,8 @@ unsafe fn lanes_mode(m: __m512, mn: __m512) -> u8 {
 }
 
 /// `log(1 + s)` for `s >= 0` on 8 float64 lanes: [`super::fast::log1p`] with AVX-512's
-/// exponent and mantissa extraction (the same formula, relative error below 1e-15).
+/// exponent and mantissa extraction (the same formula, relative error below 1e-15; the two
+/// divisions measured no slower than reciprocal-and-Newton).
 #[inline(always)]
 unsafe fn log1p_pd(s: __m512d) -> __m512d {
     unsafe {
@@ -453,8 +454,6 @@ unsafe fn log1p_pd(s: __m512d) -> __m512d {
     }
 }
 
-/// How far ahead (in lanes) the outer-dim kernel prefetches each class's row.
-
 /// Max and log-sum-exp of 16 lanes of a `len x inner` block (classes strided by `inner`),
 /// starting at lane `at`, lanes outside `h` unused. `lse` is NaN in the lanes that are NaN
 /// by PyTorch's rules (the same rules as the rows: +inf, all -inf, or a NaN in the lane).
@@ -468,23 +467,29 @@ unsafe fn lane_stats(x: &[f32], len: usize, inner: usize, at: usize, h: __mmask1
     unsafe {
         let p = x.as_ptr().add(at);
         let load = |c: usize| _mm512_maskz_loadu_ps(h, p.add(c * inner));
-        // the max, its first position (strictly greater replaces), and the min; NaN skipped
-        let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
-        let mut mn = _mm512_set1_ps(f32::INFINITY);
-        let mut k = _mm512_setzero_si512();
-        for c in 0..len {
-            let v = load(c);
-            let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, m);
-            m = _mm512_mask_mov_ps(m, gt, v);
-            k = _mm512_mask_mov_epi32(k, gt, _mm512_set1_epi32(c as i32));
-            mn = _mm512_min_ps(v, mn);
+        // The max and min, NaN skipped, in four independent chains (one chain over the classes
+        // would wait on each vmaxps's latency).
+        let mut ex = [Extremes::new(); 4];
+        let mut c = 0;
+        while c + 4 <= len {
+            for (j, e) in ex.iter_mut().enumerate() {
+                e.add(load(c + j));
+            }
+            c += 4;
         }
+        while c < len {
+            ex[0].add(load(c));
+            c += 1;
+        }
+        let [e0, e1, e2, e3] = ex;
+        let m = _mm512_max_ps(_mm512_max_ps(e0.max, e1.max), _mm512_max_ps(e2.max, e3.max));
+        let mn = _mm512_min_ps(_mm512_min_ps(e0.min, e1.min), _mm512_min_ps(e2.min, e3.min));
         let consts = ExpConsts::lanes(m);
         let mode = if h == !0 { lanes_mode(m, mn) } else { GENERAL };
         let acc = match mode {
-            ABOVE => lane_sums::<ABOVE>(load, len, k, consts),
-            BELOW => lane_sums::<BELOW>(load, len, k, consts),
-            _ => lane_sums::<GENERAL>(load, len, k, consts),
+            ABOVE => lane_sums::<ABOVE>(load, len, m, consts),
+            BELOW => lane_sums::<BELOW>(load, len, m, consts),
+            _ => lane_sums::<GENERAL>(load, len, m, consts),
         };
         let finite = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(_mm512_sub_ps(m, m), _mm512_setzero_ps());
         let nan = _mm512_set1_pd(f64::NAN);
@@ -497,23 +502,40 @@ unsafe fn lane_stats(x: &[f32], len: usize, inner: usize, at: usize, h: __mmask1
 }
 
 /// Per lane, `sum over classes c != argmax of exp(x_c - m)` in float64 (lanes 0..8, 8..16).
+///
+/// Every element equal to the max is left out of the exp sum (exactly 1 each) and counted:
+/// the sum is then that count minus one plus the others' terms, with no argmax to track.
 #[inline(always)]
-unsafe fn lane_sums<const MODE: u8>(load: impl Fn(usize) -> __m512, len: usize, k: __m512i, consts: ExpConsts) -> [__m512d; 2] {
+unsafe fn lane_sums<const MODE: u8>(load: impl Fn(usize) -> __m512, len: usize, m: __m512, consts: ExpConsts) -> [__m512d; 2] {
     unsafe {
         let (mut a0, mut a1) = (_mm512_setzero_pd(), _mm512_setzero_pd());
-        let keep = |c: usize| _mm512_cmpneq_epi32_mask(k, _mm512_set1_epi32(c as i32));
+        let mut ties = _mm512_setzero_si512();
+        let one = _mm512_set1_epi32(1);
+        // NaN compares unequal, so a NaN reaches the sum
+        let mut keep = |v: __m512| {
+            let eq = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, m);
+            ties = _mm512_mask_add_epi32(ties, eq, ties, one);
+            !eq
+        };
         let mut c = 0;
         while c + 4 <= len {
             let v = [load(c), load(c + 1), load(c + 2), load(c + 3)];
-            let [e0, e1, e2, e3] = exp16xn::<4, MODE>(v, consts, [keep(c), keep(c + 1), keep(c + 2), keep(c + 3)]);
+            let k = [keep(v[0]), keep(v[1]), keep(v[2]), keep(v[3])];
+            let [e0, e1, e2, e3] = exp16xn::<4, MODE>(v, consts, k);
             widen_add(&mut a0, &mut a1, _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
             c += 4;
         }
         while c < len {
-            widen_add(&mut a0, &mut a1, exp16xn::<1, MODE>([load(c)], consts, [keep(c)])[0]);
+            let v = load(c);
+            let k = keep(v);
+            widen_add(&mut a0, &mut a1, exp16xn::<1, MODE>([v], consts, [k])[0]);
             c += 1;
         }
-        [a0, a1]
+        let extra = _mm512_sub_epi32(ties, one);
+        [
+            _mm512_add_pd(a0, _mm512_cvtepi32_pd(_mm512_castsi512_si256(extra))),
+            _mm512_add_pd(a1, _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64::<1>(extra))),
+        ]
     }
 }
 
@@ -683,6 +705,32 @@ mod tests {
     }
 
     #[test]
+    fn log1p_pd_matches_the_scalar_one() {
+        if !available() {
+            return;
+        }
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+        unsafe fn eight(v: [f64; 8]) -> [f64; 8] {
+            unsafe {
+                let mut o = [0f64; 8];
+                _mm512_storeu_pd(o.as_mut_ptr(), log1p_pd(_mm512_loadu_pd(v.as_ptr())));
+                o
+            }
+        }
+        let mut s = 1e-300f64;
+        while s < 1e300 {
+            let v = [s, s * 1.1, s * 1.3, s * 1.41, s * 1.42, s * 1.7, s * 1.99, s * 2.0];
+            for (a, &x) in unsafe { eight(v) }.iter().zip(&v) {
+                let b = x.ln_1p();
+                assert!((a - b).abs() <= 2e-15 * b.abs() + f64::MIN_POSITIVE, "log1p({x}) = {a}, std {b}");
+            }
+            s *= 3.7;
+        }
+        assert_eq!(unsafe { eight([0.0; 8]) }, [0.0; 8]);
+        assert!(unsafe { eight([f64::NAN; 8]) }[0].is_nan());
+    }
+
+    #[test]
     fn modes_are_chosen_by_exponents() {
         assert_eq!(mode(10.0, -15.9), ABOVE); // 15.9 < 16: same binade as 10
         assert_eq!(mode(10.0, -16.0), GENERAL);
@@ -752,6 +800,12 @@ mod tests {
         }
         x[inner + 6] = f32::NEG_INFINITY;
         x[9 * inner + 36] = 1e6;
+        // lane 7: the max three times (each exactly 1 in the sum); lane 8: a max far above
+        // the rest (the sum is tiny and must not be lost next to the 1)
+        for c in [0, 5, 20] {
+            x[c * inner + 7] = 10.5;
+        }
+        x[3 * inner + 8] = 40.0;
         let mut out = vec![0f32; x.len()];
         unsafe { block_log_softmax(&x, &mut out, len, inner) };
         let mut lse_out = vec![(0.0, 0.0); inner];

@@ -103,7 +103,7 @@ pub fn log_softmax_with_grad(
         // result); the backward widens its output.
         Data::F32(x) => {
             let l = Lanes::along(input.shape(), d);
-            let mut y = vec![0.0f32; x.len()];
+            let mut y = crate::tensor::zeroed_f32(x.len());
             kernels::fast::log_softmax_f32(x, &mut y, l.outer, l.len, l.inner);
             let wide = if grad_output.is_some() { y.iter().map(|&v| v as f64).collect() } else { vec![] };
             (Tensor::new(input.shape().to_vec(), Data::F32(y)).expect("input shape"), wide)
