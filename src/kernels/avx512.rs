@@ -576,18 +576,19 @@ unsafe fn join(lo: __m256, hi: __m256) -> __m512 {
     unsafe { _mm512_insertf32x8::<1>(_mm512_castps256_ps512(lo), hi) }
 }
 
-/// Per-lane `(max, lse)` of a `len x inner` block, into `out[..inner]`.
+/// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of a `len x inner` block.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-pub unsafe fn block_lse(x: &[f32], len: usize, inner: usize, out: &mut [(f64, f64)]) {
+pub unsafe fn block_lse(x: &[f32], len: usize, inner: usize, from: usize, out: &mut [(f64, f64)]) {
     unsafe {
-        assert!(x.len() >= len * inner && out.len() >= inner);
-        for (at, _) in steps(inner) {
-            let st = lane_stats(x, len, inner, at, if at + 16 <= inner { !0 } else { head(inner - at) });
+        let to = from + out.len();
+        assert!(x.len() >= len * inner && to <= inner);
+        for at in (from..to).step_by(16) {
+            let st = lane_stats(x, len, inner, at, if at + 16 <= to { !0 } else { head(to - at) });
             let (mut m, mut lse) = ([0f32; 16], [0f64; 16]);
             _mm512_storeu_ps(m.as_mut_ptr(), st.m);
             _mm512_storeu_pd(lse.as_mut_ptr(), st.lse[0]);
             _mm512_storeu_pd(lse.as_mut_ptr().add(8), st.lse[1]);
-            for (l, o) in out[at..inner.min(at + 16)].iter_mut().enumerate() {
+            for (l, o) in out[at - from..(to - from).min(at - from + 16)].iter_mut().enumerate() {
                 *o = (m[l] as f64, lse[l]);
             }
         }
@@ -809,7 +810,8 @@ mod tests {
         let mut out = vec![0f32; x.len()];
         unsafe { block_log_softmax(&x, &mut out, len, inner) };
         let mut lse_out = vec![(0.0, 0.0); inner];
-        unsafe { block_lse(&x, len, inner, &mut lse_out) };
+        unsafe { block_lse(&x, len, inner, 0, &mut lse_out[..20]) };
+        unsafe { block_lse(&x, len, inner, 20, &mut lse_out[20..]) };
         for i in 0..inner {
             let lane: Vec<f64> = (0..len).map(|c| x[c * inner + i] as f64).collect();
             let nan_lane = matches!(i, 3 | 4 | 5);

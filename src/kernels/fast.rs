@@ -397,11 +397,10 @@ fn log_softmax_block_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize, inn
 }
 
 #[inline(always)]
-fn block_lse_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, b: &mut Block, out: &mut [(f64, f64)]) {
-    for i0 in (0..inner).step_by(TILE) {
-        let w = TILE.min(inner - i0);
-        block_stats_body::<F>(x, len, inner, i0, w, b);
-        for ((o, &m), &lse) in out[i0..i0 + w].iter_mut().zip(&b.mm).zip(&b.lse) {
+fn block_lse_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+    for (j0, o) in (0..out.len()).step_by(TILE).zip(out.chunks_mut(TILE)) {
+        block_stats_body::<F>(x, len, inner, from + j0, o.len(), b);
+        for ((o, &m), &lse) in o.iter_mut().zip(&b.mm).zip(&b.lse) {
             *o = (m, lse);
         }
     }
@@ -459,7 +458,7 @@ macro_rules! dispatched {
 
 dispatched!(log_softmax_rows, log_softmax_rows_body, (x: &[f32], out: &mut [f32], len: usize));
 dispatched!(log_softmax_block_portable, log_softmax_block_body, (x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block));
-dispatched!(block_lse_portable, block_lse_body, (x: &[f32], len: usize, inner: usize, b: &mut Block, out: &mut [(f64, f64)]));
+dispatched!(block_lse_portable, block_lse_body, (x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]));
 
 /// One `len x inner` block of the outer-dim kernel: explicit AVX-512 code (16 lanes at a time,
 /// float32 exp) where available, else the tiled float64 code above.
@@ -473,15 +472,16 @@ fn log_softmax_block(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &m
     log_softmax_block_portable(x, out, len, inner, b)
 }
 
-/// Per-lane `(max, lse)` of one block, dispatched as [`log_softmax_block`] is.
+/// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of one block, dispatched as
+/// [`log_softmax_block`] is.
 #[inline]
-fn block_lse(x: &[f32], len: usize, inner: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+fn block_lse(x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
     #[cfg(target_arch = "x86_64")]
     if level() == Level::Avx512 {
         // SAFETY: level() detected AVX-512.
-        return unsafe { super::avx512::block_lse(x, len, inner, out) };
+        return unsafe { super::avx512::block_lse(x, len, inner, from, out) };
     }
-    block_lse_portable(x, len, inner, b, out)
+    block_lse_portable(x, len, inner, from, b, out)
 }
 
 /// log_softmax of an `outer x len x inner` float32 tensor over its `len` axis, into `out`.
@@ -556,14 +556,39 @@ pub fn lane_lse_f32(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<(f
     }
     let block = len * inner;
     if x.len() >= PARALLEL_MIN && outer > 1 && rayon::current_num_threads() > 1 {
-        x.par_chunks(block).zip(out.par_chunks_mut(inner)).for_each_init(Block::default, |b, (r, o)| block_lse(r, len, inner, b, o));
+        x.par_chunks(block).zip(out.par_chunks_mut(inner)).for_each_init(Block::default, |b, (r, o)| block_lse(r, len, inner, 0, b, o));
     } else {
         let mut b = Block::default();
         for (r, o) in x.chunks(block).zip(out.chunks_mut(inner)) {
-            block_lse(r, len, inner, &mut b, o);
+            block_lse(r, len, inner, 0, &mut b, o);
         }
     }
     out
+}
+
+/// [`lane_lse_f32`] handed to `f(b, s0, stats)` a chunk at a time: `stats[q]` is position
+/// `b * inner + s0 + q`'s `(max, lse)`. On one thread, spatial inputs are done a tile of
+/// lanes at a time, so a fused loss reads each tile's logits while they are in cache and
+/// allocates no per-position buffer (a fresh 2 MB one costs more in page faults than its
+/// arithmetic).
+pub fn lane_lse_visit(x: &[f32], outer: usize, len: usize, inner: usize, mut f: impl FnMut(usize, usize, &[(f64, f64)])) {
+    let parallel = x.len() >= PARALLEL_MIN && outer > 1 && rayon::current_num_threads() > 1;
+    if inner == 1 || len == 0 || len >= 1 << 24 || parallel {
+        let stats = lane_lse_f32(x, outer, len, inner);
+        for (b, st) in stats.chunks(inner.max(1)).enumerate() {
+            f(b, 0, st);
+        }
+        return;
+    }
+    let mut b = Block::default();
+    let mut buf = vec![(0.0, 0.0); TILE.min(inner)];
+    for (bi, block) in x.chunks(len * inner).enumerate() {
+        for s0 in (0..inner).step_by(TILE) {
+            let o = &mut buf[..TILE.min(inner - s0)];
+            block_lse(block, len, inner, s0, &mut b, o);
+            f(bi, s0, o);
+        }
+    }
 }
 
 /// Per-row statistics for a fused loss: `(max, lse)` or `None` for a NaN row, computed

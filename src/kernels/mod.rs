@@ -92,6 +92,38 @@ pub fn compensated_sum_slice(x: &[f64]) -> f64 {
     acc.value()
 }
 
+/// A compensated sum fed one value at a time, summed a chunk at a time with
+/// [`compensated_sum_slice`] (the vectorised loop), so a streaming loss needs no
+/// per-position buffer.
+pub struct ChunkedSum {
+    buf: [f64; 256],
+    n: usize,
+    acc: CompensatedSum,
+}
+
+impl Default for ChunkedSum {
+    fn default() -> Self {
+        ChunkedSum { buf: [0.0; 256], n: 0, acc: CompensatedSum::default() }
+    }
+}
+
+impl ChunkedSum {
+    #[inline]
+    pub fn push(&mut self, v: f64) {
+        self.buf[self.n] = v;
+        self.n += 1;
+        if self.n == self.buf.len() {
+            self.acc.add(compensated_sum_slice(&self.buf));
+            self.n = 0;
+        }
+    }
+
+    pub fn value(mut self) -> f64 {
+        self.acc.add(compensated_sum_slice(&self.buf[..self.n]));
+        self.acc.value()
+    }
+}
+
 pub fn compensated_sum(xs: impl IntoIterator<Item = f64>) -> f64 {
     let mut s = CompensatedSum::default();
     for x in xs {

@@ -17,7 +17,7 @@
 
 use super::{Outputs, Reduction, check_grad_output, fmt_cpp_double, log_softmax, nll_loss, promote_float};
 use crate::error::{ErrorKind, OpError, PyType};
-use crate::kernels::{self, CompensatedSum, Lanes};
+use crate::kernels::{self, ChunkedSum, CompensatedSum, Lanes};
 use crate::tensor::{DType, Data, Tensor, fmt_shape};
 
 fn check_label_smoothing(ls: f64) -> Result<(), OpError> {
@@ -224,41 +224,50 @@ fn log_softmax_vjp(input: &Tensor, logp: &[f64], grad_logp: &[f64], lanes: Lanes
     Tensor::from_f64(input.dtype(), input.shape().to_vec(), &gi).expect("input shape")
 }
 
-/// The float32 forward without materialising log-probabilities: one pass over each row
-/// (or, for spatial inputs, each block of lanes) for its max and log-sum-exp
-/// ([`kernels::fast::lane_lse_f32`]), then each position reads only its target's logit (and,
-/// with label smoothing, its row once more).
+/// The float32 forward without materialising log-probabilities: each row's (or, for spatial
+/// inputs, each tile of lanes') max and log-sum-exp ([`kernels::fast::lane_lse_visit`]),
+/// then each position reads only its target's logit (and, with label smoothing, its row once
+/// more), summed as it goes unless `reduction="none"` asks for every position.
 fn fused_forward_f32(x: &[f32], lanes: Lanes, plan: &nll_loss::Plan<'_>, reduction: Reduction, ls: f64) -> Vec<f64> {
-    let c = plan.c;
-    let stats = kernels::fast::lane_lse_f32(x, lanes.outer, lanes.len, lanes.inner);
-    let logp = |p: usize, k: usize| {
-        let (m, lse) = stats[p];
-        (x[plan.index(p, k)] as f64 - m) - lse
-    };
+    let (c, inner) = (plan.c, lanes.inner);
     let positions = plan.targets.len();
-    let mut nll = vec![0.0; positions];
-    plan.for_each_target(|p, t, i| {
-        let (m, lse) = stats[p];
-        nll[p] = -(((x[i] as f64 - m) - lse) * plan.class_weight(t));
+    let none = reduction == Reduction::None;
+    let smooth = ls > 0.0;
+    let (mut nll_pp, mut smooth_pp) = (vec![], vec![]);
+    if none {
+        nll_pp = vec![0.0; positions];
+        if smooth {
+            smooth_pp = vec![0.0; positions];
+        }
+    }
+    let (mut nll_sum, mut smooth_sum) = (ChunkedSum::default(), ChunkedSum::default());
+    kernels::fast::lane_lse_visit(x, lanes.outer, lanes.len, inner, |b, s0, stats| {
+        for (q, &(m, lse)) in stats.iter().enumerate() {
+            let p = b * inner + s0 + q;
+            let Some(t) = plan.class_at(p) else { continue };
+            let logp = |k: usize| (x[(b * c + k) * inner + s0 + q] as f64 - m) - lse;
+            let v = -(logp(t) * plan.class_weight(t));
+            if none { nll_pp[p] = v } else { nll_sum.push(v) }
+            if smooth {
+                let mut acc = CompensatedSum::default();
+                for k in 0..c {
+                    acc.add(logp(k) * plan.class_weight(k));
+                }
+                if none { smooth_pp[p] = -acc.value() } else { smooth_sum.push(-acc.value()) }
+            }
+        }
     });
     let total = plan.total_weight();
-    let nll_out = nll_loss::reduce(reduction, &nll, total);
-    if ls <= 0.0 {
+    let finish = |pp: Vec<f64>, sum: ChunkedSum| match reduction {
+        Reduction::None => pp,
+        Reduction::Sum => vec![sum.value()],
+        Reduction::Mean => vec![sum.value() / total],
+    };
+    let nll_out = finish(nll_pp, nll_sum);
+    if !smooth {
         return nll_out;
     }
-    let smooth: Vec<f64> = (0..positions)
-        .map(|p| {
-            if plan.class_at(p).is_none() {
-                return 0.0;
-            }
-            let mut acc = CompensatedSum::default();
-            for k in 0..c {
-                acc.add(logp(p, k) * plan.class_weight(k));
-            }
-            -acc.value()
-        })
-        .collect();
-    let smooth_out = nll_loss::reduce(reduction, &smooth, total);
+    let smooth_out = finish(smooth_pp, smooth_sum);
     nll_out.iter().zip(&smooth_out).map(|(&n, &s)| (1.0 - ls) * n + s * (ls / c as f64)).collect()
 }
 

@@ -341,6 +341,8 @@ pub(crate) fn forward_reduced(plan: &Plan<'_>, reduction: Reduction, logp: impl 
     // With no class, every target was checked to be ignored: the sum is 0.
     if c > 0 && inner > 0 {
         let w = |t: usize| plan.weight.as_ref().map_or(1.0, |w| w[t]);
+        // filled a chunk at a time, no branch per position (0.63 ms against 0.68 with
+        // ChunkedSum's push, 8x21x128x128)
         let mut buf = [0.0f64; 512];
         // position (b, s) reads class t at b * c * inner + t * inner + s
         let (mut base, mut s) = (0, 0);
