@@ -165,7 +165,14 @@ pub fn log_softmax_row(x: &[f64], out: &mut [f64]) {
     let mut s = CompensatedSum::default();
     for (j, &v) in x.iter().enumerate() {
         if j != k {
-            s.add((v - m).exp());
+            // v - m rounds by up to |v - m| 2^-53, which exp turns into a relative error of
+            // the term (16 ulp at v - m = -35): fold the rounding error (TwoSum) back in,
+            // exp(t + err) = exp(t) (1 + err). A -inf v makes err NaN; its term is 0.
+            let t = v - m;
+            let bv = t - v;
+            let err = (v - (t - bv)) + (-m - bv);
+            let e = t.exp();
+            s.add(if e == 0.0 { 0.0 } else { e + e * err });
         }
     }
     let lse = s.value().ln_1p();
