@@ -2,6 +2,7 @@
 //!
 //!     cargo bench --bench ops                        # everything (one thread)
 //!     cargo bench --bench ops -- log_softmax/native  # a slice
+//!     cargo bench --bench ops -- read                # reading the input once: the floor
 //!     .venv/bin/python benches/torch_baseline.py     # PyTorch's figures for the same shapes
 //!
 //! Everything runs on one thread (RAYON_NUM_THREADS=1, set before any pool starts), float32,
@@ -106,6 +107,19 @@ fn nll_loss(c: &mut Criterion) {
     g.finish();
 }
 
+/// The floor for a pass over the input: its max, with the row kernels' vectorised max loop
+/// (`kernels::fast::max_f32`), memory-bound on the large shape: the "read once" the fused
+/// cross_entropy is compared with.
+fn read_once(c: &mut Criterion) {
+    let mut g = configure(c, "read");
+    for (name, shape) in SHAPES {
+        let x = logits(shape);
+        g.throughput(Throughput::Bytes((x.len() * 4) as u64));
+        g.bench_with_input(BenchmarkId::new("native", name), &x, |b, x| b.iter(|| nllspec::kernels::fast::max_f32(black_box(x))));
+    }
+    g.finish();
+}
+
 fn main() {
     // SAFETY: no other thread exists yet.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
@@ -113,5 +127,6 @@ fn main() {
     log_softmax(&mut c);
     cross_entropy(&mut c);
     nll_loss(&mut c);
+    read_once(&mut c);
     c.final_summary();
 }

@@ -213,6 +213,29 @@ pub unsafe fn row_max(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize)
     }
 }
 
+/// The max of `x`, NaN elements skipped (`-inf` if there is none).
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+pub unsafe fn max(x: &[f32]) -> f32 {
+    unsafe {
+        let n = x.len();
+        let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut a = [ninf; 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            for (j, a) in a.iter_mut().enumerate() {
+                *a = _mm512_max_ps(_mm512_loadu_ps(x.as_ptr().add(i + 16 * j)), *a);
+            }
+            i += 64;
+        }
+        while i < n {
+            let h = if i + 16 <= n { !0 } else { head(n - i) };
+            a[0] = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, h, x.as_ptr().add(i)), a[0]);
+            i += 16;
+        }
+        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(a[0], a[1]), _mm512_max_ps(a[2], a[3])))
+    }
+}
+
 /// Running max and min. vmaxps and vminps return their second operand when either is NaN:
 /// the accumulator, so NaN elements are skipped.
 #[derive(Clone, Copy)]
@@ -696,6 +719,10 @@ mod tests {
                     }
                 }
             }
+        }
+        for len in [0usize, 5, 64, 100] {
+            let x: Vec<f32> = (0..len).map(|i| if i % 7 == 3 { f32::NAN } else { (i as f32 * 0.37).sin() }).collect();
+            assert_eq!(unsafe { max(&x) }, extremes(&x).0, "len {len}");
         }
         let (m, mn, k) = unsafe { row_max(&[f32::NAN, 1.0, f32::NAN, 3.0, 3.0], None) };
         assert_eq!((m, mn, k), (3.0, 1.0, 3));

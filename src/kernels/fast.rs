@@ -591,6 +591,17 @@ pub fn lane_lse_visit(x: &[f32], outer: usize, len: usize, inner: usize, mut f: 
     }
 }
 
+/// The max of `x`, NaN elements skipped (`-inf` if there is none): one read of the input with
+/// the row kernels' max loop, the floor every log-sum-exp pays (the benchmarks' "read once").
+pub fn max_f32(x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if level() == Level::Avx512 {
+        // SAFETY: level() detected AVX-512.
+        return unsafe { super::avx512::max(x) };
+    }
+    x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
 /// Per-row statistics for a fused loss: `(max, lse)` or `None` for a NaN row, computed
 /// exactly as [`log_softmax_f32`] computes them.
 pub fn row_lse_f32(x: &[f32], len: usize) -> Vec<Option<(f64, f64)>> {
