@@ -4,24 +4,26 @@
 //! Accuracy first, then speed. Each row is read three times at most (max, sum, write):
 //!
 //! - `s = sum over j != argmax of exp(x_j - max)`: the difference `x_j - max` is kept exact
-//!   (TwoSum), its exp is a float32 Cody-Waite/minimax evaluation of about one ulp
-//!   ([`exp_diff32`]; explicit AVX-512 code where available, since the compiler picks 256-bit
-//!   vectors on its own), and the terms are accumulated in float64 lanes, so the sum's error
-//!   does not grow with the row length. Rows whose sum is so small that terms below e^-87
-//!   could count are summed again with the float64 [`exp_neg`]. The outer-dim kernel uses
-//!   [`exp_neg`] throughout (a float32 exp measured no faster there: its lanes mix widths).
+//!   (its rounding error folded into the exp's argument), each term is within about an ulp,
+//!   and the terms are accumulated in float64 lanes, so the sum's error does not grow with the
+//!   row length. Rows whose sum is so small that terms below float32's exp range could count
+//!   are summed again with the float64 [`exp_neg`].
 //! - `lse = log1p(s)` ([`log1p`]): the dominant element's log-probability is `-log1p(s)`,
 //!   which stays accurate when `s` is tiny (PyTorch's `log(1 + s)` rounds it to 0);
-//! - `out_j = ((x_j - max) - lse)` in float64, rounded once to float32.
+//! - `out_j = x_j - max - lse`, rounded once to float32.
 //!
 //! Every element is then within an ulp or two of the correctly rounded result (the property
 //! test allows 4; the measured maximum is 1).
 //!
-//! The loops are plain Rust written for auto-vectorisation (lane arrays, no branches in the
-//! hot loops, integer bit tricks instead of float-to-int conversions); [`Level`] compiles
-//! them three times, for AVX-512, AVX2+FMA and the portable baseline, chosen at run time.
-//! Rows (or outer blocks) are spread over threads with rayon above [`PARALLEL_MIN`] elements;
-//! each row is computed the same way whatever the thread count, so results are bit-identical.
+//! Where the CPU has AVX-512 the hot loops are explicit intrinsics (`kernels/avx512.rs`: a
+//! table-driven exp, masked tails, the next row's max and min read in the sum loop, 16-lane
+//! outer-dim blocks, float32 writes with an exact split of `max + lse`). Elsewhere they are
+//! the plain Rust here, written for auto-vectorisation (lane arrays, no branches in the hot
+//! loops, integer bit tricks instead of float-to-int conversions, the float32 Cody-Waite exp
+//! [`exp_diff32`] with TwoSum differences, float64 widening for the outputs), compiled for
+//! AVX2+FMA and for the portable baseline, chosen at run time by [`Level`]. Rows (or outer
+//! blocks) are spread over threads with rayon above [`PARALLEL_MIN`] elements; each row is
+//! computed the same way whatever the thread count, so results are bit-identical.
 
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -47,7 +49,7 @@ pub trait MulAdd: Sized {
         }
     }
     /// A row's max, min (where the implementation uses it; NaN otherwise) and the max's
-    /// first position ([`row_max`]); explicit AVX-512 code where available. `known` is
+    /// first position (`row_max`); explicit AVX-512 code where available. `known` is
     /// `(max, min)` when an earlier pass computed them.
     #[inline(always)]
     fn row_max32(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize) {
@@ -129,7 +131,7 @@ impl MulAdd for Plain {
 /// `x - m` is split into its rounded value and the rounding error (TwoSum), so the argument is
 /// exact; Cody-Waite reduction and Cephes' minimax polynomial give about 1 ulp (6e-8). Below
 /// `-87` the result is 0: callers recompute a row whose sum is small enough for that to
-/// matter ([`row_stats`]).
+/// matter (`row_stats`).
 #[inline(always)]
 pub fn exp_diff32<F: MulAdd>(x: f32, m: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
