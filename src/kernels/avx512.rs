@@ -188,17 +188,7 @@ pub unsafe fn row_max(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize)
     unsafe {
         let n = x.len();
         let p = x.as_ptr();
-        let (m, mn) = match known {
-            Some(k) => k,
-            None => {
-                let mut a = Extremes::new();
-                a.span(x, 0, n & !15);
-                if n % 16 != 0 {
-                    a.masked(x, n & !15, head(n % 16));
-                }
-                a.reduce()
-            }
-        };
+        let (m, mn) = known.unwrap_or_else(|| extremes(x));
         let vm = _mm512_set1_ps(m);
         let mut i = 0;
         while i < n {
@@ -216,23 +206,20 @@ pub unsafe fn row_max(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize)
 /// The max of `x`, NaN elements skipped (`-inf` if there is none).
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
 pub unsafe fn max(x: &[f32]) -> f32 {
+    unsafe { extremes(x).0 }
+}
+
+/// `(max, min)` of `x`, NaN elements skipped (`(-inf, +inf)` if there is none).
+#[inline(always)]
+unsafe fn extremes(x: &[f32]) -> (f32, f32) {
     unsafe {
         let n = x.len();
-        let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
-        let mut a = [ninf; 4];
-        let mut i = 0;
-        while i + 64 <= n {
-            for (j, a) in a.iter_mut().enumerate() {
-                *a = _mm512_max_ps(_mm512_loadu_ps(x.as_ptr().add(i + 16 * j)), *a);
-            }
-            i += 64;
+        let mut a = Extremes::new();
+        a.span(x, 0, n & !15);
+        if n % 16 != 0 {
+            a.masked(x, n & !15, head(n % 16));
         }
-        while i < n {
-            let h = if i + 16 <= n { !0 } else { head(n - i) };
-            a[0] = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, h, x.as_ptr().add(i)), a[0]);
-            i += 16;
-        }
-        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(a[0], a[1]), _mm512_max_ps(a[2], a[3])))
+        a.reduce()
     }
 }
 

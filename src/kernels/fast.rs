@@ -7,7 +7,7 @@
 //!   (its rounding error folded into the exp's argument), each term is within about an ulp,
 //!   and the terms are accumulated in float64 lanes, so the sum's error does not grow with the
 //!   row length. Rows whose sum is so small that terms below float32's exp range could count
-//!   are summed again with the float64 [`exp_neg`].
+//!   are summed again with the float64 `exp_neg`.
 //! - `lse = log1p(s)` ([`log1p`]): the dominant element's log-probability is `-log1p(s)`,
 //!   which stays accurate when `s` is tiny (PyTorch's `log(1 + s)` rounds it to 0);
 //! - `out_j = x_j - max - lse`, rounded once to float32.
@@ -20,7 +20,7 @@
 //! outer-dim blocks, float32 writes with an exact split of `max + lse`). Elsewhere they are
 //! the plain Rust here, written for auto-vectorisation (lane arrays, no branches in the hot
 //! loops, integer bit tricks instead of float-to-int conversions, the float32 Cody-Waite exp
-//! [`exp_diff32`] with TwoSum differences, float64 widening for the outputs), compiled for
+//! `exp_diff32` with TwoSum differences, float64 widening for the outputs), compiled for
 //! AVX2+FMA and for the portable baseline, chosen at run time by [`Level`]. Rows (or outer
 //! blocks) are spread over threads with rayon above [`PARALLEL_MIN`] elements; each row is
 //! computed the same way whatever the thread count, so results are bit-identical.
@@ -35,9 +35,11 @@ pub const PARALLEL_MIN: usize = 1 << 17;
 /// the exp polynomial (four AVX-512 registers of float64).
 const LANES: usize = 32;
 
-/// Multiply-add, fused where the CPU has FMA (one rounding, one instruction) and plain
-/// elsewhere (`f64::mul_add` without hardware FMA is a slow library call).
-pub trait MulAdd: Sized {
+/// What each instruction-set level compiles differently: multiply-add, fused where the CPU
+/// has FMA (one rounding, one instruction) and plain elsewhere (`f64::mul_add` without
+/// hardware FMA is a slow library call), and the hot loops, which [`Avx512`] replaces with
+/// explicit intrinsics. [`dispatched!`] picks the implementation once per call.
+pub(crate) trait MulAdd: Sized {
     fn mul_add(a: f64, b: f64, c: f64) -> f64;
     fn mul_add32(a: f32, b: f32, c: f32) -> f32;
     /// `out_j = x_j - m - lse`, rounded once: in float64 here, in float32 with exact
@@ -65,10 +67,26 @@ pub trait MulAdd: Sized {
         let _ = (min, next, ahead);
         (sum_exp32_generic::<Self>(&x[..skip], m) + sum_exp32_generic::<Self>(&x[skip + 1..], m), None)
     }
+    /// log_softmax of one `len x inner` block over its `len` axis: tiles of float64 lanes
+    /// here, 16 float32 lanes at a time with AVX-512.
+    #[inline(always)]
+    fn log_softmax_block32(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block) {
+        log_softmax_block_tiled::<Self>(x, out, len, inner, b)
+    }
+    /// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of one block.
+    #[inline(always)]
+    fn block_lse32(x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+        block_lse_tiled::<Self>(x, len, inner, from, b, out)
+    }
+    /// The max of `x`, NaN skipped (`-inf` if none).
+    #[inline(always)]
+    fn max32(x: &[f32]) -> f32 {
+        x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+    }
 }
 
 /// Fused multiply-add and 512-bit vectors (only used inside functions compiled with AVX-512).
-pub struct Avx512;
+pub(crate) struct Avx512;
 
 impl MulAdd for Avx512 {
     #[inline(always)]
@@ -98,12 +116,30 @@ impl MulAdd for Avx512 {
         // SAFETY: as above.
         unsafe { super::avx512::sum_exp(x, m, min, skip, next, ahead) }
     }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn log_softmax_block32(x: &[f32], out: &mut [f32], len: usize, inner: usize, _: &mut Block) {
+        // SAFETY: as above.
+        unsafe { super::avx512::block_log_softmax(x, out, len, inner) }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn block_lse32(x: &[f32], len: usize, inner: usize, from: usize, _: &mut Block, out: &mut [(f64, f64)]) {
+        // SAFETY: as above.
+        unsafe { super::avx512::block_lse(x, len, inner, from, out) }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn max32(x: &[f32]) -> f32 {
+        // SAFETY: as above.
+        unsafe { super::avx512::max(x) }
+    }
 }
 
 /// `a * b + c` with one rounding (an FMA instruction).
-pub struct Fused;
+pub(crate) struct Fused;
 /// `a * b + c` with two roundings.
-pub struct Plain;
+pub(crate) struct Plain;
 
 impl MulAdd for Fused {
     #[inline(always)]
@@ -133,7 +169,7 @@ impl MulAdd for Plain {
 /// `-87` the result is 0: callers recompute a row whose sum is small enough for that to
 /// matter (`row_stats`).
 #[inline(always)]
-pub fn exp_diff32<F: MulAdd>(x: f32, m: f32) -> f32 {
+pub(crate) fn exp_diff32<F: MulAdd>(x: f32, m: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -164,7 +200,7 @@ pub fn exp_diff32<F: MulAdd>(x: f32, m: f32) -> f32 {
 /// see it as exact; `x <= -708` (and -inf) gives about 3e-308 instead of 0, which no float32
 /// result can see. NaN propagates.
 #[inline(always)]
-pub fn exp_neg<F: MulAdd>(x: f64) -> f64 {
+pub(crate) fn exp_neg<F: MulAdd>(x: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
@@ -336,7 +372,7 @@ const TILE: usize = 512;
 
 /// Scratch for the outer-dim kernel, per tile of lanes.
 #[derive(Default)]
-struct Block {
+pub(crate) struct Block {
     m: Vec<f32>,
     k: Vec<f32>,
     mm: Vec<f64>,
@@ -385,7 +421,7 @@ fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, i0: usize, w
 }
 
 #[inline(always)]
-fn log_softmax_block_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block) {
+fn log_softmax_block_tiled<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block) {
     for i0 in (0..inner).step_by(TILE) {
         let w = TILE.min(inner - i0);
         block_stats_body::<F>(x, len, inner, i0, w, b);
@@ -399,7 +435,7 @@ fn log_softmax_block_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize, inn
 }
 
 #[inline(always)]
-fn block_lse_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+fn block_lse_tiled<F: MulAdd>(x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
     for (j0, o) in (0..out.len()).step_by(TILE).zip(out.chunks_mut(TILE)) {
         block_stats_body::<F>(x, len, inner, from + j0, o.len(), b);
         for ((o, &m), &lse) in o.iter_mut().zip(&b.mm).zip(&b.lse) {
@@ -459,31 +495,22 @@ macro_rules! dispatched {
 }
 
 dispatched!(log_softmax_rows, log_softmax_rows_body, (x: &[f32], out: &mut [f32], len: usize));
-dispatched!(log_softmax_block_portable, log_softmax_block_body, (x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block));
-dispatched!(block_lse_portable, block_lse_body, (x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]));
+dispatched!(log_softmax_block, log_softmax_block_body, (x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block));
+dispatched!(block_lse, block_lse_body, (x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]));
 
-/// One `len x inner` block of the outer-dim kernel: explicit AVX-512 code (16 lanes at a time,
-/// float32 exp) where available, else the tiled float64 code above.
-#[inline]
-fn log_softmax_block(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block) {
-    #[cfg(target_arch = "x86_64")]
-    if level() == Level::Avx512 {
-        // SAFETY: level() detected AVX-512.
-        return unsafe { super::avx512::block_log_softmax(x, out, len, inner) };
-    }
-    log_softmax_block_portable(x, out, len, inner, b)
+#[inline(always)]
+fn log_softmax_block_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block) {
+    F::log_softmax_block32(x, out, len, inner, b)
 }
 
-/// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of one block, dispatched as
-/// [`log_softmax_block`] is.
-#[inline]
-fn block_lse(x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
-    #[cfg(target_arch = "x86_64")]
-    if level() == Level::Avx512 {
-        // SAFETY: level() detected AVX-512.
-        return unsafe { super::avx512::block_lse(x, len, inner, from, out) };
-    }
-    block_lse_portable(x, len, inner, from, b, out)
+#[inline(always)]
+fn block_lse_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+    F::block_lse32(x, len, inner, from, b, out)
+}
+
+/// Whether an input of `n` elements is worth spreading over threads.
+fn parallel(n: usize) -> bool {
+    n >= PARALLEL_MIN && rayon::current_num_threads() > 1
 }
 
 /// log_softmax of an `outer x len x inner` float32 tensor over its `len` axis, into `out`.
@@ -493,7 +520,7 @@ pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inn
     if x.is_empty() {
         return;
     }
-    let parallel = x.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1;
+    let parallel = parallel(x.len());
     if inner == 1 {
         if parallel {
             // Chunks of rows per task keep the per-task overhead small for short rows.
@@ -557,7 +584,7 @@ pub fn lane_lse_f32(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<(f
         return out;
     }
     let block = len * inner;
-    if x.len() >= PARALLEL_MIN && outer > 1 && rayon::current_num_threads() > 1 {
+    if parallel(x.len()) && outer > 1 {
         x.par_chunks(block).zip(out.par_chunks_mut(inner)).for_each_init(Block::default, |b, (r, o)| block_lse(r, len, inner, 0, b, o));
     } else {
         let mut b = Block::default();
@@ -574,8 +601,7 @@ pub fn lane_lse_f32(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<(f
 /// allocates no per-position buffer (a fresh 2 MB one costs more in page faults than its
 /// arithmetic).
 pub fn lane_lse_visit(x: &[f32], outer: usize, len: usize, inner: usize, mut f: impl FnMut(usize, usize, &[(f64, f64)])) {
-    let parallel = x.len() >= PARALLEL_MIN && outer > 1 && rayon::current_num_threads() > 1;
-    if inner == 1 || len == 0 || len >= 1 << 24 || parallel {
+    if inner == 1 || len == 0 || len >= 1 << 24 || (parallel(x.len()) && outer > 1) {
         let stats = lane_lse_f32(x, outer, len, inner);
         for (b, st) in stats.chunks(inner.max(1)).enumerate() {
             f(b, 0, st);
@@ -596,12 +622,14 @@ pub fn lane_lse_visit(x: &[f32], outer: usize, len: usize, inner: usize, mut f: 
 /// The max of `x`, NaN elements skipped (`-inf` if there is none): one read of the input with
 /// the row kernels' max loop, the floor every log-sum-exp pays (the benchmarks' "read once").
 pub fn max_f32(x: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if level() == Level::Avx512 {
-        // SAFETY: level() detected AVX-512.
-        return unsafe { super::avx512::max(x) };
+    dispatched!(max_dispatch, max_body, (x: &[f32], out: &mut f32));
+    #[inline(always)]
+    fn max_body<F: MulAdd>(x: &[f32], out: &mut f32) {
+        *out = F::max32(x);
     }
-    x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+    let mut m = f32::NEG_INFINITY;
+    max_dispatch(x, &mut m);
+    m
 }
 
 /// Per-row statistics for a fused loss: `(max, lse)` or `None` for a NaN row, computed
@@ -619,7 +647,7 @@ pub fn row_lse_f32(x: &[f32], len: usize) -> Vec<Option<(f64, f64)>> {
     }
     // Chunks of rows per task keep the per-task overhead small for short rows.
     let per_task = (PARALLEL_MIN / len).max(1);
-    if x.len() >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
+    if parallel(x.len()) {
         x.par_chunks(per_task * len).zip(out.par_chunks_mut(per_task)).for_each(|(r, o)| stats_rows(r, len, o));
     } else {
         stats_rows(x, len, &mut out);
