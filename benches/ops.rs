@@ -3,15 +3,17 @@
 //!     cargo bench --bench ops                        # everything (one thread)
 //!     cargo bench --bench ops -- log_softmax/native  # a slice
 //!     cargo bench --bench ops -- read                # reading the input once: the floor
+//!     cargo bench --bench ops -- log_softmax_dtypes  # float64, float16, bfloat16
 //!     .venv/bin/python benches/torch_baseline.py     # PyTorch's figures for the same shapes
 //!
-//! Everything runs on one thread (RAYON_NUM_THREADS=1, set before any pool starts), float32,
+//! Everything runs on one thread (RAYON_NUM_THREADS=1, set before any pool starts), float32
+//! (but `log_softmax_dtypes`),
 //! logits from a fixed-seed generator (normal-ish, scale 3), targets spread over the classes.
 
 use candle_core::{Device, Tensor as CTensor};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use nllspec::ops::{self, Reduction};
-use nllspec::tensor::{Data, Tensor};
+use nllspec::tensor::{DType, Data, Tensor};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -107,6 +109,29 @@ fn nll_loss(c: &mut Criterion) {
     g.finish();
 }
 
+/// log_softmax over dim 1 in the other float dtypes (the same logits, rounded): float64 has
+/// its own vectorised kernel, float16 and bfloat16 are converted to float32 a tile at a time.
+/// The large shape is left out to keep the run short.
+fn log_softmax_dtypes(c: &mut Criterion) {
+    let mut g = configure(c, "log_softmax_dtypes");
+    for (name, shape) in SHAPES.into_iter().filter(|(n, _)| *n != "1024x32000") {
+        let x = logits(shape);
+        for dtype in [DType::F64, DType::F16, DType::BF16] {
+            let t = Tensor::from_f64(dtype, shape.to_vec(), &x.iter().map(|&v| v as f64).collect::<Vec<_>>()).unwrap();
+            g.throughput(Throughput::Bytes((t.numel() * if dtype == DType::F64 { 8 } else { 2 }) as u64));
+            g.bench_with_input(BenchmarkId::new(format!("native_{dtype}"), name), &t, |b, t| b.iter(|| ops::log_softmax(black_box(t), Some(1)).unwrap()));
+            let cdtype = match dtype {
+                DType::F64 => candle_core::DType::F64,
+                DType::F16 => candle_core::DType::F16,
+                _ => candle_core::DType::BF16,
+            };
+            let ct = CTensor::from_vec(x.clone(), shape, &Device::Cpu).unwrap().to_dtype(cdtype).unwrap();
+            g.bench_with_input(BenchmarkId::new(format!("candle_{dtype}"), name), &ct, |b, ct| b.iter(|| candle_nn::ops::log_softmax(black_box(ct), 1).unwrap()));
+        }
+    }
+    g.finish();
+}
+
 /// The floor for a pass over the input: its max, with the row kernels' vectorised max loop
 /// (`kernels::fast::max_f32`), memory-bound on the large shape: the "read once" the fused
 /// cross_entropy is compared with.
@@ -127,6 +152,7 @@ fn main() {
     log_softmax(&mut c);
     cross_entropy(&mut c);
     nll_loss(&mut c);
+    log_softmax_dtypes(&mut c);
     read_once(&mut c);
     c.final_summary();
 }

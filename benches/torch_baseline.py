@@ -38,6 +38,20 @@ def main():
         nll = median_ms(lambda: F.nll_loss(x, t))
         rd = median_ms(lambda: x.sum())
         print(f"| {name} | {ls:.3f} | {ce:.3f} | {nll:.3f} | {rd:.3f} |")
+    # benches/ops.rs's log_softmax_dtypes group: the same logits in the other float dtypes
+    print()
+    print("log_softmax, median ms")
+    print("| shape | float64 | float16 | bfloat16 |")
+    print("| --- | --- | --- | --- |")
+    for name, shape in SHAPES.items():
+        if name == "1024x32000":
+            continue
+        x = torch.randn(shape, generator=g) * 3
+        cells = []
+        for dt in (torch.float64, torch.float16, torch.bfloat16):
+            xd = x.to(dt)
+            cells.append(median_ms(lambda: torch.log_softmax(xd, 1)))
+        print(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
 
 
 if __name__ == "__main__":

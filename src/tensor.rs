@@ -263,9 +263,19 @@ impl Tensor {
 
     /// Every element as float32 (exact for float16/bfloat16/float32).
     pub fn to_f32_vec(&self) -> Vec<f32> {
+        use half::slice::HalfFloatSliceExt;
         match &self.data {
-            Data::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
-            Data::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            // the slice conversions use F16C where the CPU has it
+            Data::F16(v) => {
+                let mut out = vec![0.0; v.len()];
+                v.convert_to_f32_slice(&mut out);
+                out
+            }
+            Data::BF16(v) => {
+                let mut out = vec![0.0; v.len()];
+                v.convert_to_f32_slice(&mut out);
+                out
+            }
             Data::F32(v) => v.clone(),
             _ => self.to_f64_vec().into_iter().map(|x| x as f32).collect(),
         }
@@ -288,19 +298,33 @@ impl Tensor {
 /// it, or elsewhere than Linux, this is `vec![0.0; n]`).
 pub fn zeroed_f32(n: usize) -> Vec<f32> {
     let v = vec![0.0f32; n];
+    advise_huge_pages(v.as_ptr() as usize, n * 4);
+    v
+}
+
+/// [`zeroed_f32`] for float64.
+pub fn zeroed_f64(n: usize) -> Vec<f64> {
+    let v = vec![0.0f64; n];
+    advise_huge_pages(v.as_ptr() as usize, n * 8);
+    v
+}
+
+/// Asks for huge pages over the whole 2 MiB pages inside a fresh allocation of `bytes` bytes at
+/// `start` (nothing for small ones).
+fn advise_huge_pages(start: usize, bytes: usize) {
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
-        let (start, end) = (v.as_ptr() as usize, v.as_ptr() as usize + n * 4);
-        let from = start.next_multiple_of(HUGE);
-        if n * 4 >= 4 * HUGE && from < end {
+        let (from, end) = (start.next_multiple_of(HUGE), start + bytes);
+        if bytes >= 4 * HUGE && from < end {
             let len = (end - from) / HUGE * HUGE;
-            // SAFETY: the range lies inside `v`'s allocation (not yet touched: a large zeroed
-            // allocation is fresh mmap'd memory); madvise only changes how it is backed.
+            // SAFETY: the range lies inside the caller's allocation (not yet touched: a large
+            // zeroed allocation is fresh mmap'd memory); madvise only changes how it is backed.
             unsafe { libc::madvise(from as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
         }
     }
-    v
+    #[cfg(not(target_os = "linux"))]
+    let _ = (start, bytes);
 }
 
 /// PyTorch's rendering of a size list in messages: `[2, 3]`, `[]` for 0-d.

@@ -494,6 +494,8 @@ macro_rules! dispatched {
     };
 }
 
+pub(crate) use dispatched;
+
 dispatched!(log_softmax_rows, log_softmax_rows_body, (x: &[f32], out: &mut [f32], len: usize));
 dispatched!(log_softmax_block, log_softmax_block_body, (x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block));
 dispatched!(block_lse, block_lse_body, (x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]));
@@ -509,7 +511,7 @@ fn block_lse_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, from: usize, b
 }
 
 /// Whether an input of `n` elements is worth spreading over threads.
-fn parallel(n: usize) -> bool {
+pub(crate) fn parallel(n: usize) -> bool {
     n >= PARALLEL_MIN && rayon::current_num_threads() > 1
 }
 

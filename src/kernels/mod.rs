@@ -8,7 +8,9 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod double;
 pub mod fast;
+pub mod narrow;
 
 /// The `outer × len × inner` view of a reduction over one dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,8 +224,15 @@ fn for_each_lane(lanes: Lanes, src: &[&[f64]], dst: &mut [f64], f: impl Fn(&[&[f
     }
 }
 
-/// log_softmax over the `len` axis of `x`, written to `out`.
+/// log_softmax over the `len` axis of `x`, written to `out`: the vectorised kernel
+/// ([`double::log_softmax_f64`]).
 pub fn log_softmax(x: &[f64], lanes: Lanes, out: &mut [f64]) {
+    double::log_softmax_f64(x, out, lanes.outer, lanes.len, lanes.inner);
+}
+
+/// The same with the scalar [`log_softmax_row`] (libm's exp), one lane at a time: what the
+/// vectorised kernel is tested against, and its fallback for sums below exp's range.
+pub fn log_softmax_scalar(x: &[f64], lanes: Lanes, out: &mut [f64]) {
     for_each_lane(lanes, &[x], out, |rows, o| log_softmax_row(rows[0], o));
 }
 
@@ -298,7 +307,7 @@ mod tests {
         // A 2x3 tensor over dim 0 is the transpose's rows.
         let x = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0];
         let mut out = [0.0; 6];
-        log_softmax(&x, Lanes::along(&[2, 3], 0), &mut out);
+        log_softmax_scalar(&x, Lanes::along(&[2, 3], 0), &mut out);
         for i in 0..3 {
             let mut row = [0.0; 2];
             log_softmax_row(&[x[i], x[3 + i]], &mut row);

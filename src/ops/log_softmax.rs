@@ -66,11 +66,12 @@ pub fn log_softmax_into(input: &Tensor, dim: Option<i64>, out: &mut Tensor) -> R
     if input.numel() == 0 {
         return Ok(());
     }
+    let l = Lanes::along(input.shape(), d);
     match (input.data(), out.data_mut()) {
-        (Data::F32(x), Data::F32(y)) => {
-            let l = Lanes::along(input.shape(), d);
-            kernels::fast::log_softmax_f32(x, y, l.outer, l.len, l.inner);
-        }
+        (Data::F32(x), Data::F32(y)) => kernels::fast::log_softmax_f32(x, y, l.outer, l.len, l.inner),
+        (Data::F64(x), Data::F64(y)) => kernels::log_softmax(x, l, y),
+        (Data::F16(x), Data::F16(y)) => kernels::narrow::log_softmax_narrow(x, y, l.outer, l.len, l.inner),
+        (Data::BF16(x), Data::BF16(y)) => kernels::narrow::log_softmax_narrow(x, y, l.outer, l.len, l.inner),
         (_, data) => *data = log_softmax(input, Some(d as i64))?.into_data(),
     }
     Ok(())
@@ -98,20 +99,39 @@ pub fn log_softmax_with_grad(
         let grad_input = grad_output.map(|_| input.clone());
         return Ok(Outputs { output: input.clone(), grad_input });
     }
-    let (output, out) = match input.data() {
-        // float32 forward: the fast kernel (within an ulp or two of the correctly rounded
-        // result); the backward widens its output.
+    let l = Lanes::along(input.shape(), d);
+    let n = input.numel();
+    let data = match input.data() {
         Data::F32(x) => {
-            let l = Lanes::along(input.shape(), d);
-            let mut y = crate::tensor::zeroed_f32(x.len());
+            let mut y = crate::tensor::zeroed_f32(n);
             kernels::fast::log_softmax_f32(x, &mut y, l.outer, l.len, l.inner);
-            let wide = if grad_output.is_some() { y.iter().map(|&v| v as f64).collect() } else { vec![] };
-            (Tensor::new(input.shape().to_vec(), Data::F32(y)).expect("input shape"), wide)
+            Data::F32(y)
         }
-        _ => {
-            let out = forward_f64(input, d);
-            (round(input.dtype(), input.shape(), &out), out)
+        Data::F64(x) => {
+            let mut y = crate::tensor::zeroed_f64(n);
+            kernels::log_softmax(x, l, &mut y);
+            Data::F64(y)
         }
+        Data::F16(x) => {
+            let mut y = vec![half::f16::ZERO; n];
+            kernels::narrow::log_softmax_narrow(x, &mut y, l.outer, l.len, l.inner);
+            Data::F16(y)
+        }
+        Data::BF16(x) => {
+            let mut y = vec![half::bf16::ZERO; n];
+            kernels::narrow::log_softmax_narrow(x, &mut y, l.outer, l.len, l.inner);
+            Data::BF16(y)
+        }
+        _ => unreachable!("check() rejects non-empty integer inputs"),
+    };
+    let output = Tensor::new(input.shape().to_vec(), data).expect("input shape");
+    // The backward needs the output in float64: widened from float32's, float64's own, and
+    // for a 16-bit input the float64 forward rather than its rounded output (PyTorch's
+    // float32 accumulation keeps more than the rounded output too).
+    let out = match (grad_output, input.dtype()) {
+        (None, _) => vec![],
+        (Some(_), DType::F16 | DType::BF16) => forward_f64(input, d),
+        (Some(_), _) => output.to_f64_vec(),
     };
     let grad_input = match grad_output {
         None => None,

@@ -1,0 +1,182 @@
+//! float16 and bfloat16 log_softmax through the float32 kernels ([`super::fast`]).
+//!
+//! Every float16 and bfloat16 value is exactly a float32, and the float32 kernels are within
+//! an ulp of float32 (2^-13 of a float16 ulp, 2^-16 of a bfloat16 one): rounding their result
+//! once more gives the correctly rounded 16-bit value except within that distance of a
+//! rounding midpoint. So the input is widened a tile at a time into a float32 scratch that
+//! stays in cache (F16C's `vcvtph2ps` for float16 where the CPU has it, a shift for bfloat16),
+//! the float32 kernel runs on the tile, and its output is rounded back (round to nearest even;
+//! `vcvtps2ph` for float16). No full-size float32 copy of the input or output is made.
+//!
+//! Tiles: whole rows for the last dim (about [`TILE_ELEMENTS`] elements a tile); for an outer
+//! dim, a range of lanes with every class, gathered into a compact `len x w` block (its own
+//! `inner = w`). Each lane's result does not depend on the tiling, nor on the thread count.
+
+use super::fast::{PARALLEL_MIN, log_softmax_f32, parallel};
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+/// Elements per tile: 64 KiB of float32 input and as much output, in L2.
+const TILE_ELEMENTS: usize = 16 * 1024;
+
+/// A 16-bit float the float32 kernels can work on.
+pub trait Narrow: Copy + Send + Sync + Default {
+    /// `dst[i] = src[i]` exactly.
+    fn widen(src: &[Self], dst: &mut [f32]);
+    /// `dst[i] = src[i]` rounded to nearest, ties to even.
+    fn narrow(src: &[f32], dst: &mut [Self]);
+}
+
+impl Narrow for f16 {
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
+    }
+    fn narrow(src: &[f32], dst: &mut [f16]) {
+        dst.convert_from_f32_slice(src);
+    }
+}
+
+impl Narrow for bf16 {
+    fn widen(src: &[bf16], dst: &mut [f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f32::from_bits((s.to_bits() as u32) << 16);
+        }
+    }
+    fn narrow(src: &[f32], dst: &mut [bf16]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            // Branch-free, so that it vectorises: round to nearest even by adding just under
+            // half of the dropped part (plus the kept part's last bit); a NaN stays NaN
+            // (quietened, sign and payload's top bits kept, as `bf16::from_f32` does).
+            let b = s.to_bits();
+            let rounded = (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16;
+            let nan = ((b >> 16) | 0x40) as u16;
+            *d = bf16::from_bits(if s.is_nan() { nan } else { rounded });
+        }
+    }
+}
+
+/// Scratch for one tile: float32 input and output.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    y: Vec<f32>,
+}
+
+impl Scratch {
+    fn sized(&mut self, n: usize) -> (&mut [f32], &mut [f32]) {
+        self.x.resize(n, 0.0);
+        self.y.resize(n, 0.0);
+        (&mut self.x[..n], &mut self.y[..n])
+    }
+}
+
+/// Whole rows, `rows_per_tile` at a time.
+fn rows<T: Narrow>(x: &[T], out: &mut [T], len: usize, s: &mut Scratch) {
+    let per_tile = (TILE_ELEMENTS / len).max(1) * len;
+    for (xs, os) in x.chunks(per_tile).zip(out.chunks_mut(per_tile)) {
+        let (a, b) = s.sized(xs.len());
+        T::widen(xs, a);
+        log_softmax_f32(a, b, xs.len() / len, len, 1);
+        T::narrow(b, os);
+    }
+}
+
+/// One `len x inner` block, a range of lanes at a time.
+fn block<T: Narrow>(x: &[T], out: &mut [T], len: usize, inner: usize, s: &mut Scratch) {
+    // A multiple of 16 lanes (the AVX-512 block kernel's width), at least 16.
+    let w = ((TILE_ELEMENTS / len).max(16) / 16 * 16).min(inner);
+    for i0 in (0..inner).step_by(w) {
+        let w = w.min(inner - i0);
+        let (a, b) = s.sized(len * w);
+        for k in 0..len {
+            T::widen(&x[k * inner + i0..k * inner + i0 + w], &mut a[k * w..(k + 1) * w]);
+        }
+        log_softmax_f32(a, b, 1, len, w);
+        for k in 0..len {
+            T::narrow(&b[k * w..(k + 1) * w], &mut out[k * inner + i0..k * inner + i0 + w]);
+        }
+    }
+}
+
+/// log_softmax of an `outer x len x inner` float16 or bfloat16 tensor over its `len` axis, into
+/// `out`. Tiles are spread over threads above [`PARALLEL_MIN`] elements.
+pub fn log_softmax_narrow<T: Narrow>(x: &[T], out: &mut [T], outer: usize, len: usize, inner: usize) {
+    assert_eq!(x.len(), outer * len * inner);
+    assert_eq!(out.len(), x.len());
+    if x.is_empty() {
+        return;
+    }
+    let parallel = parallel(x.len());
+    if inner == 1 {
+        if parallel {
+            let per_task = (PARALLEL_MIN / len).max(1) * len;
+            x.par_chunks(per_task).zip(out.par_chunks_mut(per_task)).for_each_init(Scratch::default, |s, (r, o)| rows(r, o, len, s));
+        } else {
+            rows(x, out, len, &mut Scratch::default());
+        }
+        return;
+    }
+    let size = len * inner;
+    if parallel && outer > 1 {
+        x.par_chunks(size).zip(out.par_chunks_mut(size)).for_each_init(Scratch::default, |s, (r, o)| block(r, o, len, inner, s));
+    } else {
+        let mut s = Scratch::default();
+        for (r, o) in x.chunks(size).zip(out.chunks_mut(size)) {
+            block(r, o, len, inner, &mut s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bfloat16_rounding_matches_half() {
+        let mut b = 0x0000_0001u32;
+        let mut values = vec![0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::MAX, f32::MIN_POSITIVE];
+        for _ in 0..200_000 {
+            b = b.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            values.push(f32::from_bits(b));
+            // exact ties, both parities
+            values.push(f32::from_bits(b & 0xffff_0000 | 0x8000));
+        }
+        let mut ours = vec![bf16::ZERO; values.len()];
+        bf16::narrow(&values, &mut ours);
+        for (v, o) in values.iter().zip(&ours) {
+            assert_eq!(o.to_bits(), bf16::from_f32(*v).to_bits(), "{v:e} ({:#x})", v.to_bits());
+        }
+        let mut back = vec![0.0f32; values.len()];
+        bf16::widen(&ours, &mut back);
+        for (o, w) in ours.iter().zip(&back) {
+            assert_eq!(o.to_f32().to_bits(), w.to_bits());
+        }
+    }
+
+    fn check<T: Narrow + Into<f64>>(make: impl Fn(f32) -> T) {
+        // the tiled result is the float32 kernel's, rounded: compared lane by lane with one
+        // call on the whole tensor, for rows and outer dims with partial tiles
+        for (outer, len, inner) in [(3, 7, 1), (2, 4000, 1), (5, 20_000, 1), (2, 5, 37), (2, 3, 16 * 1024 + 5), (1, 1500, 33)] {
+            let n = outer * len * inner;
+            let x: Vec<T> = (0..n).map(|i| make(((i * 7919 % 1009) as f32 - 500.0) * 0.021)).collect();
+            let mut out = vec![T::default(); n];
+            log_softmax_narrow(&x, &mut out, outer, len, inner);
+            let wide: Vec<f32> = x.iter().map(|&v| Into::<f64>::into(v) as f32).collect();
+            let mut y = vec![0.0f32; n];
+            log_softmax_f32(&wide, &mut y, outer, len, inner);
+            let mut want = vec![T::default(); n];
+            T::narrow(&y, &mut want);
+            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                let (a, b): (f64, f64) = ((*a).into(), (*b).into());
+                assert!(a == b, "{outer}x{len}x{inner} element {i}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn tiles_give_the_float32_kernels_result() {
+        check(f16::from_f32);
+        check(bf16::from_f32);
+    }
+}
