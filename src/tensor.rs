@@ -178,8 +178,8 @@ impl Tensor {
     /// Values rounded (to nearest even) into `dtype`; integer dtypes truncate toward zero.
     pub fn from_f64(dtype: DType, shape: Vec<usize>, values: &[f64]) -> Result<Tensor, ShapeError> {
         let data = match dtype {
-            DType::F16 => Data::F16(values.iter().map(|&v| f16::from_f64(v)).collect()),
-            DType::BF16 => Data::BF16(values.iter().map(|&v| bf16::from_f64(v)).collect()),
+            DType::F16 => Data::F16(values.iter().map(|&v| f16_from_f64(v)).collect()),
+            DType::BF16 => Data::BF16(values.iter().map(|&v| bf16_from_f64(v)).collect()),
             DType::F32 => Data::F32(values.iter().map(|&v| v as f32).collect()),
             DType::F64 => Data::F64(values.to_vec()),
             DType::I64 => Data::I64(values.iter().map(|&v| v as i64).collect()),
@@ -292,6 +292,33 @@ impl Tensor {
     }
 }
 
+/// `v` rounded once to float16 (to nearest, ties to even). `half::f16::from_f64` is not that:
+/// with F16C it rounds to float32 first, and its software path ignores the low 32 bits of the
+/// mantissa, so a value just off a float16 midpoint can round the wrong way. Rounding to
+/// float32 *to odd* first keeps the single rounding's result (round-to-odd at two or more
+/// extra bits, Boldo and Melquiond 2008; float32 has 13 more than float16).
+pub fn f16_from_f64(v: f64) -> f16 {
+    f16::from_f32(f32_round_to_odd(v))
+}
+
+/// `v` rounded once to bfloat16 (to nearest, ties to even): see [`f16_from_f64`]
+/// (`half::bf16::from_f64` also ignores the low 32 bits of the mantissa).
+pub fn bf16_from_f64(v: f64) -> bf16 {
+    bf16::from_f32(f32_round_to_odd(v))
+}
+
+/// `v` rounded to float32 toward zero, with the last bit set if that was inexact.
+fn f32_round_to_odd(v: f64) -> f32 {
+    let t = v as f32;
+    if t as f64 == v || v.is_nan() {
+        return t;
+    }
+    // `t` is a neighbour of `v`: step back toward zero if it is the outer one (infinity
+    // included: it steps back to the largest float32).
+    let toward_zero = if (t as f64).abs() > v.abs() { f32::from_bits(t.to_bits() - 1) } else { t };
+    f32::from_bits(toward_zero.to_bits() | 1)
+}
+
 /// A zeroed float32 buffer for an output about to be written in full. Large ones ask the
 /// kernel for transparent huge pages before the first write: a fresh 131 MB output costs
 /// 32 000 page faults in 4 KiB pages, and 64 in 2 MiB ones (a hint; where the kernel ignores
@@ -352,6 +379,49 @@ mod tests {
         assert!(Tensor::new(vec![2, 2], Data::F32(vec![1.0; 3])).is_err());
         assert!(Tensor::new(vec![2, 2], Data::F32(vec![1.0; 4])).is_ok());
         assert!(Tensor::new(vec![1 << 40, 1 << 40], Data::F32(vec![])).is_err());
+    }
+
+    #[test]
+    fn float16_and_bfloat16_round_once_from_float64() {
+        // against a brute-force rounding: the two 16-bit neighbours of v, and v compared with
+        // their midpoint (exact in float64: both have few bits)
+        fn check<T: Copy + PartialEq + std::fmt::Debug>(v: f64, ours: T, to: impl Fn(T) -> f64, from_bits: impl Fn(u16) -> T, bits: impl Fn(T) -> u16) {
+            let r = to(ours);
+            let (lo, hi) = if r <= v { (r, to(from_bits(bits(ours).wrapping_add(if r < 0.0 { -1i16 as u16 } else { 1 })))) } else { (to(from_bits(bits(ours).wrapping_add(if r < 0.0 { 1 } else { -1i16 as u16 }))), r) };
+            let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+            if !(lo <= v && v <= hi) || !lo.is_finite() || !hi.is_finite() {
+                return;
+            }
+            let mid = lo / 2.0 + hi / 2.0;
+            let want = if v < mid { lo } else if v > mid { hi } else { r };
+            assert_eq!(r, want, "{v:e}: {ours:?}");
+        }
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut hits = 0;
+        for i in 0..400_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            // values near 16-bit midpoints: a random 16-bit value plus half a quantum plus a
+            // tiny offset below float32's resolution
+            let base = f16::from_bits((s >> 16) as u16 & 0x7bff).to_f64();
+            let v = match i % 3 {
+                0 => base * (1.0 + 2f64.powi(-11)) + base * 2f64.powi(-40) * ((s & 7) as f64 - 3.5),
+                1 => bf16::from_bits((s >> 20) as u16 & 0x7f7f).to_f64() * (1.0 + 2f64.powi(-8) + 2f64.powi(-45)),
+                _ => f64::from_bits(s >> 2),
+            };
+            for v in [v, -v] {
+                check(v, f16_from_f64(v), |h: f16| h.to_f64(), f16::from_bits, |h: f16| h.to_bits());
+                check(v, bf16_from_f64(v), |h: bf16| h.to_f64(), bf16::from_bits, |h: bf16| h.to_bits());
+                hits += (f16_from_f64(v) != f16::from_f64(v)) as usize;
+            }
+        }
+        // the near-midpoint values are where half's conversion goes wrong
+        assert!(hits > 0);
+        assert!(f16_from_f64(f64::NAN).is_nan());
+        assert_eq!(f16_from_f64(1e10), f16::INFINITY);
+        assert_eq!(bf16_from_f64(-1e300), bf16::NEG_INFINITY);
+        assert_eq!(bf16_from_f64(1e-300).to_bits(), 0);
     }
 
     #[test]

@@ -89,8 +89,8 @@ fn close(a: f64, e: f64, tol: Tolerance) -> bool {
 /// The value's position on the dtype's number line, so that adjacent values differ by 1.
 fn ordinal(dtype: DType, x: f64) -> i128 {
     let (bits, sign_bit): (u64, u32) = match dtype {
-        DType::F16 => (half::f16::from_f64(x).to_bits() as u64, 15),
-        DType::BF16 => (half::bf16::from_f64(x).to_bits() as u64, 15),
+        DType::F16 => (crate::tensor::f16_from_f64(x).to_bits() as u64, 15),
+        DType::BF16 => (crate::tensor::bf16_from_f64(x).to_bits() as u64, 15),
         DType::F32 => ((x as f32).to_bits() as u64, 31),
         _ => (x.to_bits(), 63),
     };

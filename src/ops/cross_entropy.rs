@@ -280,10 +280,23 @@ fn index_target(
     plan: nll_loss::Plan<'_>,
 ) -> Result<Outputs, OpError> {
     let lanes = Lanes::along(input.shape(), cd);
-    if let (Data::F32(x), None) = (input.data(), grad_output) {
-        let out = fused_forward_f32(x, lanes, &plan, reduction, ls);
-        let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
-        return Ok(Outputs { output, grad_input: None });
+    if grad_output.is_none() {
+        // float16 and bfloat16 are exactly float32 values: the fused float32 forward on their
+        // widened copy, rounded once at the end.
+        let widened;
+        let x = match input.data() {
+            Data::F32(x) => Some(x.as_slice()),
+            Data::F16(_) | Data::BF16(_) => {
+                widened = input.to_f32_vec();
+                Some(widened.as_slice())
+            }
+            _ => None,
+        };
+        if let Some(x) = x {
+            let out = fused_forward_f32(x, lanes, &plan, reduction, ls);
+            let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
+            return Ok(Outputs { output, grad_input: None });
+        }
     }
     let logp = log_softmax::forward_f64(input, cd);
     let nll = nll_loss::forward(&plan, |i| logp[i]);

@@ -13,6 +13,7 @@
 
 use super::{Outputs, check_grad_output, invalid_argument, wrap_dim};
 use crate::error::{ErrorKind, OpError, PyType};
+use half::vec::HalfBitsVecExt;
 use crate::kernels::{self, Lanes};
 use crate::tensor::{DType, Data, Tensor};
 
@@ -113,12 +114,12 @@ pub fn log_softmax_with_grad(
             Data::F64(y)
         }
         Data::F16(x) => {
-            let mut y = vec![half::f16::ZERO; n];
+            let mut y: Vec<half::f16> = vec![0u16; n].reinterpret_into();
             kernels::narrow::log_softmax_narrow(x, &mut y, l.outer, l.len, l.inner);
             Data::F16(y)
         }
         Data::BF16(x) => {
-            let mut y = vec![half::bf16::ZERO; n];
+            let mut y: Vec<half::bf16> = vec![0u16; n].reinterpret_into();
             kernels::narrow::log_softmax_narrow(x, &mut y, l.outer, l.len, l.inner);
             Data::BF16(y)
         }
