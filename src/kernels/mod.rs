@@ -11,6 +11,7 @@ mod avx512;
 pub mod double;
 pub mod fast;
 pub mod narrow;
+pub mod nll;
 
 /// The `outer × len × inner` view of a reduction over one dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,20 @@ impl CompensatedSum {
 /// end. The result is as accurate (the error of each lane is its rounding's, carried in its
 /// compensation); it may differ from the sequential sum in the last bit.
 pub fn compensated_sum_slice(x: &[f64]) -> f64 {
+    use fast::{Avx512, Fused, Level, MulAdd, Plain, dispatched, level};
+    #[inline(always)]
+    fn body<F: MulAdd>(x: &[f64], out: &mut f64) {
+        *out = compensated_sum_slice_body(x);
+    }
+    dispatched!(sum, body, (x: &[f64], out: &mut f64));
+    let mut out = 0.0;
+    sum(x, &mut out);
+    out
+}
+
+/// [`compensated_sum_slice`]'s loop, inlined into callers compiled for a SIMD level.
+#[inline(always)]
+pub(crate) fn compensated_sum_slice_body(x: &[f64]) -> f64 {
     const L: usize = 16;
     let (mut s, mut c) = ([0.0f64; L], [0.0f64; L]);
     let chunks = x.chunks_exact(L);

@@ -200,9 +200,7 @@ pub(crate) fn plan<'t>(
     };
     // One branch-free pass (it vectorises; a negative target is a huge u64); the first
     // offender is looked for only if there is one.
-    let bad = |t: i64| (t != ignore_index) & (t as u64 >= c as u64);
-    if targets.iter().fold(false, |acc, &t| acc | bad(t)) {
-        let t = targets.iter().copied().find(|&t| bad(t)).unwrap_or_default();
+    if let Some(t) = crate::kernels::nll::first_out_of_bounds(&targets, ignore_index, c) {
         return Err(err(ErrorKind::TargetOutOfBounds, PyType::IndexError, format!("Target {t} is out of bounds.")));
     }
     Ok(Plan {
@@ -331,38 +329,16 @@ pub(crate) fn forward(plan: &Plan<'_>, logp: impl Fn(usize) -> f64) -> Forward {
 /// The reduced output and the mean's denominator: per position for `none`, else the sum (divided
 /// for `mean`) streamed in chunks, each summed with compensation, so that no per-position
 /// buffer is written.
-pub(crate) fn forward_reduced(plan: &Plan<'_>, reduction: Reduction, logp: impl Fn(usize) -> f64) -> (Vec<f64>, f64) {
+pub(crate) fn forward_reduced(plan: &Plan<'_>, reduction: Reduction, input: &Tensor) -> (Vec<f64>, f64) {
     if reduction == Reduction::None {
-        let f = forward(plan, logp);
+        let f = match input.data() {
+            Data::F32(x) => forward(plan, |i| x[i] as f64),
+            _ => forward(plan, |i| input.get_f64(i)),
+        };
         return (f.per_position, f.total_weight);
     }
-    let mut acc = CompensatedSum::default();
-    let (c, inner) = (plan.c, plan.inner);
-    // With no class, every target was checked to be ignored: the sum is 0.
-    if c > 0 && inner > 0 {
-        let w = |t: usize| plan.weight.as_ref().map_or(1.0, |w| w[t]);
-        // filled a chunk at a time, no branch per position (0.63 ms against 0.68 with
-        // ChunkedSum's push, 8x21x128x128)
-        let mut buf = [0.0f64; 512];
-        // position (b, s) reads class t at b * c * inner + t * inner + s
-        let (mut base, mut s) = (0, 0);
-        for chunk in plan.targets.chunks(buf.len()) {
-            // branch-free: an ignored position reads class 0 (always there) and adds 0
-            for (o, &t) in buf.iter_mut().zip(chunk) {
-                let keep = t != plan.ignore_index;
-                let t = if keep { t as usize } else { 0 };
-                let v = -(logp(base + t * inner + s) * w(t));
-                *o = if keep { v } else { 0.0 };
-                s += 1;
-                if s == inner {
-                    (base, s) = (base + c * inner, 0);
-                }
-            }
-            acc.add(crate::kernels::compensated_sum_slice(&buf[..chunk.len()]));
-        }
-    }
+    let sum = crate::kernels::nll::nll_sum(input.data(), &plan.targets, plan.c, plan.inner, plan.ignore_index, plan.weight.as_deref());
     let total = plan.total_weight();
-    let sum = acc.value();
     (vec![if reduction == Reduction::Mean { sum / total } else { sum }], total)
 }
 
@@ -428,10 +404,7 @@ pub fn nll_loss_with_grad(
     grad_output: Option<&Tensor>,
 ) -> Result<Outputs, OpError> {
     let plan = plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index)?;
-    let (out, total_weight) = match input.data() {
-        Data::F32(x) => forward_reduced(&plan, reduction, |i| x[i] as f64),
-        _ => forward_reduced(&plan, reduction, |i| input.get_f64(i)),
-    };
+    let (out, total_weight) = forward_reduced(&plan, reduction, input);
     let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
     let grad_input = match grad_output {
         None => None,

@@ -1,0 +1,155 @@
+//! nll_loss's per-position loops, compiled per SIMD level ([`super::fast`]'s `dispatched!`):
+//! the target bounds check and the gather-and-sum of a reduced loss. Left to the baseline
+//! x86-64 target they run as scalar SSE2 code, about ten cycles a position; compiled for
+//! AVX2 or AVX-512 the bounds check becomes wide compares and the gather vector gathers
+//! (8x21x128x128 float32, mean: 0.67 ms before, 0.51 ms after; 1024x32000: 3.8 to 2.0 us).
+
+use super::fast::{Avx512, Fused, Level, MulAdd, Plain, dispatched, level};
+use crate::tensor::Data;
+
+/// Whether a target is neither `ignore` nor in `0..c` (a negative target is a huge u64).
+#[inline(always)]
+fn bad(t: i64, ignore: i64, c: usize) -> bool {
+    (t != ignore) & (t as u64 >= c as u64)
+}
+
+#[inline(always)]
+fn any_bad_body<F: MulAdd>(targets: &[i64], ignore: i64, c: usize, out: &mut bool) {
+    // branch-free, so that it vectorises; the offender is looked for only if there is one
+    *out = targets.iter().fold(false, |acc, &t| acc | bad(t, ignore, c));
+}
+
+dispatched!(any_bad, any_bad_body, (targets: &[i64], ignore: i64, c: usize, out: &mut bool));
+
+/// The first target that is neither `ignore` nor in `0..c`.
+pub fn first_out_of_bounds(targets: &[i64], ignore: i64, c: usize) -> Option<i64> {
+    let mut found = false;
+    any_bad(targets, ignore, c, &mut found);
+    if found { targets.iter().copied().find(|&t| bad(t, ignore, c)) } else { None }
+}
+
+/// Positions per chunk: each chunk's terms are summed with compensation, then the chunks.
+const CHUNK: usize = 512;
+
+/// One position's term, `-x[at(t)] * weight[t]`, 0 if the position is ignored: branch-free
+/// (an ignored position reads class 0); the read is in bounds by the callers' checks, and
+/// `get` keeps it safe without a panic path (which would stop the loop from vectorising).
+#[inline(always)]
+fn term<T: Copy + Into<f64>>(x: &[T], t: i64, ignore: i64, weight: Option<&[f64]>, at: impl Fn(usize) -> usize) -> f64 {
+    let keep = t != ignore;
+    let t = if keep { t as usize } else { 0 };
+    let v = x.get(at(t)).map_or(0.0, |&v| v.into());
+    let w = weight.map_or(1.0, |w| w.get(t).copied().unwrap_or(0.0));
+    if keep { -(v * w) } else { 0.0 }
+}
+
+#[inline(always)]
+fn gather_sum_body<F: MulAdd, T: Copy + Into<f64>>(x: &[T], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>) -> f64 {
+    let mut acc = super::CompensatedSum::default();
+    let mut buf = [0.0f64; CHUNK];
+    if inner == 1 {
+        // position p reads class t at p * c + t
+        for (p0, chunk) in (0..).step_by(CHUNK).zip(targets.chunks(CHUNK)) {
+            for (q, (o, &t)) in buf.iter_mut().zip(chunk).enumerate() {
+                *o = term(x, t, ignore, weight, |t| (p0 + q) * c + t);
+            }
+            acc.add(super::compensated_sum_slice_body(&buf[..chunk.len()]));
+        }
+        return acc.value();
+    }
+    // Position (b, s) reads class t at b * c * inner + t * inner + s. The buffer is filled
+    // with segments of consecutive positions within a batch element, across batch elements,
+    // so that short spatial dims do not make short chunks.
+    let mut fill = 0;
+    for (b, ts) in targets.chunks(inner).enumerate() {
+        let mut s0 = 0;
+        while s0 < ts.len() {
+            let n = (CHUNK - fill).min(ts.len() - s0);
+            let base = b * c * inner + s0;
+            for (q, (o, &t)) in buf[fill..fill + n].iter_mut().zip(&ts[s0..s0 + n]).enumerate() {
+                *o = term(x, t, ignore, weight, |t| base + t * inner + q);
+            }
+            (fill, s0) = (fill + n, s0 + n);
+            if fill == CHUNK {
+                acc.add(super::compensated_sum_slice_body(&buf));
+                fill = 0;
+            }
+        }
+    }
+    acc.add(super::compensated_sum_slice_body(&buf[..fill]));
+    acc.value()
+}
+
+#[inline(always)]
+fn gather_sum32<F: MulAdd>(x: &[f32], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut f64) {
+    *out = gather_sum_body::<F, f32>(x, targets, c, inner, ignore, weight);
+}
+
+#[inline(always)]
+fn gather_sum64<F: MulAdd>(x: &[f64], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut f64) {
+    *out = gather_sum_body::<F, f64>(x, targets, c, inner, ignore, weight);
+}
+
+dispatched!(gather_sum_f32, gather_sum32, (x: &[f32], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut f64));
+dispatched!(gather_sum_f64, gather_sum64, (x: &[f64], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut f64));
+
+/// `sum over positions p of -x[b, t_p, s] * weight[t_p]` (weight 1 when `None`), ignored
+/// positions left out, for an `outer x c x inner` input and one target per position
+/// (`outer * inner` of them, every one `ignore` or in `0..c`): a float tensor's data. Each
+/// chunk of positions is summed with compensation, then the chunks.
+pub fn nll_sum(x: &Data, targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>) -> f64 {
+    let mut out = 0.0;
+    if c == 0 || inner == 0 {
+        return out;
+    }
+    match x {
+        Data::F32(x) => gather_sum_f32(x, targets, c, inner, ignore, weight, &mut out),
+        Data::F64(x) => gather_sum_f64(x, targets, c, inner, ignore, weight, &mut out),
+        // rarer: the portable loop
+        Data::F16(x) => out = gather_sum_body::<Plain, _>(x, targets, c, inner, ignore, weight),
+        Data::BF16(x) => out = gather_sum_body::<Plain, _>(x, targets, c, inner, ignore, weight),
+        // integer inputs are rejected before any loss is computed
+        _ => out = f64::NAN,
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_sum_matches_a_direct_sum() {
+        // targets with ignored positions, with and without weights; shapes whose positions
+        // fill the 512-position chunks partly, across batch elements, and past a chunk
+        for (outer, c, inner) in [(3usize, 4usize, 5usize), (1100, 4, 1), (3, 4, 700), (2, 3, 512), (0, 4, 5)] {
+            let x: Vec<f32> = (0..outer * c * inner).map(|i| ((i * 37 % 101) as f32) * 0.37 - 4.0).collect();
+            let t: Vec<i64> = (0..(outer * inner) as i64).map(|p| if p % 4 == 3 { -100 } else { (p * 7) % c as i64 }).collect();
+            let w = [0.5, 2.0, 1.0, 0.25];
+            for weight in [None, Some(&w[..c])] {
+                let mut want = 0.0;
+                for b in 0..outer {
+                    for s in 0..inner {
+                        let tt = t[b * inner + s];
+                        if tt != -100 {
+                            let wt = weight.map_or(1.0, |w| w[tt as usize]);
+                            want += -(x[(b * c + tt as usize) * inner + s] as f64) * wt;
+                        }
+                    }
+                }
+                for data in [Data::F32(x.clone()), Data::F64(x.iter().map(|&v| v as f64).collect())] {
+                    let got = nll_sum(&data, &t, c, inner, -100, weight);
+                    assert!((got - want).abs() <= 1e-12 * want.abs(), "{outer}x{c}x{inner}: {got} vs {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn first_out_of_bounds_finds_the_offender() {
+        assert_eq!(first_out_of_bounds(&[0, 1, -100, 2], -100, 3), None);
+        assert_eq!(first_out_of_bounds(&[0, 3, -1, 5], -100, 3), Some(3));
+        assert_eq!(first_out_of_bounds(&[0, i64::MIN], -100, 3), Some(i64::MIN));
+        assert_eq!(first_out_of_bounds(&[], -100, 3), None);
+    }
+}
