@@ -142,6 +142,36 @@ proptest! {
             prop_assert!(y[k] < 0.0, "dominant element rounded to 0 although other classes have probability {rest}");
         }
     }
+
+    /// The same promise over an outer dim (the (N, C, W) layout, dim 1: the 16-lane block
+    /// kernel, its per-group modes and per-lane shifts), lanes of different scales and offsets
+    /// side by side, and for the fused cross_entropy's per-lane statistics.
+    #[test]
+    fn float32_outer_dim_log_softmax_within_4_ulp(c in 1usize..40, w in 1usize..70, scales in proptest::collection::vec(prop_oneof![Just(0.5f64), Just(3.0), Just(30.0)], 4), offsets in proptest::collection::vec(-40.0f64..40.0, 4), seed in any::<u64>()) {
+        let n = 2;
+        let mut s = seed | 1;
+        let x: Vec<f32> = (0..n * c * w).map(|i| {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            let lane = i % w;
+            (((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 2.0 * scales[lane % 4] + offsets[(lane / 4) % 4]) as f32
+        }).collect();
+        let t = Tensor::new(vec![n, c, w], Data::F32(x.clone())).unwrap();
+        let y = match ops::log_softmax(&t, Some(1)).unwrap().into_data() { Data::F32(v) => v, _ => unreachable!() };
+        for b in 0..n {
+            for i in 0..w {
+                let lane: Vec<f64> = (0..c).map(|k| x[(b * c + k) * w + i] as f64).collect();
+                let (mut kmax, mut m) = (0, f64::NEG_INFINITY);
+                for (k, &v) in lane.iter().enumerate() { if v > m { m = v; kmax = k; } }
+                let rest: f64 = lane.iter().enumerate().filter(|&(k, _)| k != kmax).map(|(_, v)| (v - m).exp()).sum();
+                for k in 0..c {
+                    let truth = (lane[k] - m - rest.ln_1p()) as f32;
+                    let got = y[(b * c + k) * w + i];
+                    let ulps = ((got.to_bits() as i64) - (truth.to_bits() as i64)).abs();
+                    prop_assert!(ulps <= 4 || (got == 0.0 && truth == 0.0), "{n}x{c}x{w} lane {i} class {k}: {got} vs {truth} ({ulps} ulp)");
+                }
+            }
+        }
+    }
 }
 
 #[test]
