@@ -146,7 +146,40 @@ mod x86 {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(super) unsafe fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
+        if bf16_instructions() {
+            // SAFETY: the CPU has AVX512_BF16.
+            return unsafe { narrow_bf16_cvt(src, dst) };
+        }
         super::narrow_bf16(src, dst)
+    }
+
+    fn bf16_instructions() -> bool {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx512bf16"))
+    }
+
+    /// `vcvtneps2bf16` (one instruction for 16 lanes, round to nearest even), except that it
+    /// flushes subnormals to zero: a vector holding one takes the exact loop.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+    unsafe fn narrow_bf16_cvt(src: &[f32], dst: &mut [bf16]) {
+        let n = src.len().min(dst.len());
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: i + 16 <= n, within both slices.
+            unsafe {
+                let v = _mm512_loadu_ps(src.as_ptr().add(i));
+                let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(v), _mm512_set1_ps(f32::MIN_POSITIVE))
+                    & _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(v, _mm512_setzero_ps());
+                if tiny == 0 {
+                    let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
+                    _mm256_storeu_si256(dst.as_mut_ptr().add(i) as *mut __m256i, h);
+                } else {
+                    super::narrow_bf16(&src[i..i + 16], &mut dst[i..i + 16]);
+                }
+            }
+            i += 16;
+        }
+        super::narrow_bf16(&src[i..n], &mut dst[i..n]);
     }
 }
 
