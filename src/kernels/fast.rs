@@ -460,10 +460,17 @@ pub fn level() -> Level {
         let cap = std::env::var("NLLSPEC_SIMD").unwrap_or_default();
         #[cfg(target_arch = "x86_64")]
         {
-            if cap != "portable" && cap != "avx2" && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq") && is_x86_feature_detected!("fma") {
+            // every feature a function compiled for the level enables (`dispatched!` and the
+            // conversions in `narrow`), not only the ones the kernels are named after
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+            let avx512 = is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512dq")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512bw");
+            if cap != "portable" && cap != "avx2" && avx2 && avx512 {
                 return Level::Avx512;
             }
-            if cap != "portable" && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if cap != "portable" && avx2 {
                 return Level::Avx2;
             }
         }

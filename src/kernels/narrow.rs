@@ -38,7 +38,7 @@ impl Narrow for f16 {
     fn widen(src: &[f16], dst: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if avx512() {
-            // SAFETY: the CPU has AVX-512 (which implies F16C's conversions on 16 lanes).
+            // SAFETY: level() Avx512 means the CPU has AVX-512 F, BW, VL and F16C.
             return unsafe { x86::widen_f16(src, dst) };
         }
         src.convert_to_f32_slice(dst);
