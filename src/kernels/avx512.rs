@@ -21,6 +21,8 @@
 //! 1 ulp (`nllspec accuracy`). The loop also reads the next row for its max and min, and
 //! prefetches the row after that, so a row's first read is not a pass of its own.
 
+use super::double::{exp64, log1p64};
+use super::fast::Fused;
 use std::arch::x86_64::*;
 
 /// `2^(j/16)` rounded to float32, and its relative remainder `2^(j/16) / HI[j] - 1` rounded
@@ -79,7 +81,7 @@ impl ExpConsts {
 /// `GENERAL`: TwoSum (5 operations), and lanes below [`FLOOR`] (or -inf) masked to 0. The
 /// outer-dim kernel first tries a per-lane shift instead ([`lane_shift`]): `ABOVE`'s formula
 /// against a shift `M >= max` chosen so that it is exact in every lane, the sum scaled back by
-/// `e^(M - max)` (measured 2.5% faster at 8x21x128x128, where most 16-lane groups suit no
+/// `e^(M - max)` (`double::exp64` per lane; measured 2.5% faster at 8x21x128x128, where most 16-lane groups suit no
 /// group mode).
 /// `ABOVE`: every `|x|` has an exponent no larger than `m`'s, so Fast2Sum(-m, x) is exact
 /// (2 operations); `BELOW`: `m <= 0`, so every `|x| >= |m|` and Fast2Sum(x, -m) is exact. In
@@ -442,7 +444,8 @@ unsafe fn lanes_mode(m: __m512, mn: __m512) -> u8 {
 /// binade from lane to lane): a shift `M >= m` per lane whose exponent is at least that of
 /// every `|x|` in the lane (`max(m, 2^e)`, `2^e` the power of two in the largest magnitude's
 /// binade), so that `x - M` is exact with [`ABOVE`]'s Fast2Sum. `None` when a lane is not
-/// finite or too wide for every `e^(x - M)` to stay a normal float32 (`M - mn > 87`): those
+/// finite or too wide for every `e^(x - M)` to stay a normal float32 (`M - mn > 87`, which also keeps `e^(M - m)` in
+/// [`super::double::exp64`]'s range): those
 /// groups take TwoSum.
 #[inline(always)]
 unsafe fn lane_shift(m: __m512, mn: __m512) -> Option<__m512> {
@@ -455,50 +458,18 @@ unsafe fn lane_shift(m: __m512, mn: __m512) -> Option<__m512> {
     }
 }
 
-/// `exp(x)` on 8 float64 lanes for `0 <= x <= 88`: Cody-Waite with fdlibm's two-part ln 2, a
-/// degree-13 Taylor polynomial (|r| <= 0.347: remainder below 4e-18), `vscalefpd`. Within 2 ulp
-/// (`exp_pd_is_accurate`); once per group of lanes, so written for accuracy, not speed.
+/// `f` on each of 16 float64 lanes: the float64 kernel's plain-arithmetic functions
+/// ([`exp64`], [`log1p64`]), which the compiler vectorises, so that each formula is written once.
 #[inline(always)]
-unsafe fn exp_pd(x: __m512d) -> __m512d {
+unsafe fn per_lane(v: [__m512d; 2], f: impl Fn(f64) -> f64) -> [__m512d; 2] {
     unsafe {
-        let k = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_pd(x, _mm512_set1_pd(std::f64::consts::LOG2_E)));
-        let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.931_471_803_691_238_2e-1), x);
-        let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.908_214_929_270_587_7e-10), r);
-        let mut p = _mm512_set1_pd(1.0 / 6_227_020_800.0);
-        for f in [479_001_600.0, 39_916_800.0, 3_628_800.0, 362_880.0, 40_320.0, 5_040.0, 720.0, 120.0, 24.0, 6.0, 2.0, 1.0, 1.0] {
-            p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / f));
+        let mut a = [0f64; 16];
+        _mm512_storeu_pd(a.as_mut_ptr(), v[0]);
+        _mm512_storeu_pd(a.as_mut_ptr().add(8), v[1]);
+        for x in &mut a {
+            *x = f(*x);
         }
-        _mm512_scalef_pd(p, k)
-    }
-}
-
-/// `log(1 + s)` for `s >= 0` on 8 float64 lanes: [`super::fast::log1p`] with AVX-512's
-/// exponent and mantissa extraction (the same formula, relative error below 1e-15; the two
-/// divisions measured no slower than reciprocal-and-Newton).
-#[inline(always)]
-unsafe fn log1p_pd(s: __m512d) -> __m512d {
-    unsafe {
-        let one = _mm512_set1_pd(1.0);
-        let y = _mm512_add_pd(one, s);
-        // y's rounding error, folded back in below: log1p(s) = log(y) + (s - (y - 1)) / y.
-        let c = _mm512_sub_pd(s, _mm512_sub_pd(y, one));
-        let e = _mm512_getexp_pd(y);
-        let m = _mm512_getmant_pd::<_MM_MANT_NORM_1_2, _MM_MANT_SIGN_SRC>(y);
-        // m in [sqrt(1/2), sqrt(2))
-        let big = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(m, _mm512_set1_pd(std::f64::consts::SQRT_2));
-        let m = _mm512_mask_mul_pd(m, big, m, _mm512_set1_pd(0.5));
-        let e = _mm512_mask_add_pd(e, big, e, one);
-        // log(m) = 2 atanh(z), z = (m - 1) / (m + 1), |z| <= 0.1716
-        let z = _mm512_div_pd(_mm512_sub_pd(m, one), _mm512_add_pd(m, one));
-        let z2 = _mm512_mul_pd(z, z);
-        let mut p = _mm512_set1_pd(1.0 / 21.0);
-        for k in [19.0, 17.0, 15.0, 13.0, 11.0, 9.0, 7.0, 5.0, 3.0] {
-            p = _mm512_fmadd_pd(p, z2, _mm512_set1_pd(1.0 / k));
-        }
-        let two_z = _mm512_add_pd(z, z);
-        let log_m = _mm512_fmadd_pd(_mm512_mul_pd(two_z, z2), p, two_z);
-        let r = _mm512_fmadd_pd(e, _mm512_set1_pd(std::f64::consts::LN_2), log_m);
-        _mm512_add_pd(r, _mm512_div_pd(c, y))
+        [_mm512_loadu_pd(a.as_ptr()), _mm512_loadu_pd(a.as_ptr().add(8))]
     }
 }
 
@@ -541,9 +512,10 @@ unsafe fn lane_stats(x: &[f32], len: usize, inner: usize, at: usize, h: __mmask1
             (_, true) => match lane_shift(m, mn) {
                 // the terms e^(x - M) = e^(x - m) e^(m - M), scaled back by e^(M - m)
                 Some(shift) => {
+                    // once per group: the float64 kernel's exp of the exact differences
                     let wide = |v: __m512| [_mm512_cvtps_pd(_mm512_castps512_ps256(v)), _mm512_cvtps_pd(hi256(v))];
                     let ([s0, s1], [m0, m1]) = (wide(shift), wide(m));
-                    let scale = [exp_pd(_mm512_sub_pd(s0, m0)), exp_pd(_mm512_sub_pd(s1, m1))];
+                    let scale = per_lane([_mm512_sub_pd(s0, m0), _mm512_sub_pd(s1, m1)], |d| exp64::<Fused>(d, 0.0));
                     lane_sums::<ABOVE>(load, len, m, ExpConsts::lanes(shift), scale)
                 }
                 None => lane_sums::<GENERAL>(load, len, m, consts, one),
@@ -552,10 +524,8 @@ unsafe fn lane_stats(x: &[f32], len: usize, inner: usize, at: usize, h: __mmask1
         };
         let finite = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(_mm512_sub_ps(m, m), _mm512_setzero_ps());
         let nan = _mm512_set1_pd(f64::NAN);
-        let lse = [
-            _mm512_mask_blend_pd(finite as __mmask8, nan, log1p_pd(acc[0])),
-            _mm512_mask_blend_pd((finite >> 8) as __mmask8, nan, log1p_pd(acc[1])),
-        ];
+        let l = per_lane(acc, log1p64::<Fused>);
+        let lse = [_mm512_mask_blend_pd(finite as __mmask8, nan, l[0]), _mm512_mask_blend_pd((finite >> 8) as __mmask8, nan, l[1])];
         LaneStats { m, lse }
     }
 }
@@ -766,57 +736,6 @@ mod tests {
         for x in [[1.0, f32::NAN, 0.0], [-1.0, f32::NAN, -2.0]] {
             assert!(unsafe { sum_exp(&x, x[0], x[2], 0, &[], &[]) }.0.is_nan());
         }
-    }
-
-    #[test]
-    fn exp_pd_is_accurate() {
-        if !available() {
-            return;
-        }
-        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-        unsafe fn eight(v: [f64; 8]) -> [f64; 8] {
-            unsafe {
-                let mut o = [0f64; 8];
-                _mm512_storeu_pd(o.as_mut_ptr(), exp_pd(_mm512_loadu_pd(v.as_ptr())));
-                o
-            }
-        }
-        let mut worst = 0;
-        let mut x = 0.0f64;
-        while x <= 88.0 {
-            let v = [x, x + 1e-3, x + 0.3466, x + 0.5, 0.0, 88.0, 1e-300, 87.999];
-            for (a, &xi) in unsafe { eight(v) }.iter().zip(&v) {
-                worst = worst.max((a.to_bits() as i64 - xi.exp().to_bits() as i64).abs());
-            }
-            x += 0.001_37;
-        }
-        assert!(worst <= 2, "worst {worst} ulp");
-    }
-
-    #[test]
-    fn log1p_pd_matches_the_scalar_one() {
-        if !available() {
-            return;
-        }
-        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-        unsafe fn eight(v: [f64; 8]) -> [f64; 8] {
-            unsafe {
-                let mut o = [0f64; 8];
-                _mm512_storeu_pd(o.as_mut_ptr(), log1p_pd(_mm512_loadu_pd(v.as_ptr())));
-                o
-            }
-        }
-        let mut s = 1e-300f64;
-        while s < 1e300 {
-            let v = [s, s * 1.1, s * 1.3, s * 1.41, s * 1.42, s * 1.7, s * 1.99, s * 2.0];
-            for (a, &x) in unsafe { eight(v) }.iter().zip(&v) {
-                let b = x.ln_1p();
-                assert!((a - b).abs() <= 2e-15 * b.abs() + f64::MIN_POSITIVE, "log1p({x}) = {a}, std {b}");
-            }
-            s *= 3.7;
-        }
-        assert_eq!(unsafe { eight([0.0; 8]) }, [0.0; 8]);
-        assert!(unsafe { eight([f64::NAN; 8]) }[0].is_nan());
     }
 
     #[test]

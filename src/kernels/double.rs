@@ -18,8 +18,8 @@
 //! uses libm's exp. The result: every element within a few ulp of a double-double computation
 //! (`tests/properties.rs`).
 
-use super::fast::{Avx512, Fused, Level, MulAdd, PARALLEL_MIN, Plain, dispatched, level, parallel};
-use rayon::prelude::*;
+use super::accumulate;
+use super::fast::{Avx512, Fused, Level, MulAdd, Plain, dispatched, level, split_lanes};
 
 /// Elements per step of the row loops (four AVX-512 registers of float64).
 const LANES: usize = 32;
@@ -31,9 +31,9 @@ const TILE: usize = 256;
 /// Below this, a term `exp(t)` is dropped (`2^-1021`, the smallest power the bit trick builds).
 const EXP_MIN: f64 = -708.0;
 
-/// `exp(t)` for `EXP_MIN <= t <= 0`, `r_err` added to the reduced argument (the rounding error
-/// of the difference `t` came from). Within an ulp (`exp64_is_accurate`). Outside the range
-/// the result is garbage: callers mask it.
+/// `exp(t)` for `EXP_MIN <= t <= 88`, `r_err` added to the reduced argument (the rounding error
+/// of the difference `t` came from). Within an ulp for `t <= 0`, two above
+/// (`exp64_is_accurate`). Outside the range the result is garbage: callers mask it.
 #[inline(always)]
 pub(crate) fn exp64<F: MulAdd>(t: f64, r_err: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
@@ -122,15 +122,6 @@ fn term<F: MulAdd>(v: f64, m: f64) -> (f64, f64) {
     let e = exp64::<F>(if t < EXP_MIN { EXP_MIN } else { t }, err);
     let tie = v == m;
     (if t < EXP_MIN || tie { 0.0 } else { e }, if tie { 1.0 } else { 0.0 })
-}
-
-/// TwoSum accumulation: `s + c` carries the exact running sum to within an ulp of `s`.
-#[inline(always)]
-fn accumulate(s: &mut f64, c: &mut f64, v: f64) {
-    let sum = *s + v;
-    let b = sum - *s;
-    *c += (*s - (sum - b)) + (v - b);
-    *s = sum;
 }
 
 /// A row's max and `s = sum over j != argmax of exp(x_j - max)`; no `s` when the row is NaN
@@ -242,33 +233,10 @@ fn block_body<F: MulAdd>(x: &[f64], out: &mut [f64], len: usize, inner: usize) {
 dispatched!(rows, rows_body, (x: &[f64], out: &mut [f64], len: usize));
 dispatched!(block, block_body, (x: &[f64], out: &mut [f64], len: usize, inner: usize));
 
-/// log_softmax of an `outer x len x inner` float64 tensor over its `len` axis, into `out`.
-/// Rows (or outer blocks) are spread over threads above [`PARALLEL_MIN`] elements, each
-/// computed the same way whatever the thread count.
+/// log_softmax of an `outer x len x inner` float64 tensor over its `len` axis, into `out`
+/// (rows or outer blocks spread over threads by [`split_lanes`]).
 pub fn log_softmax_f64(x: &[f64], out: &mut [f64], outer: usize, len: usize, inner: usize) {
-    assert_eq!(x.len(), outer * len * inner);
-    assert_eq!(out.len(), x.len());
-    if x.is_empty() {
-        return;
-    }
-    let parallel = parallel(x.len());
-    if inner == 1 {
-        if parallel {
-            let per_task = (PARALLEL_MIN / len).max(1) * len;
-            x.par_chunks(per_task).zip(out.par_chunks_mut(per_task)).for_each(|(r, o)| rows(r, o, len));
-        } else {
-            rows(x, out, len);
-        }
-        return;
-    }
-    let size = len * inner;
-    if parallel && outer > 1 {
-        x.par_chunks(size).zip(out.par_chunks_mut(size)).for_each(|(r, o)| block(r, o, len, inner));
-    } else {
-        for (r, o) in x.chunks(size).zip(out.chunks_mut(size)) {
-            block(r, o, len, inner);
-        }
-    }
+    split_lanes(x, out, (outer, len, inner), || (), |r, o, _| rows(r, o, len), |r, o, _| block(r, o, len, inner));
 }
 
 #[cfg(test)]
@@ -291,6 +259,16 @@ mod tests {
             t -= 0.000_713_1;
         }
         assert!(worst <= 1, "worst {worst} ulp");
+        // the positive range, which the outer-dim float32 kernel's scale back uses
+        let mut worst = 0;
+        let mut t = 0.0f64;
+        while t <= 88.0 {
+            for t in [t, t + 1e-3, t + 0.3466, t + 0.5, 88.0, 1e-300, 87.999] {
+                worst = worst.max(ulps(exp64::<Fused>(t, 0.0), t.exp()));
+            }
+            t += 0.001_37;
+        }
+        assert!(worst <= 2, "worst {worst} ulp above 0");
         assert_eq!(exp64::<Fused>(0.0, 0.0), 1.0);
         assert!(exp64::<Fused>(f64::NAN, 0.0).is_nan());
         // the argument's rounding error is honoured: exp(t + 1e-17) for t = -1

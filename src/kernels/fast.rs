@@ -8,7 +8,7 @@
 //!   and the terms are accumulated in float64 lanes, so the sum's error does not grow with the
 //!   row length. Rows whose sum is so small that terms below float32's exp range could count
 //!   are summed again with the float64 `exp_neg`.
-//! - `lse = log1p(s)` ([`log1p`]): the dominant element's log-probability is `-log1p(s)`,
+//! - `lse = log1p(s)` ([`super::double::log1p64`]): the dominant element's log-probability is `-log1p(s)`,
 //!   which stays accurate when `s` is tiny (PyTorch's `log(1 + s)` rounds it to 0);
 //! - `out_j = x_j - max - lse`, rounded once to float32.
 //!
@@ -25,6 +25,7 @@
 //! blocks) are spread over threads with rayon above [`PARALLEL_MIN`] elements; each row is
 //! computed the same way whatever the thread count, so results are bit-identical.
 
+use super::double::log1p64;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -225,35 +226,6 @@ pub(crate) fn exp_neg<F: MulAdd>(x: f64) -> f64 {
     p * scale
 }
 
-/// `log(1 + s)` for `s >= 0`, in float64 arithmetic without libm (so that it vectorises),
-/// relative error below 1e-15 for every `s`, including the tiny ones.
-#[inline(always)]
-pub fn log1p(s: f64) -> f64 {
-    let y = 1.0 + s;
-    // y's rounding error, folded back in below: log1p(s) = log(y) + (s - (y - 1)) / y.
-    let c = s - (y - 1.0);
-    let bits = y.to_bits();
-    // Write y = 2^e * m with m in [sqrt(1/2), sqrt(2)).
-    let e = ((bits >> 52) as i64 - 1023) as f64;
-    let m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
-    let (m, e) = if m > std::f64::consts::SQRT_2 { (m * 0.5, e + 1.0) } else { (m, e) };
-    // log(m) = 2 atanh(z), z = (m - 1) / (m + 1), |z| <= 0.1716
-    let z = (m - 1.0) / (m + 1.0);
-    let z2 = z * z;
-    let mut p = 1.0 / 21.0;
-    p = p * z2 + 1.0 / 19.0;
-    p = p * z2 + 1.0 / 17.0;
-    p = p * z2 + 1.0 / 15.0;
-    p = p * z2 + 1.0 / 13.0;
-    p = p * z2 + 1.0 / 11.0;
-    p = p * z2 + 1.0 / 9.0;
-    p = p * z2 + 1.0 / 7.0;
-    p = p * z2 + 1.0 / 5.0;
-    p = p * z2 + 1.0 / 3.0;
-    let log_m = 2.0 * z + 2.0 * z * z2 * p;
-    e * std::f64::consts::LN_2 + log_m + c / y
-}
-
 /// A row's max and the first position holding it. NaN elements are skipped here (a `>` is
 /// false for them) and caught by the sum instead: `exp(NaN - max)` is NaN, so the row's
 /// log-sum-exp, and every output, is NaN. A row of NaN only keeps `max = -inf`.
@@ -337,7 +309,7 @@ fn row_stats<F: MulAdd>(x: &[f32], known: Option<(f32, f32)>, next: &[f32], ahea
     if s < x.len() as f64 * 1e-29 {
         s = sum_exp::<F>(&x[..k], m) + sum_exp::<F>(&x[k + 1..], m);
     }
-    (Some((m, log1p(s))), next_extremes)
+    (Some((m, log1p64::<F>(s))), next_extremes)
 }
 
 /// `f(row, stats)` for each row of `len` elements, in order, with [`row_stats`] carrying each
@@ -416,7 +388,7 @@ fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, i0: usize, w
     }
     for (s, &m) in b.lse.iter_mut().zip(&b.mm) {
         // A NaN in row 0 makes the max NaN; +inf or an all -inf lane makes it non-finite.
-        *s = if m.is_finite() { log1p(*s) } else { f64::NAN };
+        *s = if m.is_finite() { log1p64::<F>(*s) } else { f64::NAN };
     }
 }
 
@@ -522,8 +494,20 @@ pub(crate) fn parallel(n: usize) -> bool {
     n >= PARALLEL_MIN && rayon::current_num_threads() > 1
 }
 
-/// log_softmax of an `outer x len x inner` float32 tensor over its `len` axis, into `out`.
-pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inner: usize) {
+/// The driver every log_softmax kernel shares: an `outer x len x inner` input and its
+/// output, split into runs of whole rows when `inner == 1` (handed to `rows`) or into whole
+/// `len x inner` blocks (handed to `block`), spread over threads above [`PARALLEL_MIN`]
+/// elements. `init` makes the per-task scratch (one for the whole call on one thread). Each
+/// row or block is computed the same way whatever the split, so results do not depend on the
+/// thread count.
+pub(crate) fn split_lanes<T: Sync, U: Send, S>(
+    x: &[T],
+    out: &mut [U],
+    (outer, len, inner): (usize, usize, usize),
+    init: impl Fn() -> S + Sync + Send,
+    rows: impl Fn(&[T], &mut [U], &mut S) + Sync + Send,
+    block: impl Fn(&[T], &mut [U], &mut S) + Sync + Send,
+) {
     assert_eq!(x.len(), outer * len * inner);
     assert_eq!(out.len(), x.len());
     if x.is_empty() {
@@ -534,13 +518,28 @@ pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inn
         if parallel {
             // Chunks of rows per task keep the per-task overhead small for short rows.
             let per_task = (PARALLEL_MIN / len).max(1) * len;
-            x.par_chunks(per_task).zip(out.par_chunks_mut(per_task)).for_each(|(r, o)| log_softmax_rows(r, o, len));
+            x.par_chunks(per_task).zip(out.par_chunks_mut(per_task)).for_each_init(init, |s, (r, o)| rows(r, o, s));
         } else {
-            log_softmax_rows(x, out, len);
+            rows(x, out, &mut init());
         }
         return;
     }
-    if len >= 1 << 24 {
+    let size = len * inner;
+    if parallel && outer > 1 {
+        x.par_chunks(size).zip(out.par_chunks_mut(size)).for_each_init(init, |s, (r, o)| block(r, o, s));
+    } else {
+        let mut s = init();
+        for (r, o) in x.chunks(size).zip(out.chunks_mut(size)) {
+            block(r, o, &mut s);
+        }
+    }
+}
+
+/// log_softmax of an `outer x len x inner` float32 tensor over its `len` axis, into `out`.
+pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inner: usize) {
+    if inner > 1 && len >= 1 << 24 {
+        assert_eq!(x.len(), outer * len * inner);
+        assert_eq!(out.len(), x.len());
         // The block kernel keeps the argmax as a float32, exact below 2^24: gather each lane.
         let (mut row, mut o) = (vec![0f32; len], vec![0f32; len]);
         for b in 0..outer {
@@ -553,18 +552,14 @@ pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inn
         }
         return;
     }
-    let new_block = Block::default;
-    let block = len * inner;
-    if parallel && outer > 1 {
-        x.par_chunks(block).zip(out.par_chunks_mut(block)).for_each_init(new_block, |b, (r, o)| {
-            log_softmax_block(r, o, len, inner, b)
-        });
-    } else {
-        let mut b = new_block();
-        for (r, o) in x.chunks(block).zip(out.chunks_mut(block)) {
-            log_softmax_block(r, o, len, inner, &mut b);
-        }
-    }
+    split_lanes(
+        x,
+        out,
+        (outer, len, inner),
+        Block::default,
+        |r, o, _| log_softmax_rows(r, o, len),
+        |r, o, b| log_softmax_block(r, o, len, inner, b),
+    );
 }
 
 /// Per-position `(max, lse)` of an `outer x len x inner` tensor over its `len` axis (`lse`
@@ -709,7 +704,7 @@ mod tests {
     #[test]
     fn log1p_is_accurate() {
         for s in [0.0, 1e-300, 1e-20, 1e-17, 1e-16, 3e-16, 1e-9, 1e-3, 0.4142, 0.5, 1.0, 2.0, 31999.0, 1e10, 1e300] {
-            let (a, b) = (log1p(s), s.ln_1p());
+            let (a, b) = (log1p64::<Plain>(s), s.ln_1p());
             assert!((a - b).abs() <= 2e-15 * b.abs() + f64::MIN_POSITIVE, "log1p({s}) = {a}, std {b}");
         }
     }

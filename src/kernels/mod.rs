@@ -79,6 +79,16 @@ pub fn compensated_sum_slice(x: &[f64]) -> f64 {
     out
 }
 
+/// TwoSum accumulation, branch-free (it vectorises across lanes): `s + c` carries the exact
+/// running sum of the values added to within an ulp of `s`.
+#[inline(always)]
+pub(crate) fn accumulate(s: &mut f64, c: &mut f64, v: f64) {
+    let sum = *s + v;
+    let b = sum - *s;
+    *c += (*s - (sum - b)) + (v - b);
+    *s = sum;
+}
+
 /// [`compensated_sum_slice`]'s loop, inlined into callers compiled for a SIMD level.
 #[inline(always)]
 pub(crate) fn compensated_sum_slice_body(x: &[f64]) -> f64 {
@@ -88,10 +98,7 @@ pub(crate) fn compensated_sum_slice_body(x: &[f64]) -> f64 {
     let tail = chunks.remainder();
     for ch in chunks {
         for i in 0..L {
-            let t = s[i] + ch[i];
-            let bp = t - s[i];
-            c[i] += (s[i] - (t - bp)) + (ch[i] - bp);
-            s[i] = t;
+            accumulate(&mut s[i], &mut c[i], ch[i]);
         }
     }
     if s.iter().any(|v| !v.is_finite()) {

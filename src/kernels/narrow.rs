@@ -18,10 +18,9 @@
 //! dim, a range of lanes with every class, gathered into a compact `len x w` block (its own
 //! `inner = w`). Each lane's result does not depend on the tiling, nor on the thread count.
 
-use super::fast::{PARALLEL_MIN, log_softmax_f32, parallel};
+use super::fast::{log_softmax_f32, split_lanes};
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
-use rayon::prelude::*;
 
 /// Elements per tile: 64 KiB of float32 input and as much output, in L2.
 const TILE_ELEMENTS: usize = 16 * 1024;
@@ -240,33 +239,16 @@ fn block<T: Narrow>(x: &[T], out: &mut [T], len: usize, inner: usize, s: &mut Sc
 }
 
 /// log_softmax of an `outer x len x inner` float16 or bfloat16 tensor over its `len` axis, into
-/// `out`. Tiles are spread over threads above [`PARALLEL_MIN`] elements.
+/// `out`. Tiles are spread over threads by [`split_lanes`].
 pub fn log_softmax_narrow<T: Narrow>(x: &[T], out: &mut [T], outer: usize, len: usize, inner: usize) {
-    assert_eq!(x.len(), outer * len * inner);
-    assert_eq!(out.len(), x.len());
-    if x.is_empty() {
-        return;
-    }
-    let parallel = parallel(x.len());
-    if inner == 1 {
-        if parallel {
-            let per_task = (PARALLEL_MIN / len).max(1) * len;
-            x.par_chunks(per_task).zip(out.par_chunks_mut(per_task)).for_each(|(r, o)| with_scratch(|s| rows(r, o, len, s)));
-        } else {
-            with_scratch(|s| rows(x, out, len, s));
-        }
-        return;
-    }
-    let size = len * inner;
-    if parallel && outer > 1 {
-        x.par_chunks(size).zip(out.par_chunks_mut(size)).for_each(|(r, o)| with_scratch(|s| block(r, o, len, inner, s)));
-    } else {
-        with_scratch(|s| {
-            for (r, o) in x.chunks(size).zip(out.chunks_mut(size)) {
-                block(r, o, len, inner, s);
-            }
-        });
-    }
+    split_lanes(
+        x,
+        out,
+        (outer, len, inner),
+        || (),
+        |r, o, _| with_scratch(|s| rows(r, o, len, s)),
+        |r, o, _| with_scratch(|s| block(r, o, len, inner, s)),
+    );
 }
 
 #[cfg(test)]
