@@ -22,6 +22,7 @@
 //! prefetches the row after that, so a row's first read is not a pass of its own.
 
 use super::double::{exp64, log1p64};
+use super::elem::Elem;
 use super::fast::Fused;
 use std::arch::x86_64::*;
 
@@ -189,8 +190,8 @@ fn head(n: usize) -> __mmask16 {
 /// NaN gives `(-inf, +inf)`) and the first position of the max (0 if none). `known` is
 /// `(max, min)` when an earlier pass computed them ([`sum_exp`] does, for the next row):
 /// only the position is searched then.
-#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-pub unsafe fn row_max(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize) {
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+pub unsafe fn row_max<E: Elem>(x: &[E], known: Option<(f32, f32)>) -> (f32, f32, usize) {
     unsafe {
         let n = x.len();
         let p = x.as_ptr();
@@ -199,7 +200,7 @@ pub unsafe fn row_max(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize)
         let mut i = 0;
         while i < n {
             let h = if i + 16 <= n { !0 } else { head(n - i) };
-            let eq = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(h, _mm512_maskz_loadu_ps(h, p.add(i)), vm);
+            let eq = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(h, E::load16_masked(h, p.add(i)), vm);
             if eq != 0 {
                 return (m, mn, i + eq.trailing_zeros() as usize);
             }
@@ -210,14 +211,14 @@ pub unsafe fn row_max(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize)
 }
 
 /// The max of `x`, NaN elements skipped (`-inf` if there is none).
-#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub unsafe fn max(x: &[f32]) -> f32 {
-    unsafe { extremes(x).0 }
+    unsafe { extremes::<f32>(x).0 }
 }
 
 /// `(max, min)` of `x`, NaN elements skipped (`(-inf, +inf)` if there is none).
 #[inline(always)]
-unsafe fn extremes(x: &[f32]) -> (f32, f32) {
+unsafe fn extremes<E: Elem>(x: &[E]) -> (f32, f32) {
     unsafe {
         let n = x.len();
         let mut a = Extremes::new();
@@ -253,11 +254,11 @@ impl Extremes {
 
     /// `x[from..to]`, `to - from` a multiple of 16.
     #[inline(always)]
-    unsafe fn span(&mut self, x: &[f32], from: usize, to: usize) {
+    unsafe fn span<E: Elem>(&mut self, x: &[E], from: usize, to: usize) {
         unsafe {
             let mut i = from;
             while i < to {
-                self.add(_mm512_loadu_ps(x.as_ptr().add(i)));
+                self.add(E::load16(x.as_ptr().add(i)));
                 i += 16;
             }
         }
@@ -265,11 +266,11 @@ impl Extremes {
 
     /// The lanes `h` of `x[at..at + 16]`.
     #[inline(always)]
-    unsafe fn masked(&mut self, x: &[f32], at: usize, h: __mmask16) {
+    unsafe fn masked<E: Elem>(&mut self, x: &[E], at: usize, h: __mmask16) {
         unsafe {
-            let p = x.as_ptr().add(at);
-            self.max = _mm512_max_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(f32::NEG_INFINITY), h, p), self.max);
-            self.min = _mm512_min_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(f32::INFINITY), h, p), self.min);
+            let v = E::load16_masked(h, x.as_ptr().add(at));
+            self.max = _mm512_max_ps(_mm512_mask_blend_ps(h, _mm512_set1_ps(f32::NEG_INFINITY), v), self.max);
+            self.min = _mm512_min_ps(_mm512_mask_blend_ps(h, _mm512_set1_ps(f32::INFINITY), v), self.min);
         }
     }
 
@@ -286,8 +287,8 @@ impl Extremes {
 /// max and min are computed in the same loop and returned (that row is in L2 by then:
 /// `ahead`, the row after it, is prefetched on the way), so that no row needs a pass of its
 /// own for them and memory traffic overlaps arithmetic.
-#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-pub unsafe fn sum_exp(x: &[f32], m: f32, mn: f32, skip: usize, next: &[f32], ahead: &[f32]) -> (f64, Option<(f32, f32)>) {
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+pub unsafe fn sum_exp<E: Elem>(x: &[E], m: f32, mn: f32, skip: usize, next: &[E], ahead: &[E]) -> (f64, Option<(f32, f32)>) {
     unsafe {
         let n = x.len();
         let c = ExpConsts::new(m);
@@ -302,15 +303,15 @@ pub unsafe fn sum_exp(x: &[f32], m: f32, mn: f32, skip: usize, next: &[f32], ahe
         let sv = skip & !15;
         let one = |at: usize, h: __mmask16, pass: &mut Pass| {
             let keep = if sv == at { h & !(1u16 << (skip - sv)) } else { h };
-            let e = exp16(_mm512_maskz_loadu_ps(h, x.as_ptr().add(at)), c, keep);
+            let e = exp16(E::load16_masked(h, x.as_ptr().add(at)), c, keep);
             let [a0, a1] = &mut pass.acc;
             widen_add(a0, a1, e);
             pass.next.masked(next, at, h);
         };
         let span = |from: usize, to: usize, pass: &mut Pass| match mode(m, mn) {
-            ABOVE => sum_span::<ABOVE>(x, from, to, c, next, ahead, pass),
-            BELOW => sum_span::<BELOW>(x, from, to, c, next, ahead, pass),
-            _ => sum_span::<GENERAL>(x, from, to, c, next, ahead, pass),
+            ABOVE => sum_span::<E, ABOVE>(x, from, to, c, next, ahead, pass),
+            BELOW => sum_span::<E, BELOW>(x, from, to, c, next, ahead, pass),
+            _ => sum_span::<E, GENERAL>(x, from, to, c, next, ahead, pass),
         };
         if sv < full {
             span(0, sv, &mut pass);
@@ -341,7 +342,7 @@ struct Pass {
 /// most half an ulp of a partial sum) before the float64 accumulation, whose conversions
 /// would otherwise cost more than a sixth of the loop.
 #[inline(always)]
-unsafe fn sum_span<const MODE: u8>(x: &[f32], from: usize, to: usize, c: ExpConsts, next: &[f32], ahead: &[f32], pass: &mut Pass) {
+unsafe fn sum_span<E: Elem, const MODE: u8>(x: &[E], from: usize, to: usize, c: ExpConsts, next: &[E], ahead: &[E], pass: &mut Pass) {
     unsafe {
         let p = x.as_ptr();
         let q = next.as_ptr();
@@ -352,22 +353,24 @@ unsafe fn sum_span<const MODE: u8>(x: &[f32], from: usize, to: usize, c: ExpCons
             if i < ahead.len() {
                 // prefetches never fault; the addresses stay within a row's length of ahead
                 let a = ahead.as_ptr().wrapping_add(i).cast::<i8>();
-                for line in 0..4 {
+                // the lines 64 elements span
+                for line in 0..std::mem::size_of::<E>() {
                     _mm_prefetch::<_MM_HINT_T1>(a.wrapping_add(64 * line));
                 }
             }
-            let v = [0, 16, 32, 48].map(|o| _mm512_loadu_ps(p.add(i + o)));
+            // an array literal, not `map`: a closure would not inherit this function's target features
+            let v = [E::load16(p.add(i)), E::load16(p.add(i + 16)), E::load16(p.add(i + 32)), E::load16(p.add(i + 48))];
             // a chain, not a tree: a tree would let a NaN hide its neighbours
             for o in [0, 16, 32, 48] {
-                ex.add(_mm512_loadu_ps(q.add(i + o)));
+                ex.add(E::load16(q.add(i + o)));
             }
             let [e0, e1, e2, e3] = exp16xn::<4, MODE>(v, c, [!0; 4]);
             widen_add(&mut a0, &mut a1, _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
             i += 64;
         }
         while i < to {
-            ex.add(_mm512_loadu_ps(q.add(i)));
-            widen_add(&mut a0, &mut a1, exp16xn::<1, MODE>([_mm512_loadu_ps(p.add(i))], c, [!0])[0]);
+            ex.add(E::load16(q.add(i)));
+            widen_add(&mut a0, &mut a1, exp16xn::<1, MODE>([E::load16(p.add(i))], c, [!0])[0]);
             i += 16;
         }
         pass.acc = [a0, a1];
@@ -402,8 +405,8 @@ unsafe fn shifted(x: __m512, hi: __m512, neg_hi: __m512, lo: __m512) -> __m512 {
 }
 
 /// A row's log-probabilities `x - m - lse` into `out` (same length), see [`shifted`].
-#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-pub unsafe fn write_row(x: &[f32], out: &mut [f32], m: f64, lse: f64) {
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+pub unsafe fn write_row<E: Elem>(x: &[E], out: &mut [E], m: f64, lse: f64) {
     unsafe {
         let n = x.len().min(out.len());
         let (hi, lo) = split_shift(m, lse);
@@ -411,12 +414,12 @@ pub unsafe fn write_row(x: &[f32], out: &mut [f32], m: f64, lse: f64) {
         let (p, o) = (x.as_ptr(), out.as_mut_ptr());
         let mut i = 0;
         while i + 16 <= n {
-            _mm512_storeu_ps(o.add(i), shifted(_mm512_loadu_ps(p.add(i)), vh, vnh, vl));
+            E::store16(o.add(i), shifted(E::load16(p.add(i)), vh, vnh, vl));
             i += 16;
         }
         if i < n {
             let h = head(n - i);
-            _mm512_mask_storeu_ps(o.add(i), h, shifted(_mm512_maskz_loadu_ps(h, p.add(i)), vh, vnh, vl));
+            E::store16_masked(o.add(i), h, shifted(E::load16_masked(h, p.add(i)), vh, vnh, vl));
         }
     }
 }
@@ -482,10 +485,10 @@ struct LaneStats {
 }
 
 #[inline(always)]
-unsafe fn lane_stats(x: &[f32], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
     unsafe {
         let p = x.as_ptr().add(at);
-        let load = |c: usize| _mm512_maskz_loadu_ps(h, p.add(c * inner));
+        let load = |c: usize| E::load16_masked(h, p.add(c * inner));
         // The max and min, NaN skipped, in four independent chains (one chain over the classes
         // would wait on each vmaxps's latency).
         let mut ex = [Extremes::new(); 4];
@@ -576,8 +579,8 @@ fn steps(inner: usize) -> impl Iterator<Item = (usize, __mmask16)> {
 
 /// log_softmax of a `len x inner` block over its `len` axis (classes strided by `inner`),
 /// 16 lanes at a time: [`lane_stats`], then `out = ((x - m) - lse)` in float64, rounded once.
-#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-pub unsafe fn block_log_softmax(x: &[f32], out: &mut [f32], len: usize, inner: usize) {
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [E], len: usize, inner: usize) {
     unsafe {
         assert!(x.len() >= len * inner && out.len() >= len * inner);
         for (at, h) in steps(inner) {
@@ -592,8 +595,8 @@ pub unsafe fn block_log_softmax(x: &[f32], out: &mut [f32], len: usize, inner: u
             );
             let neg_hi = _mm512_sub_ps(_mm512_setzero_ps(), hi);
             for c in 0..len {
-                let v = _mm512_maskz_loadu_ps(h, x.as_ptr().add(at + c * inner));
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(at + c * inner), h, shifted(v, hi, neg_hi, lo));
+                let v = E::load16_masked(h, x.as_ptr().add(at + c * inner));
+                E::store16_masked(out.as_mut_ptr().add(at + c * inner), h, shifted(v, hi, neg_hi, lo));
             }
         }
     }
@@ -606,8 +609,8 @@ unsafe fn join(lo: __m256, hi: __m256) -> __m512 {
 }
 
 /// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of a `len x inner` block.
-#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-pub unsafe fn block_lse(x: &[f32], len: usize, inner: usize, from: usize, out: &mut [(f64, f64)]) {
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+pub unsafe fn block_lse<E: Elem>(x: &[E], len: usize, inner: usize, from: usize, out: &mut [(f64, f64)]) {
     unsafe {
         let to = from + out.len();
         assert!(x.len() >= len * inner && to <= inner);
@@ -658,7 +661,7 @@ mod tests {
         if !available() {
             return;
         }
-        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
         unsafe fn one(x: f32, m: f32) -> f32 {
             unsafe {
                 let v = exp16(_mm512_set1_ps(x), ExpConsts::new(m), !0);
@@ -822,7 +825,7 @@ mod tests {
         for c in 0..len {
             x[c * inner + 52] = if c == 20 { 0.3 } else { -5.0 + c as f32 * 0.01 };
         }
-        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
         unsafe fn shifted(x: &[f32], len: usize, inner: usize, at: usize) -> bool {
             unsafe {
                 let load = |c: usize| _mm512_loadu_ps(x.as_ptr().add(at + c * inner));

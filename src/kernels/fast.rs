@@ -26,6 +26,7 @@
 //! computed the same way whatever the thread count, so results are bit-identical.
 
 use super::double::log1p64;
+use super::elem::Elem;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -46,16 +47,16 @@ pub(crate) trait MulAdd: Sized {
     /// `out_j = x_j - m - lse`, rounded once: in float64 here, in float32 with exact
     /// differences where AVX-512 is available.
     #[inline(always)]
-    fn write_row32(x: &[f32], out: &mut [f32], m: f64, lse: f64) {
+    fn write_row32<E: Elem>(x: &[E], out: &mut [E], m: f64, lse: f64) {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = ((v as f64 - m) - lse) as f32;
+            *o = E::from_f32(((v.to_f32() as f64 - m) - lse) as f32);
         }
     }
     /// A row's max, min (where the implementation uses it; NaN otherwise) and the max's
     /// first position (`row_max`); explicit AVX-512 code where available. `known` is
     /// `(max, min)` when an earlier pass computed them.
     #[inline(always)]
-    fn row_max32(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize) {
+    fn row_max32<E: Elem>(x: &[E], known: Option<(f32, f32)>) -> (f32, f32, usize) {
         let _ = known;
         let (m, k) = row_max(x);
         (m, f32::NAN, k)
@@ -64,20 +65,20 @@ pub(crate) trait MulAdd: Sized {
     /// implementation fuses it into the same loop (AVX-512), the max and min of `next`, the
     /// row read after this one (`ahead`, the one after it, may be prefetched).
     #[inline(always)]
-    fn sum_exp32(x: &[f32], m: f32, min: f32, skip: usize, next: &[f32], ahead: &[f32]) -> (f64, Option<(f32, f32)>) {
+    fn sum_exp32<E: Elem>(x: &[E], m: f32, min: f32, skip: usize, next: &[E], ahead: &[E]) -> (f64, Option<(f32, f32)>) {
         let _ = (min, next, ahead);
-        (sum_exp32_generic::<Self>(&x[..skip], m) + sum_exp32_generic::<Self>(&x[skip + 1..], m), None)
+        (sum_exp32_generic::<Self, E>(&x[..skip], m) + sum_exp32_generic::<Self, E>(&x[skip + 1..], m), None)
     }
     /// log_softmax of one `len x inner` block over its `len` axis: tiles of float64 lanes
     /// here, 16 float32 lanes at a time with AVX-512.
     #[inline(always)]
-    fn log_softmax_block32(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block) {
-        log_softmax_block_tiled::<Self>(x, out, len, inner, b)
+    fn log_softmax_block32<E: Elem>(x: &[E], out: &mut [E], len: usize, inner: usize, b: &mut Block) {
+        log_softmax_block_tiled::<Self, E>(x, out, len, inner, b)
     }
     /// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of one block.
     #[inline(always)]
-    fn block_lse32(x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
-        block_lse_tiled::<Self>(x, len, inner, from, b, out)
+    fn block_lse32<E: Elem>(x: &[E], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+        block_lse_tiled::<Self, E>(x, len, inner, from, b, out)
     }
     /// The max of `x`, NaN skipped (`-inf` if none).
     #[inline(always)]
@@ -100,32 +101,32 @@ impl MulAdd for Avx512 {
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn write_row32(x: &[f32], out: &mut [f32], m: f64, lse: f64) {
+    fn write_row32<E: Elem>(x: &[E], out: &mut [E], m: f64, lse: f64) {
         // SAFETY: as below.
         unsafe { super::avx512::write_row(x, out, m, lse) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn row_max32(x: &[f32], known: Option<(f32, f32)>) -> (f32, f32, usize) {
+    fn row_max32<E: Elem>(x: &[E], known: Option<(f32, f32)>) -> (f32, f32, usize) {
         // SAFETY: `Avx512` is only instantiated by `dispatched!` inside functions compiled
         // with AVX-512, called after `level()` detected it.
         unsafe { super::avx512::row_max(x, known) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn sum_exp32(x: &[f32], m: f32, min: f32, skip: usize, next: &[f32], ahead: &[f32]) -> (f64, Option<(f32, f32)>) {
+    fn sum_exp32<E: Elem>(x: &[E], m: f32, min: f32, skip: usize, next: &[E], ahead: &[E]) -> (f64, Option<(f32, f32)>) {
         // SAFETY: as above.
         unsafe { super::avx512::sum_exp(x, m, min, skip, next, ahead) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn log_softmax_block32(x: &[f32], out: &mut [f32], len: usize, inner: usize, _: &mut Block) {
+    fn log_softmax_block32<E: Elem>(x: &[E], out: &mut [E], len: usize, inner: usize, _: &mut Block) {
         // SAFETY: as above.
         unsafe { super::avx512::block_log_softmax(x, out, len, inner) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn block_lse32(x: &[f32], len: usize, inner: usize, from: usize, _: &mut Block, out: &mut [(f64, f64)]) {
+    fn block_lse32<E: Elem>(x: &[E], len: usize, inner: usize, from: usize, _: &mut Block, out: &mut [(f64, f64)]) {
         // SAFETY: as above.
         unsafe { super::avx512::block_lse(x, len, inner, from, out) }
     }
@@ -230,18 +231,18 @@ pub(crate) fn exp_neg<F: MulAdd>(x: f64) -> f64 {
 /// false for them) and caught by the sum instead: `exp(NaN - max)` is NaN, so the row's
 /// log-sum-exp, and every output, is NaN. A row of NaN only keeps `max = -inf`.
 #[inline(always)]
-fn row_max(x: &[f32]) -> (f32, usize) {
+fn row_max<E: Elem>(x: &[E]) -> (f32, usize) {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = x.chunks_exact(LANES);
     let tail = chunks.remainder();
     for c in chunks {
         for i in 0..LANES {
-            let v = c[i];
+            let v = c[i].to_f32();
             acc[i] = if v > acc[i] { v } else { acc[i] };
         }
     }
     let mut m = f32::NEG_INFINITY;
-    for &a in acc.iter().chain(tail) {
+    for a in acc.into_iter().chain(tail.iter().map(|v| v.to_f32())) {
         if a > m {
             m = a;
         }
@@ -250,8 +251,8 @@ fn row_max(x: &[f32]) -> (f32, usize) {
     // that the comparison vectorises).
     let mut base = 0;
     for c in x.chunks(LANES) {
-        if c.iter().fold(false, |hit, &v| hit | (v == m)) {
-            return (m, base + c.iter().position(|&v| v == m).unwrap_or(0));
+        if c.iter().fold(false, |hit, &v| hit | (v.to_f32() == m)) {
+            return (m, base + c.iter().position(|&v| v.to_f32() == m).unwrap_or(0));
         }
         base += c.len();
     }
@@ -260,13 +261,13 @@ fn row_max(x: &[f32]) -> (f32, usize) {
 
 /// `sum of term(x_j)` with `LANES` float64 accumulators, added pairwise at the end.
 #[inline(always)]
-fn sum_terms(x: &[f32], term: impl Fn(f32) -> f64) -> f64 {
+fn sum_terms<E: Elem>(x: &[E], term: impl Fn(f32) -> f64) -> f64 {
     let mut acc = [0.0f64; LANES];
     let chunks = x.chunks_exact(LANES);
     let tail = chunks.remainder();
     for c in chunks {
         for i in 0..LANES {
-            acc[i] += term(c[i]);
+            acc[i] += term(c[i].to_f32());
         }
     }
     let mut w = LANES;
@@ -276,16 +277,16 @@ fn sum_terms(x: &[f32], term: impl Fn(f32) -> f64) -> f64 {
             acc[i] += acc[i + w];
         }
     }
-    acc[0] + tail.iter().map(|&v| term(v)).sum::<f64>()
+    acc[0] + tail.iter().map(|&v| term(v.to_f32())).sum::<f64>()
 }
 
 #[inline(always)]
-fn sum_exp32_generic<F: MulAdd>(x: &[f32], m: f32) -> f64 {
+fn sum_exp32_generic<F: MulAdd, E: Elem>(x: &[E], m: f32) -> f64 {
     sum_terms(x, |v| exp_diff32::<F>(v, m) as f64)
 }
 
 #[inline(always)]
-fn sum_exp<F: MulAdd>(x: &[f32], m: f64) -> f64 {
+fn sum_exp<F: MulAdd, E: Elem>(x: &[E], m: f64) -> f64 {
     sum_terms(x, |v| exp_neg::<F>(v as f64 - m))
 }
 
@@ -296,7 +297,7 @@ fn sum_exp<F: MulAdd>(x: &[f32], m: f64) -> f64 {
 /// the row the caller reads after this one, whose `(max, min)` the second result carries
 /// when the pass computed them on the way; `ahead` is the row after `next`.
 #[inline(always)]
-fn row_stats<F: MulAdd>(x: &[f32], known: Option<(f32, f32)>, next: &[f32], ahead: &[f32]) -> (Option<(f64, f64)>, Option<(f32, f32)>) {
+fn row_stats<F: MulAdd, E: Elem>(x: &[E], known: Option<(f32, f32)>, next: &[E], ahead: &[E]) -> (Option<(f64, f64)>, Option<(f32, f32)>) {
     let (m, min, k) = F::row_max32(x, known);
     if !m.is_finite() {
         return (None, None);
@@ -307,7 +308,7 @@ fn row_stats<F: MulAdd>(x: &[f32], known: Option<(f32, f32)>, next: &[f32], ahea
     // (1.2e-38 at most each): when the sum is small enough for them to count (relative
     // 1.2e-9 at most), redo it with the float64 exp.
     if s < x.len() as f64 * 1e-29 {
-        s = sum_exp::<F>(&x[..k], m) + sum_exp::<F>(&x[k + 1..], m);
+        s = sum_exp::<F, E>(&x[..k], m) + sum_exp::<F, E>(&x[k + 1..], m);
     }
     (Some((m, log1p64::<F>(s))), next_extremes)
 }
@@ -315,12 +316,12 @@ fn row_stats<F: MulAdd>(x: &[f32], known: Option<(f32, f32)>, next: &[f32], ahea
 /// `f(row, stats)` for each row of `len` elements, in order, with [`row_stats`] carrying each
 /// row's max into the next.
 #[inline(always)]
-fn for_rows<F: MulAdd>(x: &[f32], len: usize, mut f: impl FnMut(usize, Option<(f64, f64)>)) {
+fn for_rows<F: MulAdd, E: Elem>(x: &[E], len: usize, mut f: impl FnMut(usize, Option<(f64, f64)>)) {
     let mut known = None;
     for (r, row) in x.chunks(len).enumerate() {
         let next = x.get((r + 1) * len..(r + 2) * len).unwrap_or(&[]);
         let ahead = x.get((r + 2) * len..(r + 3) * len).unwrap_or(&[]);
-        let (st, next_extremes) = row_stats::<F>(row, known, next, ahead);
+        let (st, next_extremes) = row_stats::<F, E>(row, known, next, ahead);
         known = next_extremes;
         f(r, st);
     }
@@ -328,11 +329,11 @@ fn for_rows<F: MulAdd>(x: &[f32], len: usize, mut f: impl FnMut(usize, Option<(f
 
 /// Rows of `len` elements, one after the other.
 #[inline(always)]
-fn log_softmax_rows_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize) {
-    for_rows::<F>(x, len, |r, st| {
+fn log_softmax_rows_body<F: MulAdd, E: Elem>(x: &[E], out: &mut [E], len: usize) {
+    for_rows::<F, E>(x, len, |r, st| {
         let (row, o) = (&x[r * len..(r + 1) * len], &mut out[r * len..(r + 1) * len]);
         match st {
-            None => o.fill(f32::NAN),
+            None => o.fill(E::from_f32(f32::NAN)),
             Some((m, lse)) => F::write_row32(row, o, m, lse),
         }
     });
@@ -357,16 +358,17 @@ pub(crate) struct Block {
 /// vectorised across the lanes. The argmax is kept as a float (exact below 2^24 classes;
 /// larger class counts take the contiguous path or are rejected by [`log_softmax_f32`]).
 #[inline(always)]
-fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, i0: usize, w: usize, b: &mut Block) {
+fn block_stats_body<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: usize, i0: usize, w: usize, b: &mut Block) {
     let lanes = |c: usize| c * inner + i0..c * inner + i0 + w;
     b.m.clear();
-    b.m.extend_from_slice(&x[lanes(0)]);
+    b.m.extend(x[lanes(0)].iter().map(|v| v.to_f32()));
     b.k.clear();
     b.k.resize(w, 0.0);
     for c in 1..len {
         let row = &x[lanes(c)];
         let cf = c as f32;
         for ((m, k), &v) in b.m.iter_mut().zip(b.k.iter_mut()).zip(row) {
+            let v = v.to_f32();
             let gt = v > *m;
             *m = if gt { v } else { *m };
             *k = if gt { cf } else { *k };
@@ -382,7 +384,7 @@ fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, i0: usize, w
         let row = &x[lanes(c)];
         let cf = c as f64;
         for (((s, &m), &k), &v) in b.lse.iter_mut().zip(&b.mm).zip(&b.kk).zip(row) {
-            let e = exp_neg::<F>(v as f64 - m);
+            let e = exp_neg::<F>(v.to_f32() as f64 - m);
             *s += if k == cf { 0.0 } else { e };
         }
     }
@@ -393,23 +395,23 @@ fn block_stats_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, i0: usize, w
 }
 
 #[inline(always)]
-fn log_softmax_block_tiled<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block) {
+fn log_softmax_block_tiled<F: MulAdd, E: Elem>(x: &[E], out: &mut [E], len: usize, inner: usize, b: &mut Block) {
     for i0 in (0..inner).step_by(TILE) {
         let w = TILE.min(inner - i0);
-        block_stats_body::<F>(x, len, inner, i0, w, b);
+        block_stats_body::<F, E>(x, len, inner, i0, w, b);
         for c in 0..len {
             let at = c * inner + i0..c * inner + i0 + w;
             for (((o, &v), &m), &lse) in out[at.clone()].iter_mut().zip(&x[at]).zip(&b.mm).zip(&b.lse) {
-                *o = ((v as f64 - m) - lse) as f32;
+                *o = E::from_f32(((v.to_f32() as f64 - m) - lse) as f32);
             }
         }
     }
 }
 
 #[inline(always)]
-fn block_lse_tiled<F: MulAdd>(x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+fn block_lse_tiled<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
     for (j0, o) in (0..out.len()).step_by(TILE).zip(out.chunks_mut(TILE)) {
-        block_stats_body::<F>(x, len, inner, from + j0, o.len(), b);
+        block_stats_body::<F, E>(x, len, inner, from + j0, o.len(), b);
         for ((o, &m), &lse) in o.iter_mut().zip(&b.mm).zip(&b.lse) {
             *o = (m, lse);
         }
@@ -452,12 +454,33 @@ pub fn level() -> Level {
 }
 
 macro_rules! dispatched {
+    // generic over an element type: `dispatched!(name<E: Elem>, body, (x: &[E], ...))` calls
+    // `body::<Avx512, E>` and so on
+    ($name:ident < $g:ident : $bound:path >, $body:ident, ($($arg:ident : $ty:ty),*)) => {
+        #[inline]
+        fn $name<$g: $bound>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+                unsafe fn avx512<$g: $bound>($($arg: $ty),*) { $body::<Avx512, $g>($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2<$g: $bound>($($arg: $ty),*) { $body::<Fused, $g>($($arg),*) }
+                match level() {
+                    // SAFETY: level() checked that the CPU has these features.
+                    Level::Avx512 => return unsafe { avx512($($arg),*) },
+                    Level::Avx2 => return unsafe { avx2($($arg),*) },
+                    Level::Portable => {}
+                }
+            }
+            $body::<Plain, $g>($($arg),*)
+        }
+    };
     ($name:ident, $body:ident, ($($arg:ident : $ty:ty),*)) => {
         #[inline]
         fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+                #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
                 unsafe fn avx512($($arg: $ty),*) { $body::<Avx512>($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) { $body::<Fused>($($arg),*) }
@@ -475,17 +498,17 @@ macro_rules! dispatched {
 
 pub(crate) use dispatched;
 
-dispatched!(log_softmax_rows, log_softmax_rows_body, (x: &[f32], out: &mut [f32], len: usize));
-dispatched!(log_softmax_block, log_softmax_block_body, (x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block));
-dispatched!(block_lse, block_lse_body, (x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]));
+dispatched!(log_softmax_rows<E: Elem>, log_softmax_rows_body, (x: &[E], out: &mut [E], len: usize));
+dispatched!(log_softmax_block<E: Elem>, log_softmax_block_body, (x: &[E], out: &mut [E], len: usize, inner: usize, b: &mut Block));
+dispatched!(block_lse<E: Elem>, block_lse_body, (x: &[E], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]));
 
 #[inline(always)]
-fn log_softmax_block_body<F: MulAdd>(x: &[f32], out: &mut [f32], len: usize, inner: usize, b: &mut Block) {
+fn log_softmax_block_body<F: MulAdd, E: Elem>(x: &[E], out: &mut [E], len: usize, inner: usize, b: &mut Block) {
     F::log_softmax_block32(x, out, len, inner, b)
 }
 
 #[inline(always)]
-fn block_lse_body<F: MulAdd>(x: &[f32], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+fn block_lse_body<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
     F::block_lse32(x, len, inner, from, b, out)
 }
 
@@ -535,13 +558,15 @@ pub(crate) fn split_lanes<T: Sync, U: Send, S>(
     }
 }
 
-/// log_softmax of an `outer x len x inner` float32 tensor over its `len` axis, into `out`.
-pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inner: usize) {
+/// log_softmax of an `outer x len x inner` tensor over its `len` axis, into `out`, in float32
+/// arithmetic: a float32 tensor, or a float16 or bfloat16 one read and written in registers
+/// where the CPU has AVX-512 ([`super::elem`]; elsewhere [`super::narrow`] converts tiles).
+pub fn log_softmax_f32<E: Elem>(x: &[E], out: &mut [E], outer: usize, len: usize, inner: usize) {
     if inner > 1 && len >= 1 << 24 {
         assert_eq!(x.len(), outer * len * inner);
         assert_eq!(out.len(), x.len());
         // The block kernel keeps the argmax as a float32, exact below 2^24: gather each lane.
-        let (mut row, mut o) = (vec![0f32; len], vec![0f32; len]);
+        let (mut row, mut o) = (vec![E::default(); len], vec![E::default(); len]);
         for b in 0..outer {
             for i in 0..inner {
                 let at = |j: usize| (b * len + j) * inner + i;
@@ -565,7 +590,7 @@ pub fn log_softmax_f32(x: &[f32], out: &mut [f32], outer: usize, len: usize, inn
 /// Per-position `(max, lse)` of an `outer x len x inner` tensor over its `len` axis (`lse`
 /// NaN where the position's row is NaN by PyTorch's rules), in `(outer, inner)` order:
 /// what a fused loss needs to read one log-probability per position.
-pub fn lane_lse_f32(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<(f64, f64)> {
+pub fn lane_lse_f32<E: Elem>(x: &[E], outer: usize, len: usize, inner: usize) -> Vec<(f64, f64)> {
     let mut out = vec![(0.0, f64::NAN); outer * inner];
     if len == 0 || inner == 0 {
         return out;
@@ -573,7 +598,7 @@ pub fn lane_lse_f32(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<(f
     if inner == 1 || len >= 1 << 24 {
         if inner > 1 {
             // rare: gather each lane (see log_softmax_f32)
-            let mut row = vec![0f32; len];
+            let mut row = vec![E::default(); len];
             for b in 0..outer {
                 for i in 0..inner {
                     row.iter_mut().enumerate().for_each(|(j, r)| *r = x[(b * len + j) * inner + i]);
@@ -604,7 +629,7 @@ pub fn lane_lse_f32(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<(f
 /// lanes at a time, so a fused loss reads each tile's logits while they are in cache and
 /// allocates no per-position buffer (a fresh 2 MB one costs more in page faults than its
 /// arithmetic).
-pub fn lane_lse_visit(x: &[f32], outer: usize, len: usize, inner: usize, mut f: impl FnMut(usize, usize, &[(f64, f64)])) {
+pub fn lane_lse_visit<E: Elem>(x: &[E], outer: usize, len: usize, inner: usize, mut f: impl FnMut(usize, usize, &[(f64, f64)])) {
     if inner == 1 || len == 0 || len >= 1 << 24 || (parallel(x.len()) && outer > 1) {
         let stats = lane_lse_f32(x, outer, len, inner);
         for (b, st) in stats.chunks(inner.max(1)).enumerate() {
@@ -638,11 +663,11 @@ pub fn max_f32(x: &[f32]) -> f32 {
 
 /// Per-row statistics for a fused loss: `(max, lse)` or `None` for a NaN row, computed
 /// exactly as [`log_softmax_f32`] computes them.
-pub fn row_lse_f32(x: &[f32], len: usize) -> Vec<Option<(f64, f64)>> {
-    dispatched!(stats_rows, stats_rows_body, (x: &[f32], len: usize, out: &mut [Option<(f64, f64)>]));
+pub fn row_lse_f32<E: Elem>(x: &[E], len: usize) -> Vec<Option<(f64, f64)>> {
+    dispatched!(stats_rows<E: Elem>, stats_rows_body, (x: &[E], len: usize, out: &mut [Option<(f64, f64)>]));
     #[inline(always)]
-    fn stats_rows_body<F: MulAdd>(x: &[f32], len: usize, out: &mut [Option<(f64, f64)>]) {
-        for_rows::<F>(x, len, |r, st| out[r] = st);
+    fn stats_rows_body<F: MulAdd, E: Elem>(x: &[E], len: usize, out: &mut [Option<(f64, f64)>]) {
+        for_rows::<F, E>(x, len, |r, st| out[r] = st);
     }
     let rows = x.len().checked_div(len).unwrap_or(0);
     let mut out = vec![None; rows];
@@ -716,7 +741,7 @@ mod tests {
         let x: Vec<f32> = (0..1000).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.03).collect();
         let mut a = vec![0.0; 1000];
         let mut b = vec![0.0; 1000];
-        log_softmax_rows_body::<Plain>(&x, &mut a, 1000);
+        log_softmax_rows_body::<Plain, f32>(&x, &mut a, 1000);
         log_softmax_rows(&x, &mut b, 1000);
         for (p, q) in a.iter().zip(&b) {
             assert!((p.to_bits() as i64 - q.to_bits() as i64).abs() <= 1, "{p} vs {q}");

@@ -9,6 +9,7 @@
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod double;
+pub mod elem;
 pub mod fast;
 pub mod narrow;
 pub mod nll;

@@ -18,6 +18,7 @@
 //! dim, a range of lanes with every class, gathered into a compact `len x w` block (its own
 //! `inner = w`). Each lane's result does not depend on the tiling, nor on the thread count.
 
+use super::elem::{Elem, bf16_bits};
 use super::fast::{log_softmax_f32, split_lanes};
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
@@ -26,7 +27,7 @@ use half::{bf16, f16};
 const TILE_ELEMENTS: usize = 16 * 1024;
 
 /// A 16-bit float the float32 kernels can work on.
-pub trait Narrow: Copy + Send + Sync + Default {
+pub trait Narrow: Elem {
     /// `dst[i] = src[i]` exactly.
     fn widen(src: &[Self], dst: &mut [f32]);
     /// `dst[i] = src[i]` rounded to nearest, ties to even.
@@ -76,6 +77,16 @@ fn avx512() -> bool {
     super::fast::level() == super::fast::Level::Avx512
 }
 
+/// Whether the float32 kernels read and write 16-bit data directly ([`super::elem`]): with
+/// AVX-512. Elsewhere their portable code would convert element by element, and tiles
+/// converted a slice at a time are faster.
+pub fn in_registers() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// A bfloat16 is the top half of a float32.
 #[inline(always)]
 fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
@@ -84,16 +95,11 @@ fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
     }
 }
 
-/// Branch-free, so that it vectorises: round to nearest even by adding just under half of the
-/// dropped part (plus the kept part's last bit); a NaN stays NaN (quietened, sign and the
-/// payload's top bits kept, as `bf16::from_f32` does).
+/// Branch-free ([`bf16_bits`]), so that it vectorises.
 #[inline(always)]
 fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
     for (d, s) in dst.iter_mut().zip(src) {
-        let b = s.to_bits();
-        let rounded = (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16;
-        let nan = ((b >> 16) | 0x40) as u16;
-        *d = bf16::from_bits(if s.is_nan() { nan } else { rounded });
+        *d = bf16::from_bits(bf16_bits(*s));
     }
 }
 
@@ -239,8 +245,17 @@ fn block<T: Narrow>(x: &[T], out: &mut [T], len: usize, inner: usize, s: &mut Sc
 }
 
 /// log_softmax of an `outer x len x inner` float16 or bfloat16 tensor over its `len` axis, into
-/// `out`. Tiles are spread over threads by [`split_lanes`].
+/// `out`: converted in registers where the CPU has AVX-512, a tile at a time elsewhere (the
+/// result is the same, bit for bit). Rows or blocks are spread over threads by [`split_lanes`].
 pub fn log_softmax_narrow<T: Narrow>(x: &[T], out: &mut [T], outer: usize, len: usize, inner: usize) {
+    if in_registers() {
+        return log_softmax_f32(x, out, outer, len, inner);
+    }
+    tiled(x, out, outer, len, inner)
+}
+
+/// [`log_softmax_narrow`] through float32 tiles.
+fn tiled<T: Narrow>(x: &[T], out: &mut [T], outer: usize, len: usize, inner: usize) {
     split_lanes(
         x,
         out,
@@ -277,29 +292,47 @@ mod tests {
         }
     }
 
-    fn check<T: Narrow + Into<f64>>(make: impl Fn(f32) -> T) {
-        // the tiled result is the float32 kernel's, rounded: compared lane by lane with one
-        // call on the whole tensor, for rows and outer dims with partial tiles
-        for (outer, len, inner) in [(3, 7, 1), (2, 4000, 1), (5, 20_000, 1), (2, 5, 37), (2, 3, 16 * 1024 + 5), (1, 1500, 33)] {
+    /// Both 16-bit paths (in registers where the CPU has AVX-512, and tiles) against the
+    /// float32 kernel on the widened input, rounded: bit for bit, for rows and outer dims with
+    /// partial vectors and tiles, NaN, infinities, and a dominant element whose log-probability
+    /// is a float32 subnormal (-e^-100: bfloat16 keeps it, float16 rounds it to -0).
+    fn check<T: Narrow>(make: impl Fn(f32) -> T, bits: impl Fn(T) -> u16) {
+        let shapes = [(3, 7, 1), (2, 4000, 1), (5, 20_000, 1), (2, 5, 37), (2, 3, 16 * 1024 + 5), (1, 1500, 33), (6, 19, 1), (2, 19, 21)];
+        for (outer, len, inner) in shapes {
             let n = outer * len * inner;
-            let x: Vec<T> = (0..n).map(|i| make(((i * 7919 % 1009) as f32 - 500.0) * 0.021)).collect();
-            let mut out = vec![T::default(); n];
-            log_softmax_narrow(&x, &mut out, outer, len, inner);
-            let wide: Vec<f32> = x.iter().map(|&v| Into::<f64>::into(v) as f32).collect();
+            let mut x: Vec<T> = (0..n).map(|i| make(((i * 7919 % 1009) as f32 - 500.0) * 0.021)).collect();
+            if len == 19 {
+                // lane 0: a NaN; lane 1: +inf; lane 2: -inf and a finite max; lane 3: all
+                // -inf; lane 4: [0, -100, -100, ...]
+                let at = |lane: usize, j: usize| (lane / inner * len + j) * inner + lane % inner;
+                x[at(0, 5)] = make(f32::NAN);
+                x[at(1, 18)] = make(f32::INFINITY);
+                x[at(2, 0)] = make(f32::NEG_INFINITY);
+                for j in 0..len {
+                    x[at(3, j)] = make(f32::NEG_INFINITY);
+                    x[at(4, j)] = make(if j == 0 { 0.0 } else { -100.0 });
+                }
+            }
+            let wide: Vec<f32> = x.iter().map(|&v| v.to_f32()).collect();
             let mut y = vec![0.0f32; n];
             log_softmax_f32(&wide, &mut y, outer, len, inner);
             let mut want = vec![T::default(); n];
             T::narrow(&y, &mut want);
-            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
-                let (a, b): (f64, f64) = ((*a).into(), (*b).into());
-                assert!(a == b, "{outer}x{len}x{inner} element {i}: {a} vs {b}");
+            let mut direct = vec![T::default(); n];
+            log_softmax_narrow(&x, &mut direct, outer, len, inner);
+            let mut tiles = vec![T::default(); n];
+            tiled(&x, &mut tiles, outer, len, inner);
+            for (path, out) in [("direct", &direct), ("tiled", &tiles)] {
+                for (i, (&a, &b)) in out.iter().zip(&want).enumerate() {
+                    assert!(bits(a) == bits(b), "{path} {outer}x{len}x{inner} element {i}: {} vs {}", a.to_f32(), b.to_f32());
+                }
             }
         }
     }
 
     #[test]
-    fn tiles_give_the_float32_kernels_result() {
-        check(f16::from_f32);
-        check(bf16::from_f32);
+    fn both_paths_give_the_float32_kernels_result() {
+        check(f16::from_f32, f16::to_bits);
+        check(bf16::from_f32, bf16::to_bits);
     }
 }

@@ -17,6 +17,7 @@
 
 use super::{Outputs, Reduction, check_grad_output, fmt_cpp_double, log_softmax, nll_loss, promote_float};
 use crate::error::{ErrorKind, OpError, PyType};
+use crate::kernels::elem::Elem;
 use crate::kernels::{self, ChunkedSum, CompensatedSum, Lanes};
 use crate::tensor::{DType, Data, Tensor, fmt_shape};
 
@@ -228,7 +229,7 @@ fn log_softmax_vjp(input: &Tensor, logp: &[f64], grad_logp: &[f64], lanes: Lanes
 /// inputs, each tile of lanes') max and log-sum-exp ([`kernels::fast::lane_lse_visit`]),
 /// then each position reads only its target's logit (and, with label smoothing, its row once
 /// more), summed as it goes unless `reduction="none"` asks for every position.
-fn fused_forward_f32(x: &[f32], lanes: Lanes, plan: &nll_loss::Plan<'_>, reduction: Reduction, ls: f64) -> Vec<f64> {
+fn fused_forward_f32<E: Elem>(x: &[E], lanes: Lanes, plan: &nll_loss::Plan<'_>, reduction: Reduction, ls: f64) -> Vec<f64> {
     let (c, inner) = (plan.c, lanes.inner);
     let positions = plan.targets.len();
     let none = reduction == Reduction::None;
@@ -245,7 +246,7 @@ fn fused_forward_f32(x: &[f32], lanes: Lanes, plan: &nll_loss::Plan<'_>, reducti
         for (q, &(m, lse)) in stats.iter().enumerate() {
             let p = b * inner + s0 + q;
             let Some(t) = plan.class_at(p) else { continue };
-            let logp = |k: usize| (x[(b * c + k) * inner + s0 + q] as f64 - m) - lse;
+            let logp = |k: usize| (x[(b * c + k) * inner + s0 + q].to_f32() as f64 - m) - lse;
             let v = -(logp(t) * plan.class_weight(t));
             if none { nll_pp[p] = v } else { nll_sum.push(v) }
             if smooth {
@@ -281,19 +282,18 @@ fn index_target(
 ) -> Result<Outputs, OpError> {
     let lanes = Lanes::along(input.shape(), cd);
     if grad_output.is_none() {
-        // float16 and bfloat16 are exactly float32 values: the fused float32 forward on their
-        // widened copy, rounded once at the end.
-        let widened;
-        let x = match input.data() {
-            Data::F32(x) => Some(x.as_slice()),
-            Data::F16(_) | Data::BF16(_) => {
-                widened = input.to_f32_vec();
-                Some(widened.as_slice())
-            }
+        // float16 and bfloat16 are exactly float32 values: the fused float32 forward on them
+        // (read in registers, or on a widened copy where the kernels cannot), rounded once at
+        // the end.
+        let fused = |x: &[f32]| fused_forward_f32(x, lanes, &plan, reduction, ls);
+        let out = match input.data() {
+            Data::F32(x) => Some(fused(x)),
+            Data::F16(x) if kernels::narrow::in_registers() => Some(fused_forward_f32(x, lanes, &plan, reduction, ls)),
+            Data::BF16(x) if kernels::narrow::in_registers() => Some(fused_forward_f32(x, lanes, &plan, reduction, ls)),
+            Data::F16(_) | Data::BF16(_) => Some(fused(&input.to_f32_vec())),
             _ => None,
         };
-        if let Some(x) = x {
-            let out = fused_forward_f32(x, lanes, &plan, reduction, ls);
+        if let Some(out) = out {
             let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
             return Ok(Outputs { output, grad_input: None });
         }
