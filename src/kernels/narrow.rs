@@ -1,10 +1,11 @@
 //! float16 and bfloat16 log_softmax through the float32 kernels ([`super::fast`]).
 //!
-//! Every float16 and bfloat16 value is exactly a float32, so the input is widened a tile at a
-//! time into a float32 scratch that stays in cache (F16C's `vcvtph2ps` on 16 lanes where the
-//! CPU has AVX-512, a shift for bfloat16), the float32 kernel runs on the tile, and its output
-//! is rounded back (to nearest even; `vcvtps2ph` for float16). No full-size float32 copy of the
-//! input or output is made.
+//! Every float16 and bfloat16 value is exactly a float32. Where the CPU has AVX-512 the
+//! kernels read and write the 16-bit data themselves, converting in registers
+//! ([`super::elem`]). Elsewhere the input is widened a tile at a time into a float32 scratch
+//! that stays in cache, the float32 kernel runs on the tile, and its output is rounded back (to
+//! nearest even). Either way no full-size float32 copy is made, and the results are the same
+//! bit for bit (the float32 kernel's, rounded once).
 //!
 //! Accuracy: the float32 result is within an ulp of its own, then rounded once more, so an
 //! element lands on the neighbour of the correctly rounded 16-bit value when the truth lies
