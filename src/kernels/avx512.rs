@@ -119,7 +119,7 @@ unsafe fn exp16(x: __m512, c: ExpConsts, keep: __mmask16) -> __m512 {
 unsafe fn exp16xn<const N: usize, const MODE: u8>(x: [__m512; N], c: ExpConsts, keep: [__mmask16; N]) -> [__m512; N] {
     unsafe {
         let z = _mm512_setzero_ps();
-        let (mut t, mut err, mut n, mut r, mut y) = ([z; N], [z; N], [z; N], [z; N], [z; N]);
+        let (mut t, mut err, mut n16, mut r, mut y) = ([z; N], [z; N], [z; N], [z; N], [z; N]);
         let mut k = [z; N];
         let mut live = keep;
         for i in 0..N {
@@ -144,11 +144,14 @@ unsafe fn exp16xn<const N: usize, const MODE: u8>(x: [__m512; N], c: ExpConsts, 
                 // dropped (their err is NaN).
                 live[i] &= _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(t[i], _mm512_set1_ps(FLOOR));
             }
-            n[i] = _mm512_sub_ps(k[i], _mm512_set1_ps(SHIFTER));
+            // n / 16 exactly (k - SHIFTER is the integer n; one rounding of an exact, representable
+            // value): the operand scalef wants, and, with the constants scaled by 16 (exactly),
+            // the reduction's, which saves a multiplication
+            n16[i] = _mm512_fmadd_ps(k[i], _mm512_set1_ps(1.0 / 16.0), _mm512_set1_ps(-SHIFTER / 16.0));
         }
         for i in 0..N {
-            let hi = _mm512_fnmadd_ps(n[i], _mm512_set1_ps(C_HI), t[i]);
-            let lo = _mm512_fnmadd_ps(n[i], _mm512_set1_ps(C_LO), err[i]);
+            let hi = _mm512_fnmadd_ps(n16[i], _mm512_set1_ps(16.0 * C_HI), t[i]);
+            let lo = _mm512_fnmadd_ps(n16[i], _mm512_set1_ps(16.0 * C_LO), err[i]);
             r[i] = _mm512_add_ps(hi, lo);
         }
         for i in 0..N {
@@ -164,7 +167,7 @@ unsafe fn exp16xn<const N: usize, const MODE: u8>(x: [__m512; N], c: ExpConsts, 
         }
         for i in 0..N {
             // scalef multiplies by 2^floor(n/16) = 2^q.
-            y[i] = _mm512_maskz_scalef_ps(live[i], y[i], _mm512_mul_ps(n[i], _mm512_set1_ps(1.0 / 16.0)));
+            y[i] = _mm512_maskz_scalef_ps(live[i], y[i], n16[i]);
         }
         y
     }
@@ -357,6 +360,14 @@ unsafe fn sum_span<E: Elem, const MODE: u8>(x: &[E], from: usize, to: usize, c: 
                 for line in 0..std::mem::size_of::<E>() {
                     _mm_prefetch::<_MM_HINT_T1>(a.wrapping_add(64 * line));
                 }
+            }
+            // Into L1, 1024 elements ahead, this row's and the next row's elements (both come
+            // from L2: a row is longer than L1): with the L2 prefetch above, the ratio of this
+            // loop to one plain read of the input fell from about 1.55 to 1.37 at 1024x32000
+            // (min of 25 runs, three alternating runs each).
+            for line in 0..std::mem::size_of::<E>() {
+                _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(i + 1024).cast::<i8>().wrapping_add(64 * line));
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + 1024).cast::<i8>().wrapping_add(64 * line));
             }
             // an array literal, not `map`: a closure would not inherit this function's target features
             let v = [E::load16(p.add(i)), E::load16(p.add(i + 16)), E::load16(p.add(i + 32)), E::load16(p.add(i + 48))];
