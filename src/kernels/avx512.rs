@@ -24,6 +24,7 @@
 use super::double::{exp64, log1p64};
 use super::elem::Elem;
 use super::fast::Fused;
+use std::mem::MaybeUninit;
 use std::arch::x86_64::*;
 
 /// `2^(j/16)` rounded to float32, and its relative remainder `2^(j/16) / HI[j] - 1` rounded
@@ -417,12 +418,12 @@ unsafe fn shifted(x: __m512, hi: __m512, neg_hi: __m512, lo: __m512) -> __m512 {
 
 /// A row's log-probabilities `x - m - lse` into `out` (same length), see [`shifted`].
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-pub unsafe fn write_row<E: Elem>(x: &[E], out: &mut [E], m: f64, lse: f64) {
+pub unsafe fn write_row<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], m: f64, lse: f64) {
     unsafe {
         let n = x.len().min(out.len());
         let (hi, lo) = split_shift(m, lse);
         let (vh, vnh, vl) = (_mm512_set1_ps(hi), _mm512_set1_ps(-hi), _mm512_set1_ps(lo));
-        let (p, o) = (x.as_ptr(), out.as_mut_ptr());
+        let (p, o) = (x.as_ptr(), out.as_mut_ptr().cast::<E>());
         let mut i = 0;
         while i + 16 <= n {
             E::store16(o.add(i), shifted(E::load16(p.add(i)), vh, vnh, vl));
@@ -591,7 +592,7 @@ fn steps(inner: usize) -> impl Iterator<Item = (usize, __mmask16)> {
 /// log_softmax of a `len x inner` block over its `len` axis (classes strided by `inner`),
 /// 16 lanes at a time: [`lane_stats`], then `out = ((x - m) - lse)` in float64, rounded once.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [E], len: usize, inner: usize) {
+pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize) {
     unsafe {
         assert!(x.len() >= len * inner && out.len() >= len * inner);
         for (at, h) in steps(inner) {
@@ -607,7 +608,7 @@ pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [E], len: usize, inn
             let neg_hi = _mm512_sub_ps(_mm512_setzero_ps(), hi);
             for c in 0..len {
                 let v = E::load16_masked(h, x.as_ptr().add(at + c * inner));
-                E::store16_masked(out.as_mut_ptr().add(at + c * inner), h, shifted(v, hi, neg_hi, lo));
+                E::store16_masked(out.as_mut_ptr().cast::<E>().add(at + c * inner), h, shifted(v, hi, neg_hi, lo));
             }
         }
     }
@@ -647,6 +648,7 @@ unsafe fn hi256(v: __m512) -> __m256 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::as_uninit;
 
     fn available() -> bool {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq") && is_x86_feature_detected!("avx512vl")
@@ -782,7 +784,7 @@ mod tests {
         let x = [50.0f32, -40.0, f32::NEG_INFINITY, 49.999996];
         let (m, lse) = (50.0f64, 1e-20f64);
         let mut out = [0f32; 4];
-        unsafe { write_row(&x, &mut out, m, lse) };
+        unsafe { write_row(&x, as_uninit(&mut out), m, lse) };
         for (o, &v) in out.iter().zip(&x) {
             assert_eq!(*o, ((v as f64 - m) - lse) as f32, "x = {v}");
         }
@@ -797,7 +799,7 @@ mod tests {
                 let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
                 let lse = x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
                 let mut out = vec![0f32; len];
-                unsafe { write_row(&x, &mut out, m, lse) };
+                unsafe { write_row(&x, as_uninit(&mut out), m, lse) };
                 for (o, &v) in out.iter().zip(&x) {
                     worst = worst.max(ulps(*o, (v as f64 - m) - lse));
                 }
@@ -851,7 +853,7 @@ mod tests {
         let groups = (0..inner).step_by(16).filter(|&at| unsafe { shifted(&x, len, inner, at) }).count();
         assert!(groups >= 1 && unsafe { shifted(&x, len, inner, 48) }, "{groups} groups took the shifted path");
         let mut out = vec![0f32; x.len()];
-        unsafe { block_log_softmax(&x, &mut out, len, inner) };
+        unsafe { block_log_softmax(&x, as_uninit(&mut out), len, inner) };
         for i in 0..inner {
             let lane: Vec<f64> = (0..len).map(|c| x[c * inner + i] as f64).collect();
             let m = lane.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -887,7 +889,7 @@ mod tests {
         }
         x[3 * inner + 8] = 40.0;
         let mut out = vec![0f32; x.len()];
-        unsafe { block_log_softmax(&x, &mut out, len, inner) };
+        unsafe { block_log_softmax(&x, as_uninit(&mut out), len, inner) };
         let mut lse_out = vec![(0.0, 0.0); inner];
         unsafe { block_lse(&x, len, inner, 0, &mut lse_out[..20]) };
         unsafe { block_lse(&x, len, inner, 20, &mut lse_out[20..]) };

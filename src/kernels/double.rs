@@ -20,6 +20,8 @@
 
 use super::accumulate;
 use super::fast::{Avx512, Fused, Level, MulAdd, Plain, dispatched, level, split_lanes};
+use crate::tensor::as_uninit;
+use std::mem::MaybeUninit;
 
 /// Elements per step of the row loops (four AVX-512 registers of float64).
 const LANES: usize = 32;
@@ -165,15 +167,19 @@ fn needs_libm(s: f64, len: usize) -> bool {
 }
 
 #[inline(always)]
-fn rows_body<F: MulAdd>(x: &[f64], out: &mut [f64], len: usize) {
+fn rows_body<F: MulAdd>(x: &[f64], out: &mut [MaybeUninit<f64>], len: usize) {
     for (row, o) in x.chunks(len).zip(out.chunks_mut(len)) {
         match row_sum::<F>(row) {
-            (_, None) => o.fill(f64::NAN),
-            (_, Some(s)) if needs_libm(s, len) => super::log_softmax_row(row, o),
+            (_, None) => o.fill(MaybeUninit::new(f64::NAN)),
+            (_, Some(s)) if needs_libm(s, len) => {
+                let mut exact = vec![0.0; len];
+                super::log_softmax_row(row, &mut exact);
+                o.iter_mut().zip(exact).for_each(|(o, v)| _ = o.write(v));
+            }
             (m, Some(s)) => {
                 let lse = log1p64::<F>(s);
                 for (o, &v) in o.iter_mut().zip(row) {
-                    *o = (v - m) - lse;
+                    o.write((v - m) - lse);
                 }
             }
         }
@@ -182,7 +188,7 @@ fn rows_body<F: MulAdd>(x: &[f64], out: &mut [f64], len: usize) {
 
 /// log_softmax of one `len x inner` block over its `len` axis, a tile of lanes at a time.
 #[inline(always)]
-fn block_body<F: MulAdd>(x: &[f64], out: &mut [f64], len: usize, inner: usize) {
+fn block_body<F: MulAdd>(x: &[f64], out: &mut [MaybeUninit<f64>], len: usize, inner: usize) {
     let (mut m, mut s, mut c, mut ties) = ([0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE]);
     for i0 in (0..inner).step_by(TILE) {
         let w = TILE.min(inner - i0);
@@ -215,7 +221,7 @@ fn block_body<F: MulAdd>(x: &[f64], out: &mut [f64], len: usize, inner: usize) {
         }
         for k in 0..len {
             for (((o, &v), &m), &lse) in out[lanes(k)].iter_mut().zip(&x[lanes(k)]).zip(m.iter()).zip(s.iter()) {
-                *o = (v - m) - lse;
+                o.write((v - m) - lse);
             }
         }
         if redo {
@@ -224,18 +230,24 @@ fn block_body<F: MulAdd>(x: &[f64], out: &mut [f64], len: usize, inner: usize) {
                 let at = |k: usize| k * inner + i0 + q;
                 row.iter_mut().enumerate().for_each(|(k, r)| *r = x[at(k)]);
                 super::log_softmax_row(&row, &mut o);
-                o.iter().enumerate().for_each(|(k, &v)| out[at(k)] = v);
+                o.iter().enumerate().for_each(|(k, &v)| _ = out[at(k)].write(v));
             }
         }
     }
 }
 
-dispatched!(rows, rows_body, (x: &[f64], out: &mut [f64], len: usize));
-dispatched!(block, block_body, (x: &[f64], out: &mut [f64], len: usize, inner: usize));
+dispatched!(rows, rows_body, (x: &[f64], out: &mut [MaybeUninit<f64>], len: usize));
+dispatched!(block, block_body, (x: &[f64], out: &mut [MaybeUninit<f64>], len: usize, inner: usize));
 
 /// log_softmax of an `outer x len x inner` float64 tensor over its `len` axis, into `out`
 /// (rows or outer blocks spread over threads by [`split_lanes`]).
 pub fn log_softmax_f64(x: &[f64], out: &mut [f64], outer: usize, len: usize, inner: usize) {
+    // SAFETY: the kernel writes only values.
+    log_softmax_f64_uninit(x, unsafe { as_uninit(out) }, outer, len, inner)
+}
+
+/// [`log_softmax_f64`] into uninitialised storage: every element of `out` is written.
+pub fn log_softmax_f64_uninit(x: &[f64], out: &mut [MaybeUninit<f64>], outer: usize, len: usize, inner: usize) {
     split_lanes(x, out, (outer, len, inner), || (), |r, o, _| rows(r, o, len), |r, o, _| block(r, o, len, inner));
 }
 

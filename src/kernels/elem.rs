@@ -19,17 +19,34 @@ pub trait Elem: Copy + Send + Sync + Default + 'static {
     /// `v` rounded to nearest, ties to even (NaN stays NaN).
     fn from_f32(v: f32) -> Self;
 
-    /// 16 elements from `p` as float32. Like every function below, only called inside
-    /// functions compiled with AVX-512 F, BW and VL, after `fast::level()` detected them.
+    /// 16 elements from `p` as float32.
+    ///
+    /// # Safety
+    ///
+    /// Like every function below: `p[..16]` is readable (for the masked ones, the lanes of the
+    /// mask), and the caller is compiled with AVX-512 F, BW and VL, called after
+    /// `fast::level()` detected them.
     #[cfg(target_arch = "x86_64")]
     unsafe fn load16(p: *const Self) -> __m512;
     /// The elements `h` of `p[..16]`, 0 in the other lanes (which are not read).
+    ///
+    /// # Safety
+    ///
+    /// See [`Elem::load16`].
     #[cfg(target_arch = "x86_64")]
     unsafe fn load16_masked(h: __mmask16, p: *const Self) -> __m512;
     /// `v` rounded to the element type into `p[..16]`.
+    ///
+    /// # Safety
+    ///
+    /// See [`Elem::load16`] (`p[..16]` writable).
     #[cfg(target_arch = "x86_64")]
     unsafe fn store16(p: *mut Self, v: __m512);
     /// The lanes `h` of `v`, rounded, into `p[..16]` (the others are not written).
+    ///
+    /// # Safety
+    ///
+    /// See [`Elem::load16`] (the lanes `h` of `p[..16]` writable).
     #[cfg(target_arch = "x86_64")]
     unsafe fn store16_masked(p: *mut Self, h: __mmask16, v: __m512);
 }

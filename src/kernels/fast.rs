@@ -27,6 +27,8 @@
 
 use super::double::log1p64;
 use super::elem::Elem;
+use crate::tensor::as_uninit;
+use std::mem::MaybeUninit;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -47,9 +49,9 @@ pub(crate) trait MulAdd: Sized {
     /// `out_j = x_j - m - lse`, rounded once: in float64 here, in float32 with exact
     /// differences where AVX-512 is available.
     #[inline(always)]
-    fn write_row32<E: Elem>(x: &[E], out: &mut [E], m: f64, lse: f64) {
+    fn write_row32<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], m: f64, lse: f64) {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = E::from_f32(((v.to_f32() as f64 - m) - lse) as f32);
+            o.write(E::from_f32(((v.to_f32() as f64 - m) - lse) as f32));
         }
     }
     /// A row's max, min (where the implementation uses it; NaN otherwise) and the max's
@@ -72,7 +74,7 @@ pub(crate) trait MulAdd: Sized {
     /// log_softmax of one `len x inner` block over its `len` axis: tiles of float64 lanes
     /// here, 16 float32 lanes at a time with AVX-512.
     #[inline(always)]
-    fn log_softmax_block32<E: Elem>(x: &[E], out: &mut [E], len: usize, inner: usize, b: &mut Block) {
+    fn log_softmax_block32<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, b: &mut Block) {
         log_softmax_block_tiled::<Self, E>(x, out, len, inner, b)
     }
     /// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of one block.
@@ -101,7 +103,7 @@ impl MulAdd for Avx512 {
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn write_row32<E: Elem>(x: &[E], out: &mut [E], m: f64, lse: f64) {
+    fn write_row32<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], m: f64, lse: f64) {
         // SAFETY: as below.
         unsafe { super::avx512::write_row(x, out, m, lse) }
     }
@@ -120,7 +122,7 @@ impl MulAdd for Avx512 {
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn log_softmax_block32<E: Elem>(x: &[E], out: &mut [E], len: usize, inner: usize, _: &mut Block) {
+    fn log_softmax_block32<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, _: &mut Block) {
         // SAFETY: as above.
         unsafe { super::avx512::block_log_softmax(x, out, len, inner) }
     }
@@ -329,11 +331,11 @@ fn for_rows<F: MulAdd, E: Elem>(x: &[E], len: usize, mut f: impl FnMut(usize, Op
 
 /// Rows of `len` elements, one after the other.
 #[inline(always)]
-fn log_softmax_rows_body<F: MulAdd, E: Elem>(x: &[E], out: &mut [E], len: usize) {
+fn log_softmax_rows_body<F: MulAdd, E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize) {
     for_rows::<F, E>(x, len, |r, st| {
         let (row, o) = (&x[r * len..(r + 1) * len], &mut out[r * len..(r + 1) * len]);
         match st {
-            None => o.fill(E::from_f32(f32::NAN)),
+            None => o.fill(MaybeUninit::new(E::from_f32(f32::NAN))),
             Some((m, lse)) => F::write_row32(row, o, m, lse),
         }
     });
@@ -395,14 +397,14 @@ fn block_stats_body<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: usize, i0: u
 }
 
 #[inline(always)]
-fn log_softmax_block_tiled<F: MulAdd, E: Elem>(x: &[E], out: &mut [E], len: usize, inner: usize, b: &mut Block) {
+fn log_softmax_block_tiled<F: MulAdd, E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, b: &mut Block) {
     for i0 in (0..inner).step_by(TILE) {
         let w = TILE.min(inner - i0);
         block_stats_body::<F, E>(x, len, inner, i0, w, b);
         for c in 0..len {
             let at = c * inner + i0..c * inner + i0 + w;
             for (((o, &v), &m), &lse) in out[at.clone()].iter_mut().zip(&x[at]).zip(&b.mm).zip(&b.lse) {
-                *o = E::from_f32(((v.to_f32() as f64 - m) - lse) as f32);
+                o.write(E::from_f32(((v.to_f32() as f64 - m) - lse) as f32));
             }
         }
     }
@@ -498,12 +500,12 @@ macro_rules! dispatched {
 
 pub(crate) use dispatched;
 
-dispatched!(log_softmax_rows<E: Elem>, log_softmax_rows_body, (x: &[E], out: &mut [E], len: usize));
-dispatched!(log_softmax_block<E: Elem>, log_softmax_block_body, (x: &[E], out: &mut [E], len: usize, inner: usize, b: &mut Block));
+dispatched!(log_softmax_rows<E: Elem>, log_softmax_rows_body, (x: &[E], out: &mut [MaybeUninit<E>], len: usize));
+dispatched!(log_softmax_block<E: Elem>, log_softmax_block_body, (x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, b: &mut Block));
 dispatched!(block_lse<E: Elem>, block_lse_body, (x: &[E], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]));
 
 #[inline(always)]
-fn log_softmax_block_body<F: MulAdd, E: Elem>(x: &[E], out: &mut [E], len: usize, inner: usize, b: &mut Block) {
+fn log_softmax_block_body<F: MulAdd, E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, b: &mut Block) {
     F::log_softmax_block32(x, out, len, inner, b)
 }
 
@@ -562,11 +564,17 @@ pub(crate) fn split_lanes<T: Sync, U: Send, S>(
 /// arithmetic: a float32 tensor, or a float16 or bfloat16 one read and written in registers
 /// where the CPU has AVX-512 ([`super::elem`]; elsewhere [`super::narrow`] converts tiles).
 pub fn log_softmax_f32<E: Elem>(x: &[E], out: &mut [E], outer: usize, len: usize, inner: usize) {
+    // SAFETY: the kernel writes only values.
+    log_softmax_f32_uninit(x, unsafe { as_uninit(out) }, outer, len, inner)
+}
+
+/// [`log_softmax_f32`] into uninitialised storage: every element of `out` is written.
+pub fn log_softmax_f32_uninit<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], outer: usize, len: usize, inner: usize) {
     if inner > 1 && len >= 1 << 24 {
         assert_eq!(x.len(), outer * len * inner);
         assert_eq!(out.len(), x.len());
         // The block kernel keeps the argmax as a float32, exact below 2^24: gather each lane.
-        let (mut row, mut o) = (vec![E::default(); len], vec![E::default(); len]);
+        let (mut row, mut o) = (vec![E::default(); len], vec![MaybeUninit::new(E::default()); len]);
         for b in 0..outer {
             for i in 0..inner {
                 let at = |j: usize| (b * len + j) * inner + i;
@@ -739,10 +747,11 @@ mod tests {
         // The FMA and non-FMA compilations differ only in float64 roundings far below
         // float32's: their float32 results are equal or adjacent.
         let x: Vec<f32> = (0..1000).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.03).collect();
-        let mut a = vec![0.0; 1000];
-        let mut b = vec![0.0; 1000];
-        log_softmax_rows_body::<Plain, f32>(&x, &mut a, 1000);
-        log_softmax_rows(&x, &mut b, 1000);
+        let mut a = vec![0.0f32; 1000];
+        let mut b = vec![0.0f32; 1000];
+        // SAFETY (both): the kernels write only values.
+        log_softmax_rows_body::<Plain, f32>(&x, unsafe { as_uninit(&mut a) }, 1000);
+        log_softmax_rows(&x, unsafe { as_uninit(&mut b) }, 1000);
         for (p, q) in a.iter().zip(&b) {
             assert!((p.to_bits() as i64 - q.to_bits() as i64).abs() <= 1, "{p} vs {q}");
         }
@@ -773,8 +782,8 @@ mod tests {
         for o in 0..3 {
             for i in 0..4 {
                 let row: Vec<f32> = (0..5).map(|c| x[(o * 5 + c) * 4 + i]).collect();
-                let mut r = vec![0.0; 5];
-                log_softmax_rows(&row, &mut r, 5);
+                let mut r = vec![0.0f32; 5];
+                log_softmax_f32(&row, &mut r, 1, 5, 1);
                 for c in 0..5 {
                     // the row kernel sums with the float32 exp, the block kernel with float64
                     let (a, b) = (out[(o * 5 + c) * 4 + i], r[c]);

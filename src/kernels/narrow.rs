@@ -20,9 +20,11 @@
 //! `inner = w`). Each lane's result does not depend on the tiling, nor on the thread count.
 
 use super::elem::{Elem, bf16_bits};
-use super::fast::{log_softmax_f32, split_lanes};
+use super::fast::{log_softmax_f32, log_softmax_f32_uninit, split_lanes};
+use crate::tensor::as_uninit;
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
+use std::mem::MaybeUninit;
 
 /// Elements per tile: 64 KiB of float32 input and as much output, in L2.
 const TILE_ELEMENTS: usize = 16 * 1024;
@@ -31,8 +33,8 @@ const TILE_ELEMENTS: usize = 16 * 1024;
 pub trait Narrow: Elem {
     /// `dst[i] = src[i]` exactly.
     fn widen(src: &[Self], dst: &mut [f32]);
-    /// `dst[i] = src[i]` rounded to nearest, ties to even.
-    fn narrow(src: &[f32], dst: &mut [Self]);
+    /// `dst[i] = src[i]` rounded to nearest, ties to even (every element of `dst` written).
+    fn narrow(src: &[f32], dst: &mut [MaybeUninit<Self>]);
 }
 
 impl Narrow for f16 {
@@ -44,13 +46,15 @@ impl Narrow for f16 {
         }
         src.convert_to_f32_slice(dst);
     }
-    fn narrow(src: &[f32], dst: &mut [f16]) {
+    fn narrow(src: &[f32], dst: &mut [MaybeUninit<f16>]) {
         #[cfg(target_arch = "x86_64")]
         if avx512() {
             // SAFETY: as above.
             return unsafe { x86::narrow_f16(src, dst) };
         }
-        dst.convert_from_f32_slice(src);
+        for (d, &s) in dst.iter_mut().zip(src) {
+            d.write(f16::from_f32(s));
+        }
     }
 }
 
@@ -63,7 +67,7 @@ impl Narrow for bf16 {
         }
         widen_bf16(src, dst);
     }
-    fn narrow(src: &[f32], dst: &mut [bf16]) {
+    fn narrow(src: &[f32], dst: &mut [MaybeUninit<bf16>]) {
         #[cfg(target_arch = "x86_64")]
         if avx512() {
             // SAFETY: as above.
@@ -98,9 +102,9 @@ fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
 
 /// Branch-free ([`bf16_bits`]), so that it vectorises.
 #[inline(always)]
-fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
+fn narrow_bf16(src: &[f32], dst: &mut [MaybeUninit<bf16>]) {
     for (d, s) in dst.iter_mut().zip(src) {
-        *d = bf16::from_bits(bf16_bits(*s));
+        d.write(bf16::from_bits(bf16_bits(*s)));
     }
 }
 
@@ -108,6 +112,7 @@ fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use half::{bf16, f16};
+    use std::mem::MaybeUninit;
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
@@ -128,7 +133,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-    pub(super) unsafe fn narrow_f16(src: &[f32], dst: &mut [f16]) {
+    pub(super) unsafe fn narrow_f16(src: &[f32], dst: &mut [MaybeUninit<f16>]) {
         let n = src.len().min(dst.len());
         let mut i = 0;
         while i + 16 <= n {
@@ -141,7 +146,7 @@ mod x86 {
             i += 16;
         }
         for j in i..n {
-            dst[j] = f16::from_f32(src[j]);
+            dst[j].write(f16::from_f32(src[j]));
         }
     }
 
@@ -151,7 +156,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) unsafe fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
+    pub(super) unsafe fn narrow_bf16(src: &[f32], dst: &mut [MaybeUninit<bf16>]) {
         if bf16_instructions() {
             // SAFETY: the CPU has AVX512_BF16.
             return unsafe { narrow_bf16_cvt(src, dst) };
@@ -167,7 +172,7 @@ mod x86 {
     /// `vcvtneps2bf16` (one instruction for 16 lanes, round to nearest even), except that it
     /// flushes subnormals to zero: a vector holding one takes the exact loop.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-    unsafe fn narrow_bf16_cvt(src: &[f32], dst: &mut [bf16]) {
+    unsafe fn narrow_bf16_cvt(src: &[f32], dst: &mut [MaybeUninit<bf16>]) {
         let n = src.len().min(dst.len());
         let mut i = 0;
         while i + 16 <= n {
@@ -218,7 +223,7 @@ fn with_scratch(f: impl FnOnce(&mut Scratch)) {
 }
 
 /// Whole rows, about [`TILE_ELEMENTS`] at a time.
-fn rows<T: Narrow>(x: &[T], out: &mut [T], len: usize, s: &mut Scratch) {
+fn rows<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], len: usize, s: &mut Scratch) {
     let per_tile = (TILE_ELEMENTS / len).max(1) * len;
     for (xs, os) in x.chunks(per_tile).zip(out.chunks_mut(per_tile)) {
         let (a, b) = s.sized(xs.len());
@@ -229,7 +234,7 @@ fn rows<T: Narrow>(x: &[T], out: &mut [T], len: usize, s: &mut Scratch) {
 }
 
 /// One `len x inner` block, a range of lanes at a time.
-fn block<T: Narrow>(x: &[T], out: &mut [T], len: usize, inner: usize, s: &mut Scratch) {
+fn block<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], len: usize, inner: usize, s: &mut Scratch) {
     // A multiple of 16 lanes (the AVX-512 block kernel's width), at least 16.
     let w = ((TILE_ELEMENTS / len).max(16) / 16 * 16).min(inner);
     for i0 in (0..inner).step_by(w) {
@@ -249,14 +254,20 @@ fn block<T: Narrow>(x: &[T], out: &mut [T], len: usize, inner: usize, s: &mut Sc
 /// `out`: converted in registers where the CPU has AVX-512, a tile at a time elsewhere (the
 /// result is the same, bit for bit). Rows or blocks are spread over threads by [`split_lanes`].
 pub fn log_softmax_narrow<T: Narrow>(x: &[T], out: &mut [T], outer: usize, len: usize, inner: usize) {
+    // SAFETY: the kernels write only values.
+    log_softmax_narrow_uninit(x, unsafe { as_uninit(out) }, outer, len, inner)
+}
+
+/// [`log_softmax_narrow`] into uninitialised storage: every element of `out` is written.
+pub fn log_softmax_narrow_uninit<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], outer: usize, len: usize, inner: usize) {
     if in_registers() {
-        return log_softmax_f32(x, out, outer, len, inner);
+        return log_softmax_f32_uninit(x, out, outer, len, inner);
     }
     tiled(x, out, outer, len, inner)
 }
 
 /// [`log_softmax_narrow`] through float32 tiles.
-fn tiled<T: Narrow>(x: &[T], out: &mut [T], outer: usize, len: usize, inner: usize) {
+fn tiled<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], outer: usize, len: usize, inner: usize) {
     split_lanes(
         x,
         out,
@@ -282,7 +293,8 @@ mod tests {
             values.push(f32::from_bits(b & 0xffff_0000 | 0x8000));
         }
         let mut ours = vec![bf16::ZERO; values.len()];
-        bf16::narrow(&values, &mut ours);
+        // SAFETY: narrow writes only values.
+        bf16::narrow(&values, unsafe { as_uninit(&mut ours) });
         for (v, o) in values.iter().zip(&ours) {
             assert_eq!(o.to_bits(), bf16::from_f32(*v).to_bits(), "{v:e} ({:#x})", v.to_bits());
         }
@@ -318,11 +330,13 @@ mod tests {
             let mut y = vec![0.0f32; n];
             log_softmax_f32(&wide, &mut y, outer, len, inner);
             let mut want = vec![T::default(); n];
-            T::narrow(&y, &mut want);
+            // SAFETY: as above.
+            T::narrow(&y, unsafe { as_uninit(&mut want) });
             let mut direct = vec![T::default(); n];
             log_softmax_narrow(&x, &mut direct, outer, len, inner);
             let mut tiles = vec![T::default(); n];
-            tiled(&x, &mut tiles, outer, len, inner);
+            // SAFETY: as above.
+            tiled(&x, unsafe { as_uninit(&mut tiles) }, outer, len, inner);
             for (path, out) in [("direct", &direct), ("tiled", &tiles)] {
                 for (i, (&a, &b)) in out.iter().zip(&want).enumerate() {
                     assert!(bits(a) == bits(b), "{path} {outer}x{len}x{inner} element {i}: {} vs {}", a.to_f32(), b.to_f32());

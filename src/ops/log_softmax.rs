@@ -13,9 +13,8 @@
 
 use super::{Outputs, check_grad_output, invalid_argument, wrap_dim};
 use crate::error::{ErrorKind, OpError, PyType};
-use half::vec::HalfBitsVecExt;
 use crate::kernels::{self, Lanes};
-use crate::tensor::{DType, Data, Tensor};
+use crate::tensor::{DType, Data, Tensor, written};
 
 /// PyTorch's `_get_softmax_dim` for `F.log_softmax(x, dim=None)`.
 pub fn implicit_dim(ndim: usize) -> i64 {
@@ -103,26 +102,11 @@ pub fn log_softmax_with_grad(
     let l = Lanes::along(input.shape(), d);
     let n = input.numel();
     let data = match input.data() {
-        Data::F32(x) => {
-            let mut y = crate::tensor::zeroed_f32(n);
-            kernels::fast::log_softmax_f32(x, &mut y, l.outer, l.len, l.inner);
-            Data::F32(y)
-        }
-        Data::F64(x) => {
-            let mut y = crate::tensor::zeroed_f64(n);
-            kernels::log_softmax(x, l, &mut y);
-            Data::F64(y)
-        }
-        Data::F16(x) => {
-            let mut y: Vec<half::f16> = vec![0u16; n].reinterpret_into();
-            kernels::narrow::log_softmax_narrow(x, &mut y, l.outer, l.len, l.inner);
-            Data::F16(y)
-        }
-        Data::BF16(x) => {
-            let mut y: Vec<half::bf16> = vec![0u16; n].reinterpret_into();
-            kernels::narrow::log_softmax_narrow(x, &mut y, l.outer, l.len, l.inner);
-            Data::BF16(y)
-        }
+        // SAFETY (each `written`): the kernels write every element of their output.
+        Data::F32(x) => Data::F32(unsafe { written(n, |y| kernels::fast::log_softmax_f32_uninit(x, y, l.outer, l.len, l.inner)) }),
+        Data::F64(x) => Data::F64(unsafe { written(n, |y| kernels::double::log_softmax_f64_uninit(x, y, l.outer, l.len, l.inner)) }),
+        Data::F16(x) => Data::F16(unsafe { written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l.outer, l.len, l.inner)) }),
+        Data::BF16(x) => Data::BF16(unsafe { written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l.outer, l.len, l.inner)) }),
         _ => unreachable!("check() rejects non-empty integer inputs"),
     };
     let output = Tensor::new(input.shape().to_vec(), data).expect("input shape");
