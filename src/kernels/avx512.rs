@@ -589,14 +589,28 @@ fn steps(inner: usize) -> impl Iterator<Item = (usize, __mmask16)> {
     (0..inner).step_by(16).map(move |at| (at, if at + 16 <= inner { !0 } else { head(inner - at) }))
 }
 
+/// Classes up to which a 16-bit block is widened into a float32 column (256 KiB, in L2).
+const COLUMN_MAX: usize = 4096;
+
 /// log_softmax of a `len x inner` block over its `len` axis (classes strided by `inner`),
 /// 16 lanes at a time: [`lane_stats`], then `out = ((x - m) - lse)` in float64, rounded once.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize) {
     unsafe {
         assert!(x.len() >= len * inner && out.len() >= len * inner);
+        // A 16-bit input is read three times (max, sum, write): its 16 lanes of every class
+        // are widened once into a float32 column that stays in L1 or L2, and read from there.
+        let column = std::mem::size_of::<E>() < 4 && len <= COLUMN_MAX;
+        let mut col = vec![0f32; if column { len * 16 } else { 0 }];
         for (at, h) in steps(inner) {
-            let st = lane_stats(x, len, inner, at, h);
+            let st = if column {
+                for c in 0..len {
+                    _mm512_storeu_ps(col.as_mut_ptr().add(c * 16), E::load16_masked(h, x.as_ptr().add(at + c * inner)));
+                }
+                lane_stats(&col, len, 16, 0, h)
+            } else {
+                lane_stats(x, len, inner, at, h)
+            };
             // per lane, m + lse as hi + lo (see split_shift)
             let m = [_mm512_cvtps_pd(_mm512_castps512_ps256(st.m)), _mm512_cvtps_pd(hi256(st.m))];
             let sum = [_mm512_add_pd(m[0], st.lse[0]), _mm512_add_pd(m[1], st.lse[1])];
@@ -607,7 +621,7 @@ pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], le
             );
             let neg_hi = _mm512_sub_ps(_mm512_setzero_ps(), hi);
             for c in 0..len {
-                let v = E::load16_masked(h, x.as_ptr().add(at + c * inner));
+                let v = if column { _mm512_loadu_ps(col.as_ptr().add(c * 16)) } else { E::load16_masked(h, x.as_ptr().add(at + c * inner)) };
                 E::store16_masked(out.as_mut_ptr().cast::<E>().add(at + c * inner), h, shifted(v, hi, neg_hi, lo));
             }
         }
