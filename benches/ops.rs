@@ -110,7 +110,8 @@ fn nll_loss(c: &mut Criterion) {
 }
 
 /// log_softmax over dim 1 in the other float dtypes (the same logits, rounded): float64 has
-/// its own vectorised kernel, float16 and bfloat16 are converted to float32 a tile at a time.
+/// its own vectorised kernel, float16 and bfloat16 run on the float32 kernels, converted in
+/// registers (AVX-512) or a tile at a time.
 /// The large shape is left out to keep the run short.
 fn log_softmax_dtypes(c: &mut Criterion) {
     let mut g = configure(c, "log_softmax_dtypes");

@@ -1,5 +1,7 @@
 //! Fast float32 kernels: log_softmax over the contiguous last dim or over an outer dim, and a
-//! fused cross_entropy forward that never writes log-probabilities.
+//! fused cross_entropy forward that never writes log-probabilities. They read and write any
+//! [`Elem`] (float32, float16, bfloat16) and compute in float32; the 16-bit types take them
+//! where AVX-512 converts in registers ([`super::narrow::in_registers`]).
 //!
 //! Accuracy first, then speed. Each row is read three times at most (max, sum, write):
 //!
