@@ -438,9 +438,10 @@ pub fn level() -> Level {
         let cap = std::env::var("NLLSPEC_SIMD").unwrap_or_default();
         #[cfg(target_arch = "x86_64")]
         {
-            // every feature a function compiled for the level enables (`dispatched!` and the
-            // conversions in `narrow`), not only the ones the kernels are named after
-            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+            // every feature a function compiled for the level enables (`dispatched!`, and the
+            // AVX-512 kernels' 16-bit loads and stores, `elem`), not only the ones the kernels
+            // are named after
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
             let avx512 = is_x86_feature_detected!("avx512f")
                 && is_x86_feature_detected!("avx512dq")
                 && is_x86_feature_detected!("avx512vl")

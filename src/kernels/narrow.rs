@@ -39,19 +39,9 @@ pub trait Narrow: Elem {
 
 impl Narrow for f16 {
     fn widen(src: &[f16], dst: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if avx512() {
-            // SAFETY: level() Avx512 means the CPU has AVX-512 F, BW, VL and F16C.
-            return unsafe { x86::widen_f16(src, dst) };
-        }
         src.convert_to_f32_slice(dst);
     }
     fn narrow(src: &[f32], dst: &mut [MaybeUninit<f16>]) {
-        #[cfg(target_arch = "x86_64")]
-        if avx512() {
-            // SAFETY: as above.
-            return unsafe { x86::narrow_f16(src, dst) };
-        }
         for (d, &s) in dst.iter_mut().zip(src) {
             d.write(f16::from_f32(s));
         }
@@ -60,36 +50,18 @@ impl Narrow for f16 {
 
 impl Narrow for bf16 {
     fn widen(src: &[bf16], dst: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if avx512() {
-            // SAFETY: as above.
-            return unsafe { x86::widen_bf16(src, dst) };
-        }
         widen_bf16(src, dst);
     }
     fn narrow(src: &[f32], dst: &mut [MaybeUninit<bf16>]) {
-        #[cfg(target_arch = "x86_64")]
-        if avx512() {
-            // SAFETY: as above.
-            return unsafe { x86::narrow_bf16(src, dst) };
-        }
         narrow_bf16(src, dst);
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx512() -> bool {
-    super::fast::level() == super::fast::Level::Avx512
 }
 
 /// Whether the float32 kernels read and write 16-bit data directly ([`super::elem`]): with
 /// AVX-512. Elsewhere their portable code would convert element by element, and tiles
 /// converted a slice at a time are faster.
 pub fn in_registers() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return avx512();
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    super::fast::level() == super::fast::Level::Avx512
 }
 
 /// A bfloat16 is the top half of a float32.
@@ -105,92 +77,6 @@ fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
 fn narrow_bf16(src: &[f32], dst: &mut [MaybeUninit<bf16>]) {
     for (d, s) in dst.iter_mut().zip(src) {
         d.write(bf16::from_bits(bf16_bits(*s)));
-    }
-}
-
-/// The conversions on 16 lanes (the bfloat16 ones are the loops above, compiled for AVX-512).
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use half::{bf16, f16};
-    use std::mem::MaybeUninit;
-    use std::arch::x86_64::*;
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-    pub(super) unsafe fn widen_f16(src: &[f16], dst: &mut [f32]) {
-        let n = src.len().min(dst.len());
-        let mut i = 0;
-        while i + 16 <= n {
-            // SAFETY: i + 16 <= n, within both slices.
-            unsafe {
-                let h = _mm256_loadu_si256(src.as_ptr().add(i) as *const __m256i);
-                _mm512_storeu_ps(dst.as_mut_ptr().add(i), _mm512_cvtph_ps(h));
-            }
-            i += 16;
-        }
-        for j in i..n {
-            dst[j] = src[j].to_f32();
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-    pub(super) unsafe fn narrow_f16(src: &[f32], dst: &mut [MaybeUninit<f16>]) {
-        let n = src.len().min(dst.len());
-        let mut i = 0;
-        while i + 16 <= n {
-            // SAFETY: i + 16 <= n, within both slices.
-            unsafe {
-                let v = _mm512_loadu_ps(src.as_ptr().add(i));
-                let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
-                _mm256_storeu_si256(dst.as_mut_ptr().add(i) as *mut __m256i, h);
-            }
-            i += 16;
-        }
-        for j in i..n {
-            dst[j].write(f16::from_f32(src[j]));
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) unsafe fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
-        super::widen_bf16(src, dst)
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) unsafe fn narrow_bf16(src: &[f32], dst: &mut [MaybeUninit<bf16>]) {
-        if bf16_instructions() {
-            // SAFETY: the CPU has AVX512_BF16.
-            return unsafe { narrow_bf16_cvt(src, dst) };
-        }
-        super::narrow_bf16(src, dst)
-    }
-
-    fn bf16_instructions() -> bool {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| is_x86_feature_detected!("avx512bf16"))
-    }
-
-    /// `vcvtneps2bf16` (one instruction for 16 lanes, round to nearest even), except that it
-    /// flushes subnormals to zero: a vector holding one takes the exact loop.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-    unsafe fn narrow_bf16_cvt(src: &[f32], dst: &mut [MaybeUninit<bf16>]) {
-        let n = src.len().min(dst.len());
-        let mut i = 0;
-        while i + 16 <= n {
-            // SAFETY: i + 16 <= n, within both slices.
-            unsafe {
-                let v = _mm512_loadu_ps(src.as_ptr().add(i));
-                let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(v), _mm512_set1_ps(f32::MIN_POSITIVE))
-                    & _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(v, _mm512_setzero_ps());
-                if tiny == 0 {
-                    let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
-                    _mm256_storeu_si256(dst.as_mut_ptr().add(i) as *mut __m256i, h);
-                } else {
-                    super::narrow_bf16(&src[i..i + 16], &mut dst[i..i + 16]);
-                }
-            }
-            i += 16;
-        }
-        super::narrow_bf16(&src[i..n], &mut dst[i..n]);
     }
 }
 
