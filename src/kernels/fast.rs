@@ -459,17 +459,17 @@ pub fn level() -> Level {
 }
 
 macro_rules! dispatched {
-    // generic over an element type: `dispatched!(name<E: Elem>, body, (x: &[E], ...))` calls
-    // `body::<Avx512, E>` and so on
-    ($name:ident < $g:ident : $bound:path >, $body:ident, ($($arg:ident : $ty:ty),*)) => {
+    // `dispatched!(name, body, (args))` calls `body::<Avx512>(args)` and so on; with an element
+    // type, `dispatched!(name<E: Elem>, body, (x: &[E], ...))` calls `body::<Avx512, E>`
+    ($name:ident $(< $g:ident : $bound:path >)?, $body:ident, ($($arg:ident : $ty:ty),*)) => {
         #[inline]
-        fn $name<$g: $bound>($($arg: $ty),*) {
+        fn $name $(<$g: $bound>)? ($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-                unsafe fn avx512<$g: $bound>($($arg: $ty),*) { $body::<Avx512, $g>($($arg),*) }
+                unsafe fn avx512 $(<$g: $bound>)? ($($arg: $ty),*) { $body::<Avx512 $(, $g)?>($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2<$g: $bound>($($arg: $ty),*) { $body::<Fused, $g>($($arg),*) }
+                unsafe fn avx2 $(<$g: $bound>)? ($($arg: $ty),*) { $body::<Fused $(, $g)?>($($arg),*) }
                 match level() {
                     // SAFETY: level() checked that the CPU has these features.
                     Level::Avx512 => return unsafe { avx512($($arg),*) },
@@ -477,26 +477,7 @@ macro_rules! dispatched {
                     Level::Portable => {}
                 }
             }
-            $body::<Plain, $g>($($arg),*)
-        }
-    };
-    ($name:ident, $body:ident, ($($arg:ident : $ty:ty),*)) => {
-        #[inline]
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-                unsafe fn avx512($($arg: $ty),*) { $body::<Avx512>($($arg),*) }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) { $body::<Fused>($($arg),*) }
-                match level() {
-                    // SAFETY: level() checked that the CPU has these features.
-                    Level::Avx512 => return unsafe { avx512($($arg),*) },
-                    Level::Avx2 => return unsafe { avx2($($arg),*) },
-                    Level::Portable => {}
-                }
-            }
-            $body::<Plain>($($arg),*)
+            $body::<Plain $(, $g)?>($($arg),*)
         }
     };
 }
