@@ -177,11 +177,25 @@ unsafe fn exp16xn<const N: usize, const MODE: u8>(x: [__m512; N], c: ExpConsts, 
 #[inline(always)]
 unsafe fn widen_add(acc0: &mut __m512d, acc1: &mut __m512d, e: __m512) {
     unsafe {
-        let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(e));
-        let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e))));
+        let [lo, hi] = to_pd(e);
         *acc0 = _mm512_add_pd(*acc0, lo);
         *acc1 = _mm512_add_pd(*acc1, hi);
     }
+}
+
+/// 16 float32 lanes as two vectors of 8 float64 (lanes 0..8 and 8..16), exactly.
+#[inline(always)]
+unsafe fn to_pd(v: __m512) -> [__m512d; 2] {
+    unsafe {
+        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+        [_mm512_cvtps_pd(_mm512_castps512_ps256(v)), _mm512_cvtps_pd(hi)]
+    }
+}
+
+/// [`to_pd`]'s inverse: two vectors of 8 float64, each rounded to float32, as 16 lanes.
+#[inline(always)]
+unsafe fn to_ps(v: [__m512d; 2]) -> __m512 {
+    unsafe { _mm512_insertf32x8::<1>(_mm512_castps256_ps512(_mm512_cvtpd_ps(v[0])), _mm512_cvtpd_ps(v[1])) }
 }
 
 /// The mask of the first `n < 16` lanes.
@@ -227,7 +241,7 @@ unsafe fn extremes<E: Elem>(x: &[E]) -> (f32, f32) {
         let n = x.len();
         let mut a = Extremes::new();
         a.span(x, 0, n & !15);
-        if n % 16 != 0 {
+        if !n.is_multiple_of(16) {
             a.masked(x, n & !15, head(n % 16));
         }
         a.reduce()
@@ -528,8 +542,7 @@ unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: _
                 // the terms e^(x - M) = e^(x - m) e^(m - M), scaled back by e^(M - m)
                 Some(shift) => {
                     // once per group: the float64 kernel's exp of the exact differences
-                    let wide = |v: __m512| [_mm512_cvtps_pd(_mm512_castps512_ps256(v)), _mm512_cvtps_pd(hi256(v))];
-                    let ([s0, s1], [m0, m1]) = (wide(shift), wide(m));
+                    let ([s0, s1], [m0, m1]) = (to_pd(shift), to_pd(m));
                     let scale = per_lane([_mm512_sub_pd(s0, m0), _mm512_sub_pd(s1, m1)], |d| exp64::<Fused>(d, 0.0));
                     lane_sums::<ABOVE>(load, len, m, ExpConsts::lanes(shift), scale)
                 }
@@ -592,46 +605,65 @@ fn steps(inner: usize) -> impl Iterator<Item = (usize, __mmask16)> {
 /// Classes up to which a 16-bit block is widened into a float32 column (256 KiB, in L2).
 const COLUMN_MAX: usize = 4096;
 
+/// Where a 16-lane group's elements are read from. A 16-bit input would be converted on each
+/// of the two or three reads (max, sum, write): its 16 lanes of every class are widened once
+/// into a float32 column that stays in L1 or L2, and read from there. Empty for float32 and
+/// for more than [`COLUMN_MAX`] classes: those read the input.
+struct Column(Vec<f32>);
+
+impl Column {
+    fn new<E: Elem>(len: usize) -> Self {
+        Column(vec![0f32; if std::mem::size_of::<E>() < 4 && len <= COLUMN_MAX { len * 16 } else { 0 }])
+    }
+
+    /// [`lane_stats`] of the 16 lanes from `at` (those outside `h` unused), widening them
+    /// into the column first when there is one.
+    #[inline(always)]
+    unsafe fn stats<E: Elem>(&mut self, x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+        unsafe {
+            if self.0.is_empty() {
+                return lane_stats(x, len, inner, at, h);
+            }
+            for c in 0..len {
+                _mm512_storeu_ps(self.0.as_mut_ptr().add(c * 16), E::load16_masked(h, x.as_ptr().add(at + c * inner)));
+            }
+            lane_stats(&self.0, len, 16, 0, h)
+        }
+    }
+
+    /// Class `c` of the group [`Column::stats`] last saw.
+    #[inline(always)]
+    unsafe fn load<E: Elem>(&self, x: &[E], inner: usize, at: usize, h: __mmask16, c: usize) -> __m512 {
+        unsafe {
+            if self.0.is_empty() { E::load16_masked(h, x.as_ptr().add(at + c * inner)) } else { _mm512_loadu_ps(self.0.as_ptr().add(c * 16)) }
+        }
+    }
+}
+
 /// log_softmax of a `len x inner` block over its `len` axis (classes strided by `inner`),
 /// 16 lanes at a time: [`lane_stats`], then `out = ((x - m) - lse)` in float64, rounded once.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize) {
     unsafe {
         assert!(x.len() >= len * inner && out.len() >= len * inner);
-        // A 16-bit input is read three times (max, sum, write): its 16 lanes of every class
-        // are widened once into a float32 column that stays in L1 or L2, and read from there.
-        let column = std::mem::size_of::<E>() < 4 && len <= COLUMN_MAX;
-        let mut col = vec![0f32; if column { len * 16 } else { 0 }];
+        let mut col = Column::new::<E>(len);
         for (at, h) in steps(inner) {
-            let st = if column {
-                for c in 0..len {
-                    _mm512_storeu_ps(col.as_mut_ptr().add(c * 16), E::load16_masked(h, x.as_ptr().add(at + c * inner)));
-                }
-                lane_stats(&col, len, 16, 0, h)
-            } else {
-                lane_stats(x, len, inner, at, h)
-            };
+            let st = col.stats(x, len, inner, at, h);
             // per lane, m + lse as hi + lo (see split_shift)
-            let m = [_mm512_cvtps_pd(_mm512_castps512_ps256(st.m)), _mm512_cvtps_pd(hi256(st.m))];
-            let sum = [_mm512_add_pd(m[0], st.lse[0]), _mm512_add_pd(m[1], st.lse[1])];
-            let hi = join(_mm512_cvtpd_ps(sum[0]), _mm512_cvtpd_ps(sum[1]));
-            let lo = join(
-                _mm512_cvtpd_ps(_mm512_add_pd(_mm512_sub_pd(m[0], _mm512_cvtps_pd(_mm512_castps512_ps256(hi))), st.lse[0])),
-                _mm512_cvtpd_ps(_mm512_add_pd(_mm512_sub_pd(m[1], _mm512_cvtps_pd(hi256(hi))), st.lse[1])),
-            );
+            let m = to_pd(st.m);
+            let hi = to_ps([_mm512_add_pd(m[0], st.lse[0]), _mm512_add_pd(m[1], st.lse[1])]);
+            let h64 = to_pd(hi);
+            let lo = to_ps([
+                _mm512_add_pd(_mm512_sub_pd(m[0], h64[0]), st.lse[0]),
+                _mm512_add_pd(_mm512_sub_pd(m[1], h64[1]), st.lse[1]),
+            ]);
             let neg_hi = _mm512_sub_ps(_mm512_setzero_ps(), hi);
             for c in 0..len {
-                let v = if column { _mm512_loadu_ps(col.as_ptr().add(c * 16)) } else { E::load16_masked(h, x.as_ptr().add(at + c * inner)) };
+                let v = col.load(x, inner, at, h, c);
                 E::store16_masked(out.as_mut_ptr().cast::<E>().add(at + c * inner), h, shifted(v, hi, neg_hi, lo));
             }
         }
     }
-}
-
-/// Two 8-lane halves as one 16-lane vector.
-#[inline(always)]
-unsafe fn join(lo: __m256, hi: __m256) -> __m512 {
-    unsafe { _mm512_insertf32x8::<1>(_mm512_castps256_ps512(lo), hi) }
 }
 
 /// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of a `len x inner` block.
@@ -640,8 +672,9 @@ pub unsafe fn block_lse<E: Elem>(x: &[E], len: usize, inner: usize, from: usize,
     unsafe {
         let to = from + out.len();
         assert!(x.len() >= len * inner && to <= inner);
+        let mut col = Column::new::<E>(len);
         for at in (from..to).step_by(16) {
-            let st = lane_stats(x, len, inner, at, if at + 16 <= to { !0 } else { head(to - at) });
+            let st = col.stats(x, len, inner, at, if at + 16 <= to { !0 } else { head(to - at) });
             let (mut m, mut lse) = ([0f32; 16], [0f64; 16]);
             _mm512_storeu_ps(m.as_mut_ptr(), st.m);
             _mm512_storeu_pd(lse.as_mut_ptr(), st.lse[0]);
@@ -651,12 +684,6 @@ pub unsafe fn block_lse<E: Elem>(x: &[E], len: usize, inner: usize, from: usize,
             }
         }
     }
-}
-
-/// The upper 8 lanes of `v`.
-#[inline(always)]
-unsafe fn hi256(v: __m512) -> __m256 {
-    unsafe { _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))) }
 }
 
 #[cfg(test)]
@@ -779,6 +806,26 @@ mod tests {
         assert_eq!(mode(5.0, f32::NEG_INFINITY), GENERAL);
     }
 
+    /// A fixed-seed generator of uniforms in [-0.5, 0.5) (a 64-bit LCG's top 24 bits).
+    fn uniforms(seed: u64) -> impl FnMut() -> f32 {
+        let mut s = seed;
+        move || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / 16777216.0 - 0.5
+        }
+    }
+
+    /// Lane `i` of a `len x inner` block's log-probabilities in float64 from its float32
+    /// inputs: the max NaN-skipped, and the log1p of the sum without one max (`ln(1 + s)`
+    /// would lose a tiny `s`).
+    fn lane_reference(x: &[f32], len: usize, inner: usize, i: usize) -> Vec<f64> {
+        let lane: Vec<f64> = (0..len).map(|c| x[c * inner + i] as f64).collect();
+        let m = lane.iter().copied().filter(|v| !v.is_nan()).fold(f64::NEG_INFINITY, f64::max);
+        let k = lane.iter().position(|&v| v == m).unwrap_or(0);
+        let lse = lane.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, &v)| (v - m).exp()).sum::<f64>().ln_1p();
+        lane.iter().map(|&v| (v - m) - lse).collect()
+    }
+
     /// float32 `x - m - lse`, correctly rounded from float64 (the reference for the writes).
     fn ulps(a: f32, b: f64) -> i64 {
         let b = b as f32;
@@ -805,11 +852,11 @@ mod tests {
         assert_eq!(out[0], -1e-20f32);
         assert_eq!(out[2], f32::NEG_INFINITY);
         // random rows against the float64 formula
-        let mut s = 7u64;
+        let mut u = uniforms(7);
         let mut worst = 0;
         for len in [1usize, 5, 16, 33, 100] {
             for scale in [1.0f32, 30.0, 1e4] {
-                let x: Vec<f32> = (0..len).map(|_| { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((s >> 40) as f32 / 16777216.0 - 0.5) * scale }).collect();
+                let x: Vec<f32> = (0..len).map(|_| u() * scale).collect();
                 let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
                 let lse = x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
                 let mut out = vec![0f32; len];
@@ -831,14 +878,12 @@ mod tests {
         // that no group mode suits some of the groups: lane_shift's path (checked below),
         // against float64
         let (len, inner) = (21usize, 64usize);
-        let mut s = 7u64;
+        let mut u = uniforms(7);
         let mut x: Vec<f32> = (0..len * inner)
             .map(|i| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let u = (s >> 40) as f32 / 16777216.0 - 0.5;
                 // lanes of several scales and offsets: all negative, all positive, mixed
                 let lane = i % inner;
-                u * [3.0, 20.0, 0.5, 60.0][lane % 4] + [0.0, -30.0, 7.0, 0.001][lane / 16]
+                u() * [3.0, 20.0, 0.5, 60.0][lane % 4] + [0.0, -30.0, 7.0, 0.001][lane / 16]
             })
             .collect();
         // a dominant max in lane 53 (its other terms sum to about e^-50: the scale back by
@@ -869,13 +914,9 @@ mod tests {
         let mut out = vec![0f32; x.len()];
         unsafe { block_log_softmax(&x, as_uninit(&mut out), len, inner) };
         for i in 0..inner {
-            let lane: Vec<f64> = (0..len).map(|c| x[c * inner + i] as f64).collect();
-            let m = lane.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let k = lane.iter().position(|&v| v == m).unwrap_or(0);
-            let lse = lane.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, &v)| (v - m).exp()).sum::<f64>().ln_1p();
-            for c in 0..len {
+            for (c, want) in lane_reference(&x, len, inner, i).into_iter().enumerate() {
                 let o = out[c * inner + i];
-                assert!(ulps(o, (lane[c] - m) - lse) <= 1, "lane {i} class {c}: {o} vs {}", (lane[c] - m) - lse);
+                assert!(ulps(o, want) <= 1, "lane {i} class {c}: {o} vs {want}");
             }
         }
     }
@@ -886,8 +927,8 @@ mod tests {
             return;
         }
         let (len, inner) = (21usize, 37usize);
-        let mut s = 11u64;
-        let mut x: Vec<f32> = (0..len * inner).map(|_| { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((s >> 40) as f32 / 16777216.0 - 0.5) * 20.0 }).collect();
+        let mut u = uniforms(11);
+        let mut x: Vec<f32> = (0..len * inner).map(|_| u() * 20.0).collect();
         // lane 3: a NaN; lane 4: +inf; lane 5: all -inf; lane 6: one -inf; lane 36 (tail): a huge max
         x[2 * inner + 3] = f32::NAN;
         x[7 * inner + 4] = f32::INFINITY;
@@ -908,19 +949,15 @@ mod tests {
         unsafe { block_lse(&x, len, inner, 0, &mut lse_out[..20]) };
         unsafe { block_lse(&x, len, inner, 20, &mut lse_out[20..]) };
         for i in 0..inner {
-            let lane: Vec<f64> = (0..len).map(|c| x[c * inner + i] as f64).collect();
-            let nan_lane = matches!(i, 3 | 4 | 5);
+            let nan_lane = matches!(i, 3..=5);
             assert_eq!(lse_out[i].1.is_nan(), nan_lane, "lane {i}");
-            let m = lane.iter().copied().filter(|v| !v.is_nan()).fold(f64::NEG_INFINITY, f64::max);
-            // log1p of the sum without one max: ln(1 + s) would lose lane 8's tiny s
-            let k = lane.iter().position(|&v| v == m).unwrap_or(0);
-            let lse = lane.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, &v)| (v - m).exp()).sum::<f64>().ln_1p();
-            for c in 0..len {
+            // lane 8's tiny sum needs the reference's log1p
+            for (c, want) in lane_reference(&x, len, inner, i).into_iter().enumerate() {
                 let o = out[c * inner + i];
                 if nan_lane {
                     assert!(o.is_nan(), "lane {i} class {c}: {o}");
                 } else {
-                    assert!(ulps(o, (lane[c] - m) - lse) <= 1, "lane {i} class {c}: {o} vs {}", (lane[c] - m) - lse);
+                    assert!(ulps(o, want) <= 1, "lane {i} class {c}: {o} vs {want}");
                 }
             }
         }

@@ -132,7 +132,7 @@ unsafe fn bf16_lanes(v: __m512) -> __m512i {
 /// half of the dropped part plus the kept part's last bit; a NaN stays NaN (quietened, sign and
 /// the payload's top bits kept, as `bf16::from_f32` does).
 #[inline(always)]
-pub fn bf16_bits(v: f32) -> u16 {
+fn bf16_bits(v: f32) -> u16 {
     let b = v.to_bits();
     let rounded = (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16;
     let nan = ((b >> 16) | 0x40) as u16;

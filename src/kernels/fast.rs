@@ -343,7 +343,7 @@ fn log_softmax_rows_body<F: MulAdd, E: Elem>(x: &[E], out: &mut [MaybeUninit<E>]
     });
 }
 
-/// Lanes per tile of the outer-dim kernel: its scratch (28 bytes a lane) and a tile of a
+/// Lanes per tile of the outer-dim kernel: its scratch (24 bytes a lane) and a tile of a
 /// short class axis stay in L1.
 const TILE: usize = 512;
 
@@ -351,45 +351,44 @@ const TILE: usize = 512;
 #[derive(Default)]
 pub(crate) struct Block {
     m: Vec<f32>,
-    k: Vec<f32>,
+    /// The first class holding the max (a class index fits in 32 bits: tensors have at most
+    /// `tensor::MAX_ELEMENTS` elements).
+    k: Vec<u32>,
     mm: Vec<f64>,
-    kk: Vec<f64>,
     /// log-sum-exp per lane; NaN for a lane that is NaN by PyTorch's rules.
     lse: Vec<f64>,
 }
 
 /// Per-lane max and log-sum-exp of a `len x inner` block (classes strided by `inner`),
-/// vectorised across the lanes. The argmax is kept as a float (exact below 2^24 classes;
-/// larger class counts take the contiguous path or are rejected by [`log_softmax_f32`]).
+/// vectorised across the lanes.
 #[inline(always)]
 fn block_stats_body<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: usize, i0: usize, w: usize, b: &mut Block) {
+    assert!(u32::try_from(len).is_ok(), "{len} classes: more than a tensor can hold");
     let lanes = |c: usize| c * inner + i0..c * inner + i0 + w;
     b.m.clear();
     b.m.extend(x[lanes(0)].iter().map(|v| v.to_f32()));
     b.k.clear();
-    b.k.resize(w, 0.0);
+    b.k.resize(w, 0);
     for c in 1..len {
         let row = &x[lanes(c)];
-        let cf = c as f32;
+        let ci = c as u32;
         for ((m, k), &v) in b.m.iter_mut().zip(b.k.iter_mut()).zip(row) {
             let v = v.to_f32();
             let gt = v > *m;
             *m = if gt { v } else { *m };
-            *k = if gt { cf } else { *k };
+            *k = if gt { ci } else { *k };
         }
     }
     b.mm.clear();
     b.mm.extend(b.m.iter().map(|&v| v as f64));
-    b.kk.clear();
-    b.kk.extend(b.k.iter().map(|&v| v as f64));
     b.lse.clear();
     b.lse.resize(w, 0.0);
     for c in 0..len {
         let row = &x[lanes(c)];
-        let cf = c as f64;
-        for (((s, &m), &k), &v) in b.lse.iter_mut().zip(&b.mm).zip(&b.kk).zip(row) {
+        let ci = c as u32;
+        for (((s, &m), &k), &v) in b.lse.iter_mut().zip(&b.mm).zip(&b.k).zip(row) {
             let e = exp_neg::<F>(v.to_f32() as f64 - m);
-            *s += if k == cf { 0.0 } else { e };
+            *s += if k == ci { 0.0 } else { e };
         }
     }
     for (s, &m) in b.lse.iter_mut().zip(&b.mm) {
@@ -554,21 +553,6 @@ pub fn log_softmax_f32<E: Elem>(x: &[E], out: &mut [E], outer: usize, len: usize
 
 /// [`log_softmax_f32`] into uninitialised storage: every element of `out` is written.
 pub fn log_softmax_f32_uninit<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], outer: usize, len: usize, inner: usize) {
-    if inner > 1 && len >= 1 << 24 {
-        assert_eq!(x.len(), outer * len * inner);
-        assert_eq!(out.len(), x.len());
-        // The block kernel keeps the argmax as a float32, exact below 2^24: gather each lane.
-        let (mut row, mut o) = (vec![E::default(); len], vec![MaybeUninit::new(E::default()); len]);
-        for b in 0..outer {
-            for i in 0..inner {
-                let at = |j: usize| (b * len + j) * inner + i;
-                row.iter_mut().enumerate().for_each(|(j, r)| *r = x[at(j)]);
-                log_softmax_rows(&row, &mut o, len);
-                o.iter().enumerate().for_each(|(j, &v)| out[at(j)] = v);
-            }
-        }
-        return;
-    }
     split_lanes(
         x,
         out,
@@ -587,18 +571,7 @@ pub fn lane_lse_f32<E: Elem>(x: &[E], outer: usize, len: usize, inner: usize) ->
     if len == 0 || inner == 0 {
         return out;
     }
-    if inner == 1 || len >= 1 << 24 {
-        if inner > 1 {
-            // rare: gather each lane (see log_softmax_f32)
-            let mut row = vec![E::default(); len];
-            for b in 0..outer {
-                for i in 0..inner {
-                    row.iter_mut().enumerate().for_each(|(j, r)| *r = x[(b * len + j) * inner + i]);
-                    out[b * inner + i] = row_lse_f32(&row, len)[0].unwrap_or((0.0, f64::NAN));
-                }
-            }
-            return out;
-        }
+    if inner == 1 {
         for (o, st) in out.iter_mut().zip(row_lse_f32(x, len)) {
             *o = st.unwrap_or((0.0, f64::NAN));
         }
@@ -622,7 +595,7 @@ pub fn lane_lse_f32<E: Elem>(x: &[E], outer: usize, len: usize, inner: usize) ->
 /// allocates no per-position buffer (a fresh 2 MB one costs more in page faults than its
 /// arithmetic).
 pub fn lane_lse_visit<E: Elem>(x: &[E], outer: usize, len: usize, inner: usize, mut f: impl FnMut(usize, usize, &[(f64, f64)])) {
-    if inner == 1 || len == 0 || len >= 1 << 24 || (parallel(x.len()) && outer > 1) {
+    if inner == 1 || len == 0 || (parallel(x.len()) && outer > 1) {
         let stats = lane_lse_f32(x, outer, len, inner);
         for (b, st) in stats.chunks(inner.max(1)).enumerate() {
             f(b, 0, st);

@@ -19,7 +19,7 @@
 //! dim, a range of lanes with every class, gathered into a compact `len x w` block (its own
 //! `inner = w`). Each lane's result does not depend on the tiling, nor on the thread count.
 
-use super::elem::{Elem, bf16_bits};
+use super::elem::Elem;
 use super::fast::{log_softmax_f32, log_softmax_f32_uninit, split_lanes};
 use crate::tensor::as_uninit;
 use half::slice::HalfFloatSliceExt;
@@ -29,55 +29,37 @@ use std::mem::MaybeUninit;
 /// Elements per tile: 64 KiB of float32 input and as much output, in L2.
 const TILE_ELEMENTS: usize = 16 * 1024;
 
-/// A 16-bit float the float32 kernels can work on.
+/// A 16-bit float the float32 kernels can work on: its slice conversions for the tiles, one
+/// [`Elem`] conversion an element (branch-free, so that they vectorise).
 pub trait Narrow: Elem {
     /// `dst[i] = src[i]` exactly.
-    fn widen(src: &[Self], dst: &mut [f32]);
-    /// `dst[i] = src[i]` rounded to nearest, ties to even (every element of `dst` written).
-    fn narrow(src: &[f32], dst: &mut [MaybeUninit<Self>]);
-}
-
-impl Narrow for f16 {
-    fn widen(src: &[f16], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst);
-    }
-    fn narrow(src: &[f32], dst: &mut [MaybeUninit<f16>]) {
+    fn widen(src: &[Self], dst: &mut [f32]) {
         for (d, &s) in dst.iter_mut().zip(src) {
-            d.write(f16::from_f32(s));
+            *d = s.to_f32();
+        }
+    }
+    /// `dst[i] = src[i]` rounded to nearest, ties to even (every element of `dst` written).
+    fn narrow(src: &[f32], dst: &mut [MaybeUninit<Self>]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            d.write(Self::from_f32(s));
         }
     }
 }
 
-impl Narrow for bf16 {
-    fn widen(src: &[bf16], dst: &mut [f32]) {
-        widen_bf16(src, dst);
-    }
-    fn narrow(src: &[f32], dst: &mut [MaybeUninit<bf16>]) {
-        narrow_bf16(src, dst);
+impl Narrow for f16 {
+    /// `half`'s slice conversion, which uses F16C where the CPU has it.
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
     }
 }
+
+impl Narrow for bf16 {}
 
 /// Whether the float32 kernels read and write 16-bit data directly ([`super::elem`]): with
 /// AVX-512. Elsewhere their portable code would convert element by element, and tiles
 /// converted a slice at a time are faster.
 pub fn in_registers() -> bool {
     super::fast::level() == super::fast::Level::Avx512
-}
-
-/// A bfloat16 is the top half of a float32.
-#[inline(always)]
-fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = f32::from_bits((s.to_bits() as u32) << 16);
-    }
-}
-
-/// Branch-free ([`bf16_bits`]), so that it vectorises.
-#[inline(always)]
-fn narrow_bf16(src: &[f32], dst: &mut [MaybeUninit<bf16>]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        d.write(bf16::from_bits(bf16_bits(*s)));
-    }
 }
 
 /// Scratch for one tile: float32 input and output, kept per thread (a fresh 64 KiB buffer

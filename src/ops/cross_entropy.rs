@@ -285,12 +285,12 @@ fn index_target(
         // float16 and bfloat16 are exactly float32 values: the fused float32 forward on them
         // (read in registers, or on a widened copy where the kernels cannot), rounded once at
         // the end.
-        let fused = |x: &[f32]| fused_forward_f32(x, lanes, &plan, reduction, ls);
+        let in_registers = kernels::narrow::in_registers();
         let out = match input.data() {
-            Data::F32(x) => Some(fused(x)),
-            Data::F16(x) if kernels::narrow::in_registers() => Some(fused_forward_f32(x, lanes, &plan, reduction, ls)),
-            Data::BF16(x) if kernels::narrow::in_registers() => Some(fused_forward_f32(x, lanes, &plan, reduction, ls)),
-            Data::F16(_) | Data::BF16(_) => Some(fused(&input.to_f32_vec())),
+            Data::F32(x) => Some(fused_forward_f32(x, lanes, &plan, reduction, ls)),
+            Data::F16(x) if in_registers => Some(fused_forward_f32(x, lanes, &plan, reduction, ls)),
+            Data::BF16(x) if in_registers => Some(fused_forward_f32(x, lanes, &plan, reduction, ls)),
+            Data::F16(_) | Data::BF16(_) => Some(fused_forward_f32(&input.to_f32_vec(), lanes, &plan, reduction, ls)),
             _ => None,
         };
         if let Some(out) = out {
