@@ -596,7 +596,7 @@ unsafe fn lane_sums<const MODE: u8>(load: impl Fn(usize) -> __m512, len: usize, 
     }
 }
 
-/// The lanes of `[from, to)` in steps of 16, with the mask of each step.
+/// The lanes of `[0, inner)` in steps of 16, with the mask of each step.
 #[inline(always)]
 fn steps(inner: usize) -> impl Iterator<Item = (usize, __mmask16)> {
     (0..inner).step_by(16).map(move |at| (at, if at + 16 <= inner { !0 } else { head(inner - at) }))
@@ -605,29 +605,44 @@ fn steps(inner: usize) -> impl Iterator<Item = (usize, __mmask16)> {
 /// Classes up to which a 16-bit block is widened into a float32 column (256 KiB, in L2).
 const COLUMN_MAX: usize = 4096;
 
-/// Where a 16-lane group's elements are read from. A 16-bit input would be converted on each
-/// of the two or three reads (max, sum, write): its 16 lanes of every class are widened once
-/// into a float32 column that stays in L1 or L2, and read from there. Empty for float32 and
-/// for more than [`COLUMN_MAX`] classes: those read the input.
-struct Column(Vec<f32>);
+/// Where a 16-lane group's elements are read from after its first read: the input, or a
+/// float32 copy of the group (its 16 lanes of every class) in L1 or L2.
+///
+/// A 16-bit input would be converted on each of the three reads (max, sum, write); the
+/// column widens it once. A float32 input gets one when its classes' lines crowd into a few
+/// L1 sets (the class stride a multiple of 4 KiB, as in 8x21x128x128, puts all 21 of a
+/// group's lines, and the output's 21, in one 12-way set): the sum and write passes would
+/// then reload from L2 what the max pass brought in, and each load would wait on the store
+/// the previous class made at the same page offset ("4K aliasing", 7-19% depending on where
+/// the output lies from the input). See [`wants_column`].
+struct Column {
+    buf: Vec<f32>,
+    start: usize,
+}
 
 impl Column {
-    fn new<E: Elem>(len: usize) -> Self {
-        Column(vec![0f32; if std::mem::size_of::<E>() < 4 && len <= COLUMN_MAX { len * 16 } else { 0 }])
+    /// A column of `len` classes if `wanted`.
+    fn new(len: usize, wanted: bool) -> Self {
+        // a page of room to slide the column to any page offset, plus a line to align it
+        Column { buf: vec![0f32; if wanted { 1040 + len * 16 } else { 0 }], start: 0 }
     }
 
-    /// [`lane_stats`] of the 16 lanes from `at` (those outside `h` unused), widening them
-    /// into the column first when there is one.
+    /// [`lane_stats`] of the 16 lanes from `at` (those outside `h` unused), copying them
+    /// into the column first when there is one. The column goes half a page from `away` (an
+    /// address about to be stored to) modulo 4 KiB, so its loads never alias those stores.
     #[inline(always)]
-    unsafe fn stats<E: Elem>(&mut self, x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+    unsafe fn stats<E: Elem>(&mut self, x: &[E], len: usize, inner: usize, at: usize, h: __mmask16, away: usize) -> LaneStats {
         unsafe {
-            if self.0.is_empty() {
+            if self.buf.is_empty() {
                 return lane_stats(x, len, inner, at, h);
             }
+            let base = self.buf.as_ptr() as usize;
+            self.start = (((away + 2048) & 4032).wrapping_sub(base) & 4095) / 4;
+            let col = self.buf.as_mut_ptr().add(self.start);
             for c in 0..len {
-                _mm512_storeu_ps(self.0.as_mut_ptr().add(c * 16), E::load16_masked(h, x.as_ptr().add(at + c * inner)));
+                _mm512_storeu_ps(col.add(c * 16), E::load16_masked(h, x.as_ptr().add(at + c * inner)));
             }
-            lane_stats(&self.0, len, 16, 0, h)
+            lane_stats(&self.buf[self.start..], len, 16, 0, h)
         }
     }
 
@@ -635,9 +650,24 @@ impl Column {
     #[inline(always)]
     unsafe fn load<E: Elem>(&self, x: &[E], inner: usize, at: usize, h: __mmask16, c: usize) -> __m512 {
         unsafe {
-            if self.0.is_empty() { E::load16_masked(h, x.as_ptr().add(at + c * inner)) } else { _mm512_loadu_ps(self.0.as_ptr().add(c * 16)) }
+            if self.buf.is_empty() {
+                E::load16_masked(h, x.as_ptr().add(at + c * inner))
+            } else {
+                _mm512_loadu_ps(self.buf.as_ptr().add(self.start + c * 16))
+            }
         }
     }
+}
+
+/// Whether a `len x inner` block of `E` is read through a [`Column`]: always for 16-bit
+/// types (up to [`COLUMN_MAX`] classes); for float32 when the column fits in L1 beside the
+/// data (256 classes, 16 KiB) and the group's class lines fall more than 4 to an L1 set
+/// (64 sets of 64-byte lines: a class stride of `k` lines reaches `64 / gcd(k, 64)` sets).
+/// Elsewhere the copy costs 2-4% (8x21x100x100, 64x3x64x64, 4x1000x16x16, measured).
+fn wants_column<E: Elem>(len: usize, inner: usize) -> bool {
+    let stride = inner * std::mem::size_of::<E>();
+    let sets = if stride % 64 != 0 { 64 } else { 64 >> ((stride / 64) % 64).trailing_zeros().min(6) };
+    if std::mem::size_of::<E>() < 4 { len <= COLUMN_MAX } else { len <= 256 && len > 4 * sets }
 }
 
 /// log_softmax of a `len x inner` block over its `len` axis (classes strided by `inner`),
@@ -646,9 +676,10 @@ impl Column {
 pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize) {
     unsafe {
         assert!(x.len() >= len * inner && out.len() >= len * inner);
-        let mut col = Column::new::<E>(len);
+        let mut col = Column::new(len, wants_column::<E>(len, inner));
         for (at, h) in steps(inner) {
-            let st = col.stats(x, len, inner, at, h);
+            let o = out.as_mut_ptr().cast::<E>().add(at);
+            let st = col.stats(x, len, inner, at, h, o as usize);
             // per lane, m + lse as hi + lo (see split_shift)
             let m = to_pd(st.m);
             let hi = to_ps([_mm512_add_pd(m[0], st.lse[0]), _mm512_add_pd(m[1], st.lse[1])]);
@@ -660,7 +691,7 @@ pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], le
             let neg_hi = _mm512_sub_ps(_mm512_setzero_ps(), hi);
             for c in 0..len {
                 let v = col.load(x, inner, at, h, c);
-                E::store16_masked(out.as_mut_ptr().cast::<E>().add(at + c * inner), h, shifted(v, hi, neg_hi, lo));
+                E::store16_masked(o.add(c * inner), h, shifted(v, hi, neg_hi, lo));
             }
         }
     }
@@ -672,9 +703,10 @@ pub unsafe fn block_lse<E: Elem>(x: &[E], len: usize, inner: usize, from: usize,
     unsafe {
         let to = from + out.len();
         assert!(x.len() >= len * inner && to <= inner);
-        let mut col = Column::new::<E>(len);
+        let mut col = Column::new(len, wants_column::<E>(len, inner));
         for at in (from..to).step_by(16) {
-            let st = col.stats(x, len, inner, at, if at + 16 <= to { !0 } else { head(to - at) });
+            // nothing is stored meanwhile: any page offset will do
+            let st = col.stats(x, len, inner, at, if at + 16 <= to { !0 } else { head(to - at) }, 0);
             let (mut m, mut lse) = ([0f32; 16], [0f64; 16]);
             _mm512_storeu_ps(m.as_mut_ptr(), st.m);
             _mm512_storeu_pd(lse.as_mut_ptr(), st.lse[0]);
