@@ -14,18 +14,23 @@ fn bad(t: i64, ignore: i64, c: usize) -> bool {
 }
 
 #[inline(always)]
-fn any_bad_body<F: MulAdd>(targets: &[i64], ignore: i64, c: usize, out: &mut bool) {
+fn check_body<F: MulAdd>(targets: &[i64], ignore: i64, c: usize, out: &mut (bool, usize)) {
     // branch-free, so that it vectorises; the offender is looked for only if there is one
-    *out = targets.iter().fold(false, |acc, &t| acc | bad(t, ignore, c));
+    *out = targets.iter().fold((false, 0), |(b, n), &t| (b | bad(t, ignore, c), n + (t != ignore) as usize));
 }
 
-dispatched!(any_bad, any_bad_body, (targets: &[i64], ignore: i64, c: usize, out: &mut bool));
+dispatched!(check, check_body, (targets: &[i64], ignore: i64, c: usize, out: &mut (bool, usize)));
 
-/// The first target that is neither `ignore` nor in `0..c`.
-pub fn first_out_of_bounds(targets: &[i64], ignore: i64, c: usize) -> Option<i64> {
-    let mut found = false;
-    any_bad(targets, ignore, c, &mut found);
-    if found { targets.iter().copied().find(|&t| bad(t, ignore, c)) } else { None }
+/// The targets' bounds check and count, in one pass: `Err` with the first target that is
+/// neither `ignore` nor in `0..c`, else the number of targets that are not `ignore` (the
+/// unweighted mean's denominator, which would otherwise take a pass of its own).
+pub fn check_targets(targets: &[i64], ignore: i64, c: usize) -> Result<usize, i64> {
+    let mut found = (false, 0);
+    check(targets, ignore, c, &mut found);
+    match found {
+        (true, _) => Err(targets.iter().copied().find(|&t| bad(t, ignore, c)).expect("the pass found one")),
+        (false, kept) => Ok(kept),
+    }
 }
 
 /// Positions per chunk: each chunk's terms are summed with compensation, then the chunks.
@@ -146,10 +151,12 @@ mod tests {
     }
 
     #[test]
-    fn first_out_of_bounds_finds_the_offender() {
-        assert_eq!(first_out_of_bounds(&[0, 1, -100, 2], -100, 3), None);
-        assert_eq!(first_out_of_bounds(&[0, 3, -1, 5], -100, 3), Some(3));
-        assert_eq!(first_out_of_bounds(&[0, i64::MIN], -100, 3), Some(i64::MIN));
-        assert_eq!(first_out_of_bounds(&[], -100, 3), None);
+    fn check_targets_finds_the_offender_or_counts() {
+        assert_eq!(check_targets(&[0, 1, -100, 2], -100, 3), Ok(3));
+        assert_eq!(check_targets(&[0, 3, -1, 5], -100, 3), Err(3));
+        assert_eq!(check_targets(&[0, i64::MIN], -100, 3), Err(i64::MIN));
+        assert_eq!(check_targets(&[], -100, 3), Ok(0));
+        // an ignore_index inside 0..c is not counted either
+        assert_eq!(check_targets(&[1, 1, 0, 2, 1], 1, 3), Ok(2));
     }
 }

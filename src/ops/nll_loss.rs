@@ -35,6 +35,8 @@ pub(crate) struct Plan<'t> {
     pub none_shape: Vec<usize>,
     /// Borrowed from an int64 target, converted from the others.
     pub targets: Cow<'t, [i64]>,
+    /// How many targets are not `ignore_index`.
+    pub kept: usize,
     pub weight: Option<Vec<f64>>,
     pub reduction: Reduction,
     pub ignore_index: i64,
@@ -83,7 +85,7 @@ impl Plan<'_> {
     pub fn total_weight(&self) -> f64 {
         match &self.weight {
             // a count: exact in float64 up to 2^53 positions
-            None => self.targets.iter().filter(|&&t| t != self.ignore_index).count() as f64,
+            None => self.kept as f64,
             Some(w) => {
                 let mut s = CompensatedSum::default();
                 self.for_each_target(|_, t, _| s.add(w[t]));
@@ -198,12 +200,12 @@ pub(crate) fn plan<'t>(
         Data::I64(v) => Cow::Borrowed(&v[..]),
         _ => Cow::Owned(target.to_i64_vec().expect("target dtype checked to be an integer")),
     };
-    // One branch-free pass (it vectorises; a negative target is a huge u64); the first
-    // offender is looked for only if there is one.
-    if let Some(t) = crate::kernels::nll::first_out_of_bounds(&targets, ignore_index, c) {
-        return Err(err(ErrorKind::TargetOutOfBounds, PyType::IndexError, format!("Target {t} is out of bounds.")));
-    }
+    // One branch-free pass (it vectorises; a negative target is a huge u64) checks and
+    // counts; the first offender is looked for only if there is one.
+    let kept = crate::kernels::nll::check_targets(&targets, ignore_index, c)
+        .map_err(|t| err(ErrorKind::TargetOutOfBounds, PyType::IndexError, format!("Target {t} is out of bounds.")))?;
     Ok(Plan {
+        kept,
         c,
         inner,
         none_shape,
