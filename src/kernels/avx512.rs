@@ -953,6 +953,50 @@ mod tests {
         }
     }
 
+    /// A float32 block whose class stride is a multiple of 4 KiB goes through the column; the
+    /// same lanes with a padded stride do not; both give the same bits, wherever the output
+    /// lies from the input modulo 4 KiB (the column's placement follows it).
+    #[test]
+    fn float32_column_gives_the_direct_reads_bits() {
+        if !available() {
+            return;
+        }
+        let (len, inner, padded) = (21usize, 1024usize, 1040usize);
+        assert!(wants_column::<f32>(len, inner) && !wants_column::<f32>(len, padded));
+        assert!(!wants_column::<f32>(3, inner) && !wants_column::<f32>(300, inner), "few classes, or a column beyond L1");
+        let mut u = uniforms(5);
+        let mut x: Vec<f32> = (0..len * inner).map(|_| u() * 20.0).collect();
+        x[2 * inner + 3] = f32::NAN;
+        for c in 0..len {
+            x[c * inner + 5] = f32::NEG_INFINITY;
+        }
+        x[7 * inner + 900] = f32::INFINITY;
+        let mut wide = vec![0f32; len * padded];
+        for c in 0..len {
+            wide[c * padded..c * padded + inner].copy_from_slice(&x[c * inner..(c + 1) * inner]);
+        }
+        let mut direct = vec![0f32; wide.len()];
+        unsafe { block_log_softmax(&wide, as_uninit(&mut direct), len, padded) };
+        let mut storage = vec![0f32; len * inner + 1024];
+        for shift in (0..1024).step_by(64) {
+            let out = &mut storage[shift..shift + len * inner];
+            unsafe { block_log_softmax(&x, as_uninit(out), len, inner) };
+            for c in 0..len {
+                for i in 0..inner {
+                    let (a, b) = (out[c * inner + i], direct[c * padded + i]);
+                    assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "shift {shift} class {c} lane {i}: {a} vs {b}");
+                }
+            }
+        }
+        // lane 900's +inf makes it NaN by torch's rules, which lane_reference does not follow
+        for i in [0, 3, 5, 511, 1023] {
+            for (c, want) in lane_reference(&x, len, inner, i).into_iter().enumerate() {
+                let o = direct[c * padded + i];
+                assert!(ulps(o, want) <= 1 || (o.is_nan() && want.is_nan()), "lane {i} class {c}: {o} vs {want}");
+            }
+        }
+    }
+
     #[test]
     fn block_kernel_matches_float64_and_torch_rules() {
         if !available() {
