@@ -22,7 +22,7 @@
 //! prefetches the row after that, so a row's first read is not a pass of its own.
 
 use super::double::{exp64, log1p64};
-use super::elem::Elem;
+use super::elem::{Elem, NativeBf16, as_native, as_native_out, native_bf16};
 use super::fast::Fused;
 use std::mem::MaybeUninit;
 use std::arch::x86_64::*;
@@ -434,6 +434,22 @@ unsafe fn shifted(x: __m512, hi: __m512, neg_hi: __m512, lo: __m512) -> __m512 {
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub unsafe fn write_row<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], m: f64, lse: f64) {
     unsafe {
+        if E::BF16 && native_bf16() {
+            return write_row_native(as_native(x), as_native_out(out), m, lse);
+        }
+        write_row_body(x, out, m, lse)
+    }
+}
+
+/// [`write_row`] for bfloat16 where the CPU converts to it ([`NativeBf16`]).
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,avx512bf16")]
+unsafe fn write_row_native(x: &[NativeBf16], out: &mut [MaybeUninit<NativeBf16>], m: f64, lse: f64) {
+    unsafe { write_row_body(x, out, m, lse) }
+}
+
+#[inline(always)]
+unsafe fn write_row_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], m: f64, lse: f64) {
+    unsafe {
         let n = x.len().min(out.len());
         let (hi, lo) = split_shift(m, lse);
         let (vh, vnh, vl) = (_mm512_set1_ps(hi), _mm512_set1_ps(-hi), _mm512_set1_ps(lo));
@@ -674,6 +690,22 @@ fn wants_column<E: Elem>(len: usize, inner: usize) -> bool {
 /// 16 lanes at a time: [`lane_stats`], then `out = ((x - m) - lse)` in float64, rounded once.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize) {
+    unsafe {
+        if E::BF16 && native_bf16() {
+            return block_log_softmax_native(as_native(x), as_native_out(out), len, inner);
+        }
+        block_log_softmax_body(x, out, len, inner)
+    }
+}
+
+/// [`block_log_softmax`] for bfloat16 where the CPU converts to it ([`NativeBf16`]).
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,avx512bf16")]
+unsafe fn block_log_softmax_native(x: &[NativeBf16], out: &mut [MaybeUninit<NativeBf16>], len: usize, inner: usize) {
+    unsafe { block_log_softmax_body(x, out, len, inner) }
+}
+
+#[inline(always)]
+unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize) {
     unsafe {
         assert!(x.len() >= len * inner && out.len() >= len * inner);
         let mut col = Column::new(len, wants_column::<E>(len, inner));

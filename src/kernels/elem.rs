@@ -14,6 +14,9 @@ use std::arch::x86_64::*;
 
 /// A float type the float32 kernels read and write.
 pub trait Elem: Copy + Send + Sync + Default + 'static {
+    /// Whether this is [`half::bf16`], which AVX-512 kernels hand to a [`NativeBf16`]
+    /// instantiation where the CPU converts to bfloat16 itself.
+    const BF16: bool = false;
     /// The value, exactly.
     fn to_f32(self) -> f32;
     /// `v` rounded to nearest, ties to even (NaN stays NaN).
@@ -140,6 +143,7 @@ fn bf16_bits(v: f32) -> u16 {
 }
 
 impl Elem for bf16 {
+    const BF16: bool = true;
     #[inline(always)]
     fn to_f32(self) -> f32 {
         f32::from_bits((self.to_bits() as u32) << 16)
@@ -167,5 +171,149 @@ impl Elem for bf16 {
     #[inline(always)]
     unsafe fn store16_masked(p: *mut bf16, h: __mmask16, v: __m512) {
         unsafe { _mm512_mask_cvtepi32_storeu_epi16(p.cast(), h, bf16_lanes(v)) }
+    }
+}
+
+/// bfloat16 stored with AVX512_BF16's `vcvtneps2bf16` (one instruction where [`bf16_lanes`]
+/// takes nine): the same bits, since it rounds to nearest even and quietens a NaN as
+/// [`bf16_bits`] does, but for subnormal inputs, which it flushes to zero; a vector holding one
+/// (a log-probability between -2^-126 and 0, rare) takes the integer rounding. Loads are
+/// bfloat16's.
+///
+/// Only a function compiled with `avx512bf16` (besides AVX-512 F, BW, VL and DQ), called after
+/// [`native_bf16`] detected it, may use it: its stores are that instruction.
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
+#[repr(transparent)]
+pub struct NativeBf16(pub bf16);
+
+/// Whether the CPU has AVX512_BF16 besides the AVX-512 level (`NLLSPEC_SIMD` below it says no).
+pub fn native_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static NATIVE: OnceLock<bool> = OnceLock::new();
+        *NATIVE.get_or_init(|| super::fast::level() == super::fast::Level::Avx512 && is_x86_feature_detected!("avx512bf16"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// A bfloat16 kernel's input as [`NativeBf16`] (the same layout, repr(transparent)).
+///
+/// # Safety
+///
+/// `E` is `bf16` (`E::BF16`).
+pub unsafe fn as_native<E: Elem>(x: &[E]) -> &[NativeBf16] {
+    debug_assert!(E::BF16);
+    // SAFETY: E is bf16, which NativeBf16 wraps transparently.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
+}
+
+/// A bfloat16 kernel's output as [`NativeBf16`] storage.
+///
+/// # Safety
+///
+/// As [`as_native`].
+pub unsafe fn as_native_out<E: Elem>(out: &mut [std::mem::MaybeUninit<E>]) -> &mut [std::mem::MaybeUninit<NativeBf16>] {
+    debug_assert!(E::BF16);
+    // SAFETY: as in as_native; MaybeUninit keeps its parameter's layout.
+    unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) }
+}
+
+/// `v` to bfloat16 with `vcvtneps2bf16`, subnormal lanes by [`bf16_lanes`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn bf16_native(v: __m512) -> __m256i {
+    unsafe {
+        // SAFETY (layout): __m256bh and __m256i are both 32 bytes of lanes.
+        let r: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
+        // vfpclassps category 0x20: subnormal
+        let sub = _mm512_fpclass_ps_mask::<0x20>(v);
+        if sub == 0 { r } else { _mm256_mask_blend_epi16(sub, r, _mm512_cvtepi32_epi16(bf16_lanes(v))) }
+    }
+}
+
+impl Elem for NativeBf16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self.0.to_f32()
+    }
+    #[inline(always)]
+    fn from_f32(v: f32) -> NativeBf16 {
+        NativeBf16(<bf16 as Elem>::from_f32(v))
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const NativeBf16) -> __m512 {
+        unsafe { bf16::load16(p.cast()) }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16_masked(h: __mmask16, p: *const NativeBf16) -> __m512 {
+        unsafe { bf16::load16_masked(h, p.cast()) }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn store16(p: *mut NativeBf16, v: __m512) {
+        unsafe { _mm256_storeu_si256(p.cast(), bf16_native(v)) }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn store16_masked(p: *mut NativeBf16, h: __mmask16, v: __m512) {
+        unsafe { _mm256_mask_storeu_epi16(p.cast(), h, bf16_native(v)) }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// [`NativeBf16`]'s stores give [`bf16_bits`]'s bits for every class of float32: normal
+    /// values at and around each rounding tie, subnormals (flushed by the instruction alone),
+    /// zeros, infinities, overflow to infinity, NaNs with assorted payloads and signs.
+    #[test]
+    fn native_bfloat16_stores_round_as_the_integer_path() {
+        if !native_bf16() {
+            return;
+        }
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx512bf16")]
+        unsafe fn native(v: &[f32; 16], h: __mmask16) -> [u16; 16] {
+            let mut out = [NativeBf16(bf16::from_bits(0xdead)); 16];
+            unsafe {
+                if h == !0 {
+                    NativeBf16::store16(out.as_mut_ptr(), _mm512_loadu_ps(v.as_ptr()))
+                } else {
+                    NativeBf16::store16_masked(out.as_mut_ptr(), h, _mm512_loadu_ps(v.as_ptr()))
+                }
+            }
+            out.map(|b| b.0.to_bits())
+        }
+        let mut bits: Vec<u32> = vec![0, 0x8000_0000, 0x7f80_0000, 0xff80_0000, 0x7f7f_ffff, 0x7f7f_8000, 0x7f7f_7fff, 1, 0x8000_0001];
+        for hi in [0x0000u32, 0x0001, 0x003b, 0x007f, 0x0080, 0x3f80, 0x3f81, 0x7f80, 0x7fc0, 0x7fff, 0x8000, 0x807f, 0xbf80, 0xff81] {
+            for lo in [0x0000u32, 0x0001, 0x7fff, 0x8000, 0x8001, 0xffff] {
+                bits.push(hi << 16 | lo);
+            }
+        }
+        let mut s = 0x9e37_79b9u32;
+        bits.extend((0..4096).map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        }));
+        for chunk in bits.chunks(16) {
+            let mut v = [0f32; 16];
+            for (o, &b) in v.iter_mut().zip(chunk) {
+                *o = f32::from_bits(b);
+            }
+            let h = if chunk.len() == 16 { !0 } else { ((1u32 << chunk.len()) - 1) as __mmask16 };
+            let got = unsafe { native(&v, h) };
+            for (l, &b) in chunk.iter().enumerate() {
+                assert_eq!(got[l], bf16_bits(f32::from_bits(b)), "{b:#010x}");
+            }
+            for &g in &got[chunk.len()..] {
+                assert_eq!(g, 0xdead, "lanes outside the mask are not written");
+            }
+        }
     }
 }
