@@ -284,9 +284,26 @@ fn sum_terms<E: Elem>(x: &[E], term: impl Fn(f32) -> f64) -> f64 {
     acc[0] + tail.iter().map(|&v| term(v.to_f32())).sum::<f64>()
 }
 
+/// `sum of exp(x_j - m)`: each chunk's 32 float32 terms are added four to a lane in float32
+/// (as the AVX-512 kernel does) before 8 float64 accumulators take them, so that the exp runs
+/// on full-width float32 vectors (a float64 accumulator per term made the compiler pair each
+/// 4-lane float64 add with a 4-lane, half-width, float32 exp).
 #[inline(always)]
 fn sum_exp32_generic<F: MulAdd, E: Elem>(x: &[E], m: f32) -> f64 {
-    sum_terms(x, |v| exp_diff32::<F>(v, m) as f64)
+    let mut acc = [0.0f64; 8];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        let mut e = [0.0f32; LANES];
+        for i in 0..LANES {
+            e[i] = exp_diff32::<F>(c[i].to_f32(), m);
+        }
+        for i in 0..8 {
+            acc[i] += ((e[i] + e[i + 8]) + (e[i + 16] + e[i + 24])) as f64;
+        }
+    }
+    let head = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    head + tail.iter().map(|&v| exp_diff32::<F>(v.to_f32(), m) as f64).sum::<f64>()
 }
 
 #[inline(always)]
