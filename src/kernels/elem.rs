@@ -182,13 +182,14 @@ impl Elem for bf16 {
 /// bfloat16's.
 ///
 /// Only a function compiled with `avx512bf16` (besides AVX-512 F, BW, VL and DQ), called after
-/// [`native_bf16`] detected it, may use it: its stores are that instruction.
+/// [`native_bf16`] detected it, may use it: its stores are that instruction. Hence crate-private:
+/// the public kernels generic over [`Elem`] would execute it unchecked.
 #[derive(Clone, Copy, Default, Debug, PartialEq)]
 #[repr(transparent)]
-pub struct NativeBf16(pub bf16);
+pub(crate) struct NativeBf16(pub bf16);
 
 /// Whether the CPU has AVX512_BF16 besides the AVX-512 level (`NLLSPEC_SIMD` below it says no).
-pub fn native_bf16() -> bool {
+pub(crate) fn native_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use std::sync::OnceLock;
@@ -204,7 +205,7 @@ pub fn native_bf16() -> bool {
 /// # Safety
 ///
 /// `E` is `bf16` (`E::BF16`).
-pub unsafe fn as_native<E: Elem>(x: &[E]) -> &[NativeBf16] {
+pub(crate) unsafe fn as_native<E: Elem>(x: &[E]) -> &[NativeBf16] {
     debug_assert!(E::BF16);
     // SAFETY: E is bf16, which NativeBf16 wraps transparently.
     unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
@@ -215,7 +216,7 @@ pub unsafe fn as_native<E: Elem>(x: &[E]) -> &[NativeBf16] {
 /// # Safety
 ///
 /// As [`as_native`].
-pub unsafe fn as_native_out<E: Elem>(out: &mut [std::mem::MaybeUninit<E>]) -> &mut [std::mem::MaybeUninit<NativeBf16>] {
+pub(crate) unsafe fn as_native_out<E: Elem>(out: &mut [std::mem::MaybeUninit<E>]) -> &mut [std::mem::MaybeUninit<NativeBf16>] {
     debug_assert!(E::BF16);
     // SAFETY: as in as_native; MaybeUninit keeps its parameter's layout.
     unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) }
