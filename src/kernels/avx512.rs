@@ -22,7 +22,7 @@
 //! prefetches the row after that, so a row's first read is not a pass of its own.
 
 use super::double::{exp64, log1p64};
-use super::elem::{Elem, NativeBf16, as_native, as_native_out, native_bf16};
+use super::elem::{Elem, NativeBf16, as_native, as_native_out, native_bf16_for};
 use super::fast::Fused;
 use std::mem::MaybeUninit;
 use std::arch::x86_64::*;
@@ -434,7 +434,7 @@ unsafe fn shifted(x: __m512, hi: __m512, neg_hi: __m512, lo: __m512) -> __m512 {
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub unsafe fn write_row<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], m: f64, lse: f64) {
     unsafe {
-        if E::BF16 && native_bf16() {
+        if native_bf16_for::<E>() {
             return write_row_native(as_native(x), as_native_out(out), m, lse);
         }
         write_row_body(x, out, m, lse)
@@ -691,7 +691,7 @@ fn wants_column<E: Elem>(len: usize, inner: usize) -> bool {
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize) {
     unsafe {
-        if E::BF16 && native_bf16() {
+        if native_bf16_for::<E>() {
             return block_log_softmax_native(as_native(x), as_native_out(out), len, inner);
         }
         block_log_softmax_body(x, out, len, inner)

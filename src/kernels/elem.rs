@@ -15,9 +15,6 @@ use std::arch::x86_64::*;
 
 /// A float type the float32 kernels read and write.
 pub trait Elem: Copy + Send + Sync + Default + 'static {
-    /// Whether this is [`half::bf16`], which AVX-512 kernels hand to a [`NativeBf16`]
-    /// instantiation where the CPU converts to bfloat16 itself.
-    const BF16: bool = false;
     /// The value, exactly.
     fn to_f32(self) -> f32;
     /// `v` rounded to nearest, ties to even (NaN stays NaN).
@@ -144,7 +141,6 @@ fn bf16_bits(v: f32) -> u16 {
 }
 
 impl Elem for bf16 {
-    const BF16: bool = true;
     #[inline(always)]
     fn to_f32(self) -> f32 {
         f32::from_bits((self.to_bits() as u32) << 16)
@@ -188,6 +184,13 @@ impl Elem for bf16 {
 #[repr(transparent)]
 pub(crate) struct NativeBf16(pub bf16);
 
+/// Whether `E` is bfloat16 (a type test, not a trait constant, which an outside
+/// implementation of [`Elem`] could set) and the CPU has AVX512_BF16 besides the AVX-512 level
+/// (`NLLSPEC_SIMD` below it says no): the AVX-512 kernels then run their [`NativeBf16`] twins.
+pub(crate) fn native_bf16_for<E: Elem>() -> bool {
+    std::any::TypeId::of::<E>() == std::any::TypeId::of::<bf16>() && native_bf16()
+}
+
 /// Whether the CPU has AVX512_BF16 besides the AVX-512 level (`NLLSPEC_SIMD` below it says no).
 pub(crate) fn native_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -204,9 +207,9 @@ pub(crate) fn native_bf16() -> bool {
 ///
 /// # Safety
 ///
-/// `E` is `bf16` (`E::BF16`).
+/// `E` is `bf16`.
 pub(crate) unsafe fn as_native<E: Elem>(x: &[E]) -> &[NativeBf16] {
-    debug_assert!(E::BF16);
+    debug_assert!(std::any::TypeId::of::<E>() == std::any::TypeId::of::<bf16>());
     // SAFETY: E is bf16, which NativeBf16 wraps transparently.
     unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
 }
@@ -217,7 +220,7 @@ pub(crate) unsafe fn as_native<E: Elem>(x: &[E]) -> &[NativeBf16] {
 ///
 /// As [`as_native`].
 pub(crate) unsafe fn as_native_out<E: Elem>(out: &mut [std::mem::MaybeUninit<E>]) -> &mut [std::mem::MaybeUninit<NativeBf16>] {
-    debug_assert!(E::BF16);
+    debug_assert!(std::any::TypeId::of::<E>() == std::any::TypeId::of::<bf16>());
     // SAFETY: as in as_native; MaybeUninit keeps its parameter's layout.
     unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) }
 }
