@@ -13,24 +13,30 @@ fn bad(t: i64, ignore: i64, c: usize) -> bool {
     (t != ignore) & (t as u64 >= c as u64)
 }
 
+/// `Err` with the first target that is neither `ignore` nor in `0..c`, else the number that
+/// are not `ignore` (the unweighted mean's denominator): one branch-free pass (it
+/// vectorises), the offender looked for only if there is one.
 #[inline(always)]
-fn check_body<F: MulAdd>(targets: &[i64], ignore: i64, c: usize, out: &mut (bool, usize)) {
-    // branch-free, so that it vectorises; the offender is looked for only if there is one
-    *out = targets.iter().fold((false, 0), |(b, n), &t| (b | bad(t, ignore, c), n + (t != ignore) as usize));
+fn check_segment(targets: &[i64], ignore: i64, c: usize) -> Result<usize, i64> {
+    let (any, kept) = targets.iter().fold((false, 0), |(b, n), &t| (b | bad(t, ignore, c), n + (t != ignore) as usize));
+    if !any {
+        return Ok(kept);
+    }
+    targets.iter().copied().find(|&t| bad(t, ignore, c)).map_or(Ok(kept), Err)
 }
 
-dispatched!(check, check_body, (targets: &[i64], ignore: i64, c: usize, out: &mut (bool, usize)));
+#[inline(always)]
+fn check_body<F: MulAdd>(targets: &[i64], ignore: i64, c: usize, out: &mut Result<usize, i64>) {
+    *out = check_segment(targets, ignore, c);
+}
 
-/// The targets' bounds check and count, in one pass: `Err` with the first target that is
-/// neither `ignore` nor in `0..c`, else the number of targets that are not `ignore` (the
-/// unweighted mean's denominator, which would otherwise take a pass of its own).
+dispatched!(check, check_body, (targets: &[i64], ignore: i64, c: usize, out: &mut Result<usize, i64>));
+
+/// The targets' bounds check and count ([`check_segment`]) over a whole target tensor.
 pub fn check_targets(targets: &[i64], ignore: i64, c: usize) -> Result<usize, i64> {
-    let mut found = (false, 0);
-    check(targets, ignore, c, &mut found);
-    match found {
-        (true, _) => Err(targets.iter().copied().find(|&t| bad(t, ignore, c)).expect("the pass found one")),
-        (false, kept) => Ok(kept),
-    }
+    let mut out = Ok(0);
+    check(targets, ignore, c, &mut out);
+    out
 }
 
 /// Positions per chunk: each chunk's terms are summed with compensation, then the chunks.
@@ -49,18 +55,21 @@ fn term<T: Copy + Into<f64>>(x: &[T], t: i64, ignore: i64, weight: Option<&[f64]
 }
 
 #[inline(always)]
-fn gather_sum_body<F: MulAdd, T: Copy + Into<f64>>(x: &[T], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>) -> f64 {
+fn gather_sum_body<F: MulAdd, T: Copy + Into<f64>>(x: &[T], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>) -> Result<(f64, usize), i64> {
     let mut acc = super::CompensatedSum::default();
     let mut buf = [0.0f64; CHUNK];
+    // each chunk's targets are checked and counted just before they are read (from L1 then)
+    let mut kept = 0;
     if inner == 1 {
         // position p reads class t at p * c + t
         for (p0, chunk) in (0..).step_by(CHUNK).zip(targets.chunks(CHUNK)) {
+            kept += check_segment(chunk, ignore, c)?;
             for (q, (o, &t)) in buf.iter_mut().zip(chunk).enumerate() {
                 *o = term(x, t, ignore, weight, |t| (p0 + q) * c + t);
             }
             acc.add(super::compensated_sum_slice_body(&buf[..chunk.len()]));
         }
-        return acc.value();
+        return Ok((acc.value(), kept));
     }
     // Position (b, s) reads class t at b * c * inner + t * inner + s. The buffer is filled
     // with segments of consecutive positions within a batch element, across batch elements,
@@ -71,6 +80,7 @@ fn gather_sum_body<F: MulAdd, T: Copy + Into<f64>>(x: &[T], targets: &[i64], c: 
         while s0 < ts.len() {
             let n = (CHUNK - fill).min(ts.len() - s0);
             let base = b * c * inner + s0;
+            kept += check_segment(&ts[s0..s0 + n], ignore, c)?;
             for (q, (o, &t)) in buf[fill..fill + n].iter_mut().zip(&ts[s0..s0 + n]).enumerate() {
                 *o = term(x, t, ignore, weight, |t| base + t * inner + q);
             }
@@ -82,30 +92,32 @@ fn gather_sum_body<F: MulAdd, T: Copy + Into<f64>>(x: &[T], targets: &[i64], c: 
         }
     }
     acc.add(super::compensated_sum_slice_body(&buf[..fill]));
-    acc.value()
+    Ok((acc.value(), kept))
 }
 
 #[inline(always)]
-fn gather_sum32<F: MulAdd>(x: &[f32], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut f64) {
+fn gather_sum32<F: MulAdd>(x: &[f32], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut Result<(f64, usize), i64>) {
     *out = gather_sum_body::<F, f32>(x, targets, c, inner, ignore, weight);
 }
 
 #[inline(always)]
-fn gather_sum64<F: MulAdd>(x: &[f64], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut f64) {
+fn gather_sum64<F: MulAdd>(x: &[f64], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut Result<(f64, usize), i64>) {
     *out = gather_sum_body::<F, f64>(x, targets, c, inner, ignore, weight);
 }
 
-dispatched!(gather_sum_f32, gather_sum32, (x: &[f32], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut f64));
-dispatched!(gather_sum_f64, gather_sum64, (x: &[f64], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut f64));
+dispatched!(gather_sum_f32, gather_sum32, (x: &[f32], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut Result<(f64, usize), i64>));
+dispatched!(gather_sum_f64, gather_sum64, (x: &[f64], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut Result<(f64, usize), i64>));
 
 /// `sum over positions p of -x[b, t_p, s] * weight[t_p]` (weight 1 when `None`), ignored
 /// positions left out, for an `outer x c x inner` input and one target per position
-/// (`outer * inner` of them, every one `ignore` or in `0..c`): a float tensor's data. Each
-/// chunk of positions is summed with compensation, then the chunks.
-pub fn nll_sum(x: &Data, targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>) -> f64 {
-    let mut out = 0.0;
+/// (`outer * inner` of them): a float tensor's data. Each chunk of positions is summed with
+/// compensation, then the chunks. With the sum, the number of targets that are not `ignore`;
+/// `Err` with the first target that is neither `ignore` nor in `0..c` (each chunk's targets
+/// are checked before any of them is read, as PyTorch's kernel checks each as it reads it).
+pub fn nll_sum(x: &Data, targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>) -> Result<(f64, usize), i64> {
+    let mut out = Ok((0.0, 0));
     if c == 0 || inner == 0 {
-        return out;
+        return check_targets(targets, ignore, c).map(|kept| (0.0, kept));
     }
     match x {
         Data::F32(x) => gather_sum_f32(x, targets, c, inner, ignore, weight, &mut out),
@@ -114,7 +126,7 @@ pub fn nll_sum(x: &Data, targets: &[i64], c: usize, inner: usize, ignore: i64, w
         Data::F16(x) => out = gather_sum_body::<Plain, _>(x, targets, c, inner, ignore, weight),
         Data::BF16(x) => out = gather_sum_body::<Plain, _>(x, targets, c, inner, ignore, weight),
         // integer inputs are rejected before any loss is computed
-        _ => out = f64::NAN,
+        _ => out = check_targets(targets, ignore, c).map(|kept| (f64::NAN, kept)),
     }
     out
 }
@@ -143,11 +155,31 @@ mod tests {
                     }
                 }
                 for data in [Data::F32(x.clone()), Data::F64(x.iter().map(|&v| v as f64).collect())] {
-                    let got = nll_sum(&data, &t, c, inner, -100, weight);
+                    let (got, kept) = nll_sum(&data, &t, c, inner, -100, weight).unwrap();
                     assert!((got - want).abs() <= 1e-12 * want.abs(), "{outer}x{c}x{inner}: {got} vs {want}");
+                    assert_eq!(kept, t.iter().filter(|&&v| v != -100).count());
                 }
             }
         }
+    }
+
+    /// The sum checks each chunk before it reads it: the first offender in position order is
+    /// reported wherever it lies (a later chunk, a later batch element of a spatial input),
+    /// and an offender far out of range is never read.
+    #[test]
+    fn nll_sum_reports_the_first_offender() {
+        let x = Data::F32(vec![0.5; 3 * 4 * 700]);
+        for (outer, inner) in [(2100usize, 1usize), (3, 700)] {
+            let mut t: Vec<i64> = (0..(outer * inner) as i64).map(|p| p % 4).collect();
+            assert_eq!(nll_sum(&x, &t, 4, inner, -100, None), Ok((-0.5 * t.len() as f64, t.len())));
+            t[1900] = i64::MIN;
+            assert_eq!(nll_sum(&x, &t, 4, inner, -100, None), Err(i64::MIN));
+            t[1200] = 4;
+            t[1300] = -1;
+            assert_eq!(nll_sum(&x, &t, 4, inner, -100, None), Err(4), "{outer}x{inner}");
+        }
+        // no classes: every target that is not ignored is out of bounds
+        assert_eq!(nll_sum(&Data::F32(vec![]), &[-100, 0], 0, 1, -100, None), Err(0));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub(crate) struct Plan<'t> {
     pub none_shape: Vec<usize>,
     /// Borrowed from an int64 target, converted from the others.
     pub targets: Cow<'t, [i64]>,
-    /// How many targets are not `ignore_index`.
+    /// How many targets are not `ignore_index` (0 until they are checked, see [`plan_unchecked`]).
     pub kept: usize,
     pub weight: Option<Vec<f64>>,
     pub reduction: Reduction,
@@ -150,6 +150,29 @@ pub(crate) fn plan<'t>(
     reduction: Reduction,
     ignore_index: i64,
 ) -> Result<Plan<'t>, OpError> {
+    let mut plan = plan_unchecked(shape, dtype, target, weight, reduction, ignore_index)?;
+    // One branch-free pass (it vectorises; a negative target is a huge u64) checks and
+    // counts; the first offender is looked for only if there is one.
+    plan.kept = crate::kernels::nll::check_targets(&plan.targets, ignore_index, plan.c).map_err(out_of_bounds)?;
+    Ok(plan)
+}
+
+/// PyTorch's error for a target that is neither `ignore_index` nor a class, the last check.
+fn out_of_bounds(t: i64) -> OpError {
+    err(ErrorKind::TargetOutOfBounds, PyType::IndexError, format!("Target {t} is out of bounds."))
+}
+
+/// [`plan`] but for the targets' bounds (its last check), which the caller makes: `kept` is 0.
+/// For the reduced forward pass, whose kernel checks and counts each chunk of targets just
+/// before it reads them ([`crate::kernels::nll::nll_sum`]): one pass over them instead of two.
+fn plan_unchecked<'t>(
+    shape: &[usize],
+    dtype: DType,
+    target: &'t Tensor,
+    weight: Option<&Tensor>,
+    reduction: Reduction,
+    ignore_index: i64,
+) -> Result<Plan<'t>, OpError> {
     let nd = shape.len();
     if nd < 1 {
         return Err(err(
@@ -200,12 +223,8 @@ pub(crate) fn plan<'t>(
         Data::I64(v) => Cow::Borrowed(&v[..]),
         _ => Cow::Owned(target.to_i64_vec().expect("target dtype checked to be an integer")),
     };
-    // One branch-free pass (it vectorises; a negative target is a huge u64) checks and
-    // counts; the first offender is looked for only if there is one.
-    let kept = crate::kernels::nll::check_targets(&targets, ignore_index, c)
-        .map_err(|t| err(ErrorKind::TargetOutOfBounds, PyType::IndexError, format!("Target {t} is out of bounds.")))?;
     Ok(Plan {
-        kept,
+        kept: 0,
         c,
         inner,
         none_shape,
@@ -331,17 +350,18 @@ pub(crate) fn forward(plan: &Plan<'_>, logp: impl Fn(usize) -> f64) -> Forward {
 /// The reduced output and the mean's denominator: per position for `none`, else the sum (divided
 /// for `mean`) streamed in chunks, each summed with compensation, so that no per-position
 /// buffer is written.
-pub(crate) fn forward_reduced(plan: &Plan<'_>, reduction: Reduction, input: &Tensor) -> (Vec<f64>, f64) {
+pub(crate) fn forward_reduced(plan: &Plan<'_>, reduction: Reduction, input: &Tensor) -> Result<(Vec<f64>, f64), OpError> {
     if reduction == Reduction::None {
         let f = match input.data() {
             Data::F32(x) => forward(plan, |i| x[i] as f64),
             _ => forward(plan, |i| input.get_f64(i)),
         };
-        return (f.per_position, f.total_weight);
+        return Ok((f.per_position, f.total_weight));
     }
-    let sum = crate::kernels::nll::nll_sum(input.data(), &plan.targets, plan.c, plan.inner, plan.ignore_index, plan.weight.as_deref());
-    let total = plan.total_weight();
-    (vec![if reduction == Reduction::Mean { sum / total } else { sum }], total)
+    let (sum, kept) = crate::kernels::nll::nll_sum(input.data(), &plan.targets, plan.c, plan.inner, plan.ignore_index, plan.weight.as_deref())
+        .map_err(out_of_bounds)?;
+    let total = if plan.weight.is_none() { kept as f64 } else { plan.total_weight() };
+    Ok((vec![if reduction == Reduction::Mean { sum / total } else { sum }], total))
 }
 
 /// Applies the reduction to per-position values (`total` is the mean's denominator).
@@ -405,8 +425,14 @@ pub fn nll_loss_with_grad(
     ignore_index: i64,
     grad_output: Option<&Tensor>,
 ) -> Result<Outputs, OpError> {
-    let plan = plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index)?;
-    let (out, total_weight) = forward_reduced(&plan, reduction, input);
+    // The reduced forward pass checks the targets as its kernel reads them (the same error, as
+    // PyTorch's kernel raises it); the other paths check them first.
+    let plan = if reduction != Reduction::None && grad_output.is_none() {
+        plan_unchecked(input.shape(), input.dtype(), target, weight, reduction, ignore_index)?
+    } else {
+        plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index)?
+    };
+    let (out, total_weight) = forward_reduced(&plan, reduction, input)?;
     let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
     let grad_input = match grad_output {
         None => None,
