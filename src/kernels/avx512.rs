@@ -723,6 +723,12 @@ unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], l
             let neg_hi = _mm512_sub_ps(_mm512_setzero_ps(), hi);
             for c in 0..len {
                 let v = col.load(x, inner, at, h, c);
+                // The output line 16 groups on in this class's plane, read into L1 ahead of its
+                // store: the store then finds it there (owned: no other core holds it) rather
+                // than waiting on a read-for-ownership, one per store in planes the hardware
+                // prefetcher follows 21 at a time. 4-5% over 8x21x128x128 and 8x21x100x100
+                // (interleaved runs; 128 to 1024 ahead measured, 256 best).
+                _mm_prefetch::<_MM_HINT_T0>(o.wrapping_add(c * inner + 256).cast::<i8>());
                 E::store16_masked(o.add(c * inner), h, shifted(v, hi, neg_hi, lo));
             }
         }
