@@ -19,14 +19,21 @@ use std::time::Duration;
 
 const SHAPES: [(&str, &[usize]); 3] = [("64x1000", &[64, 1000]), ("1024x32000", &[1024, 32000]), ("8x21x128x128", &[8, 21, 128, 128])];
 
+/// A fixed-seed xorshift64 stream.
+fn xorshift(mut s: u64) -> impl Iterator<Item = u64> {
+    std::iter::repeat_with(move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    })
+}
+
 fn logits(shape: &[usize]) -> Vec<f32> {
     let n: usize = shape.iter().product();
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
+    xorshift(0x9e37_79b9_7f4a_7c15)
+        .take(n)
+        .map(|s| {
             // sum of 4 uniforms: roughly normal, variance 4/12, scaled to ~3
             let u: f32 = (0..4).map(|k| ((s >> (k * 16)) & 0xffff) as f32 / 65536.0).sum::<f32>() - 2.0;
             u * 5.2
@@ -42,15 +49,7 @@ fn logits(shape: &[usize]) -> Vec<f32> {
 fn targets(shape: &[usize]) -> Vec<i64> {
     let c = shape[1] as u64;
     let n: usize = shape.iter().product::<usize>() / shape[1];
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 32) * c >> 32) as i64
-        })
-        .collect()
+    xorshift(0x2545_f491_4f6c_dd1d).take(n).map(|s| ((s >> 32) * c >> 32) as i64).collect()
 }
 
 fn target_shape(shape: &[usize]) -> Vec<usize> {
