@@ -49,7 +49,7 @@ fn logits(shape: &[usize]) -> Vec<f32> {
 fn targets(shape: &[usize]) -> Vec<i64> {
     let c = shape[1] as u64;
     let n: usize = shape.iter().product::<usize>() / shape[1];
-    xorshift(0x2545_f491_4f6c_dd1d).take(n).map(|s| ((s >> 32) * c >> 32) as i64).collect()
+    xorshift(0x2545_f491_4f6c_dd1d).take(n).map(|s| (((s >> 32) * c) >> 32) as i64).collect()
 }
 
 fn target_shape(shape: &[usize]) -> Vec<usize> {

@@ -682,7 +682,7 @@ impl Column {
 /// Elsewhere the copy costs 2-4% (8x21x100x100, 64x3x64x64, 4x1000x16x16, measured).
 fn wants_column<E: Elem>(len: usize, inner: usize) -> bool {
     let stride = inner * std::mem::size_of::<E>();
-    let sets = if stride % 64 != 0 { 64 } else { 64 >> ((stride / 64) % 64).trailing_zeros().min(6) };
+    let sets = if !stride.is_multiple_of(64) { 64 } else { 64 >> ((stride / 64) % 64).trailing_zeros().min(6) };
     if std::mem::size_of::<E>() < 4 { len <= COLUMN_MAX } else { len <= 256 && len > 4 * sets }
 }
 
