@@ -612,10 +612,10 @@ unsafe fn lane_sums<const MODE: u8>(load: impl Fn(usize) -> __m512, len: usize, 
     }
 }
 
-/// The lanes of `[0, inner)` in steps of 16, with the mask of each step.
+/// The lanes of `[from, to)` in steps of 16, with the mask of each step.
 #[inline(always)]
-fn steps(inner: usize) -> impl Iterator<Item = (usize, __mmask16)> {
-    (0..inner).step_by(16).map(move |at| (at, if at + 16 <= inner { !0 } else { head(inner - at) }))
+fn steps(from: usize, to: usize) -> impl Iterator<Item = (usize, __mmask16)> {
+    (from..to).step_by(16).map(move |at| (at, if at + 16 <= to { !0 } else { head(to - at) }))
 }
 
 /// Classes up to which a 16-bit block is widened into a float32 column (256 KiB, in L2).
@@ -631,16 +631,21 @@ const COLUMN_MAX: usize = 4096;
 /// then reload from L2 what the max pass brought in, and each load would wait on the store
 /// the previous class made at the same page offset ("4K aliasing", 7-19% depending on where
 /// the output lies from the input). See [`wants_column`].
-struct Column {
-    buf: Vec<f32>,
+struct Column<'a> {
+    buf: &'a mut [f32],
     start: usize,
 }
 
-impl Column {
-    /// A column of `len` classes if `wanted`.
-    fn new(len: usize, wanted: bool) -> Self {
+impl<'a> Column<'a> {
+    /// A column of `len` classes in `scratch` if `wanted` (the caller's per-task scratch, so
+    /// that a call per tile of lanes does not allocate one each time).
+    fn new(scratch: &'a mut Vec<f32>, len: usize, wanted: bool) -> Self {
         // a page of room to slide the column to any page offset, plus a line to align it
-        Column { buf: vec![0f32; if wanted { 1040 + len * 16 } else { 0 }], start: 0 }
+        let n = if wanted { 1040 + len * 16 } else { 0 };
+        if scratch.len() < n {
+            scratch.resize(n, 0.0);
+        }
+        Column { buf: &mut scratch[..n], start: 0 }
     }
 
     /// [`lane_stats`] of the 16 lanes from `at` (those outside `h` unused), copying them
@@ -688,28 +693,29 @@ fn wants_column<E: Elem>(len: usize, inner: usize) -> bool {
 
 /// log_softmax of a `len x inner` block over its `len` axis (classes strided by `inner`),
 /// 16 lanes at a time: [`lane_stats`], then `out = ((x - m) - lse)` in float64, rounded once.
+/// `scratch` holds the [`Column`], if any.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize) {
+pub unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, scratch: &mut Vec<f32>) {
     unsafe {
         if native_bf16_for::<E>() {
-            return block_log_softmax_native(as_native(x), as_native_out(out), len, inner);
+            return block_log_softmax_native(as_native(x), as_native_out(out), len, inner, scratch);
         }
-        block_log_softmax_body(x, out, len, inner)
+        block_log_softmax_body(x, out, len, inner, scratch)
     }
 }
 
 /// [`block_log_softmax`] for bfloat16 where the CPU converts to it ([`NativeBf16`]).
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,avx512bf16")]
-unsafe fn block_log_softmax_native(x: &[NativeBf16], out: &mut [MaybeUninit<NativeBf16>], len: usize, inner: usize) {
-    unsafe { block_log_softmax_body(x, out, len, inner) }
+unsafe fn block_log_softmax_native(x: &[NativeBf16], out: &mut [MaybeUninit<NativeBf16>], len: usize, inner: usize, scratch: &mut Vec<f32>) {
+    unsafe { block_log_softmax_body(x, out, len, inner, scratch) }
 }
 
 #[inline(always)]
-unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize) {
+unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, scratch: &mut Vec<f32>) {
     unsafe {
         assert!(x.len() >= len * inner && out.len() >= len * inner);
-        let mut col = Column::new(len, wants_column::<E>(len, inner));
-        for (at, h) in steps(inner) {
+        let mut col = Column::new(scratch, len, wants_column::<E>(len, inner));
+        for (at, h) in steps(0, inner) {
             let o = out.as_mut_ptr().cast::<E>().add(at);
             let st = col.stats(x, len, inner, at, h, o as usize);
             // per lane, m + lse as hi + lo (see split_shift)
@@ -735,16 +741,17 @@ unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], l
     }
 }
 
-/// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of a `len x inner` block.
+/// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of a `len x inner` block
+/// (`scratch` as for [`block_log_softmax`]).
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-pub unsafe fn block_lse<E: Elem>(x: &[E], len: usize, inner: usize, from: usize, out: &mut [(f64, f64)]) {
+pub unsafe fn block_lse<E: Elem>(x: &[E], len: usize, inner: usize, from: usize, out: &mut [(f64, f64)], scratch: &mut Vec<f32>) {
     unsafe {
         let to = from + out.len();
         assert!(x.len() >= len * inner && to <= inner);
-        let mut col = Column::new(len, wants_column::<E>(len, inner));
-        for at in (from..to).step_by(16) {
+        let mut col = Column::new(scratch, len, wants_column::<E>(len, inner));
+        for (at, h) in steps(from, to) {
             // nothing is stored meanwhile: any page offset will do
-            let st = col.stats(x, len, inner, at, if at + 16 <= to { !0 } else { head(to - at) }, 0);
+            let st = col.stats(x, len, inner, at, h, 0);
             let (mut m, mut lse) = ([0f32; 16], [0f64; 16]);
             _mm512_storeu_ps(m.as_mut_ptr(), st.m);
             _mm512_storeu_pd(lse.as_mut_ptr(), st.lse[0]);
@@ -982,7 +989,7 @@ mod tests {
         let groups = (0..inner).step_by(16).filter(|&at| unsafe { shifted(&x, len, inner, at) }).count();
         assert!(groups >= 1 && unsafe { shifted(&x, len, inner, 48) }, "{groups} groups took the shifted path");
         let mut out = vec![0f32; x.len()];
-        unsafe { block_log_softmax(&x, as_uninit(&mut out), len, inner) };
+        unsafe { block_log_softmax(&x, as_uninit(&mut out), len, inner, &mut Vec::new()) };
         for i in 0..inner {
             for (c, want) in lane_reference(&x, len, inner, i).into_iter().enumerate() {
                 let o = out[c * inner + i];
@@ -1014,11 +1021,11 @@ mod tests {
             wide[c * padded..c * padded + inner].copy_from_slice(&x[c * inner..(c + 1) * inner]);
         }
         let mut direct = vec![0f32; wide.len()];
-        unsafe { block_log_softmax(&wide, as_uninit(&mut direct), len, padded) };
+        unsafe { block_log_softmax(&wide, as_uninit(&mut direct), len, padded, &mut Vec::new()) };
         let mut storage = vec![0f32; len * inner + 1024];
         for shift in (0..1024).step_by(64) {
             let out = &mut storage[shift..shift + len * inner];
-            unsafe { block_log_softmax(&x, as_uninit(out), len, inner) };
+            unsafe { block_log_softmax(&x, as_uninit(out), len, inner, &mut Vec::new()) };
             for c in 0..len {
                 for i in 0..inner {
                     let (a, b) = (out[c * inner + i], direct[c * padded + i]);
@@ -1058,10 +1065,10 @@ mod tests {
         }
         x[3 * inner + 8] = 40.0;
         let mut out = vec![0f32; x.len()];
-        unsafe { block_log_softmax(&x, as_uninit(&mut out), len, inner) };
+        unsafe { block_log_softmax(&x, as_uninit(&mut out), len, inner, &mut Vec::new()) };
         let mut lse_out = vec![(0.0, 0.0); inner];
-        unsafe { block_lse(&x, len, inner, 0, &mut lse_out[..20]) };
-        unsafe { block_lse(&x, len, inner, 20, &mut lse_out[20..]) };
+        unsafe { block_lse(&x, len, inner, 0, &mut lse_out[..20], &mut Vec::new()) };
+        unsafe { block_lse(&x, len, inner, 20, &mut lse_out[20..], &mut Vec::new()) };
         for i in 0..inner {
             let nan_lane = matches!(i, 3..=5);
             assert_eq!(lse_out[i].1.is_nan(), nan_lane, "lane {i}");

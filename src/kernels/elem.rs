@@ -184,21 +184,22 @@ impl Elem for bf16 {
 #[repr(transparent)]
 pub(crate) struct NativeBf16(pub bf16);
 
-/// Whether `E` is bfloat16 (a type test, not a trait constant, which an outside
-/// implementation of [`Elem`] could set) and the CPU has AVX512_BF16 besides the AVX-512 level
-/// (`NLLSPEC_SIMD` below it says no): the AVX-512 kernels then run their [`NativeBf16`] twins.
-pub(crate) fn native_bf16_for<E: Elem>() -> bool {
-    std::any::TypeId::of::<E>() == std::any::TypeId::of::<bf16>() && native_bf16()
+/// Whether `E` is bfloat16: a type test, not a trait constant, which an outside
+/// implementation of [`Elem`] could set.
+fn is_bf16<E: Elem>() -> bool {
+    std::any::TypeId::of::<E>() == std::any::TypeId::of::<bf16>()
 }
 
-/// Whether the CPU has AVX512_BF16 besides the AVX-512 level (`NLLSPEC_SIMD` below it says no).
+/// Whether `E` is bfloat16 and the CPU has AVX512_BF16 besides the AVX-512 level
+/// (`NLLSPEC_SIMD` below it says no): the AVX-512 kernels then run their [`NativeBf16`] twins.
+pub(crate) fn native_bf16_for<E: Elem>() -> bool {
+    is_bf16::<E>() && native_bf16()
+}
+
+/// Whether the CPU has AVX512_BF16 besides the AVX-512 level (both detections are cached).
 pub(crate) fn native_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static NATIVE: OnceLock<bool> = OnceLock::new();
-        *NATIVE.get_or_init(|| super::fast::level() == super::fast::Level::Avx512 && is_x86_feature_detected!("avx512bf16"))
-    }
+    return super::fast::level() == super::fast::Level::Avx512 && is_x86_feature_detected!("avx512bf16");
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
@@ -209,7 +210,7 @@ pub(crate) fn native_bf16() -> bool {
 ///
 /// `E` is `bf16`.
 pub(crate) unsafe fn as_native<E: Elem>(x: &[E]) -> &[NativeBf16] {
-    debug_assert!(std::any::TypeId::of::<E>() == std::any::TypeId::of::<bf16>());
+    debug_assert!(is_bf16::<E>());
     // SAFETY: E is bf16, which NativeBf16 wraps transparently.
     unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
 }
@@ -220,7 +221,7 @@ pub(crate) unsafe fn as_native<E: Elem>(x: &[E]) -> &[NativeBf16] {
 ///
 /// As [`as_native`].
 pub(crate) unsafe fn as_native_out<E: Elem>(out: &mut [std::mem::MaybeUninit<E>]) -> &mut [std::mem::MaybeUninit<NativeBf16>] {
-    debug_assert!(std::any::TypeId::of::<E>() == std::any::TypeId::of::<bf16>());
+    debug_assert!(is_bf16::<E>());
     // SAFETY: as in as_native; MaybeUninit keeps its parameter's layout.
     unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) }
 }

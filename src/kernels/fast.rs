@@ -126,15 +126,15 @@ impl MulAdd for Avx512 {
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn log_softmax_block32<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, _: &mut Block) {
+    fn log_softmax_block32<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, b: &mut Block) {
         // SAFETY: as above.
-        unsafe { super::avx512::block_log_softmax(x, out, len, inner) }
+        unsafe { super::avx512::block_log_softmax(x, out, len, inner, &mut b.column) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn block_lse32<E: Elem>(x: &[E], len: usize, inner: usize, from: usize, _: &mut Block, out: &mut [(f64, f64)]) {
+    fn block_lse32<E: Elem>(x: &[E], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
         // SAFETY: as above.
-        unsafe { super::avx512::block_lse(x, len, inner, from, out) }
+        unsafe { super::avx512::block_lse(x, len, inner, from, out, &mut b.column) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
@@ -383,6 +383,8 @@ pub(crate) struct Block {
     mm: Vec<f64>,
     /// log-sum-exp per lane; NaN for a lane that is NaN by PyTorch's rules.
     lse: Vec<f64>,
+    /// The AVX-512 kernels' column (`avx512::Column`); the fields above are the tiled code's.
+    column: Vec<f32>,
 }
 
 /// Per-lane max and log-sum-exp of a `len x inner` block (classes strided by `inner`),

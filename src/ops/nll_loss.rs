@@ -83,9 +83,14 @@ impl Plan<'_> {
 
     /// The mean's denominator: the weights of the non-ignored positions, summed.
     pub fn total_weight(&self) -> f64 {
+        self.total_weight_of(self.kept)
+    }
+
+    /// [`Plan::total_weight`] with `kept` non-ignored targets, counted by whoever checked them.
+    fn total_weight_of(&self, kept: usize) -> f64 {
         match &self.weight {
             // a count: exact in float64 up to 2^53 positions
-            None => self.kept as f64,
+            None => kept as f64,
             Some(w) => {
                 let mut s = CompensatedSum::default();
                 self.for_each_target(|_, t, _| s.add(w[t]));
@@ -360,7 +365,7 @@ pub(crate) fn forward_reduced(plan: &Plan<'_>, reduction: Reduction, input: &Ten
     }
     let (sum, kept) = crate::kernels::nll::nll_sum(input.data(), &plan.targets, plan.c, plan.inner, plan.ignore_index, plan.weight.as_deref())
         .map_err(out_of_bounds)?;
-    let total = if plan.weight.is_none() { kept as f64 } else { plan.total_weight() };
+    let total = plan.total_weight_of(kept);
     Ok((vec![if reduction == Reduction::Mean { sum / total } else { sum }], total))
 }
 
