@@ -21,9 +21,7 @@
 //! 1 ulp (`nllspec accuracy`). The loop also reads the next row for its max and min, and
 //! prefetches the row after that, so a row's first read is not a pass of its own.
 
-use super::double::{exp64, log1p64};
 use super::elem::{Elem, NativeBf16, as_native, as_native_out, native_bf16_for};
-use super::fast::Fused;
 use std::mem::MaybeUninit;
 use std::arch::x86_64::*;
 
@@ -83,7 +81,7 @@ impl ExpConsts {
 /// `GENERAL`: TwoSum (5 operations), and lanes below [`FLOOR`] (or -inf) masked to 0. The
 /// outer-dim kernel first tries a per-lane shift instead ([`lane_shift`]): `ABOVE`'s formula
 /// against a shift `M >= max` chosen so that it is exact in every lane, the sum scaled back by
-/// `e^(M - max)` (`double::exp64` per lane; measured 2.5% faster at 8x21x128x128, where most 16-lane groups suit no
+/// `e^(M - max)` ([`exp_pd`]; measured 2.5% faster at 8x21x128x128, where most 16-lane groups suit no
 /// group mode).
 /// `ABOVE`: every `|x|` has an exponent no larger than `m`'s, so Fast2Sum(-m, x) is exact
 /// (2 operations); `BELOW`: `m <= 0`, so every `|x| >= |m|` and Fast2Sum(x, -m) is exact. In
@@ -489,9 +487,7 @@ unsafe fn lanes_mode(m: __m512, mn: __m512) -> u8 {
 /// binade from lane to lane): a shift `M >= m` per lane whose exponent is at least that of
 /// every `|x|` in the lane (`max(m, 2^e)`, `2^e` the power of two in the largest magnitude's
 /// binade), so that `x - M` is exact with [`ABOVE`]'s Fast2Sum. `None` when a lane is not
-/// finite or too wide for every `e^(x - M)` to stay a normal float32 (`M - mn > 87`, which also keeps `e^(M - m)` in
-/// [`super::double::exp64`]'s range): those
-/// groups take TwoSum.
+/// finite or too wide for every `e^(x - M)` to stay a normal float32 (`M - mn > 87`): those groups take TwoSum.
 #[inline(always)]
 unsafe fn lane_shift(m: __m512, mn: __m512) -> Option<__m512> {
     unsafe {
@@ -503,18 +499,91 @@ unsafe fn lane_shift(m: __m512, mn: __m512) -> Option<__m512> {
     }
 }
 
-/// `f` on each of 16 float64 lanes: the float64 kernel's plain-arithmetic functions
-/// ([`exp64`], [`log1p64`]), which the compiler vectorises, so that each formula is written once.
+/// `1 / (1 + (j + 1/2) / 16)` for `j` in 1..16 rounded to float64 (1 for `j = 0`), and
+/// `-ln` of each stored value rounded to float64 (computed with 50-digit decimals;
+/// `log_tables_are_logs_of_inverses` checks them). [`log1p_pd`]'s table.
+const LOG_INV: [u64; 16] = [
+    0x3ff0000000000000, 0x3fed41d41d41d41d, 0x3febacf914c1bad0, 0x3fea41a41a41a41a, 0x3fe8f9c18f9c18fa, 0x3fe7d05f417d05f4, 0x3fe6c16c16c16c17,
+    0x3fe5c9882b931057, 0x3fe4e5e0a72f0539, 0x3fe4141414141414, 0x3fe3521cfb2b78c1, 0x3fe29e4129e4129e, 0x3fe1f7047dc11f70, 0x3fe15b1e5f75270d,
+    0x3fe0c9714fbcda3b, 0x3fe0410410410410,
+];
+const LOG_NEG_LN_INV: [u64; 16] = [
+    0x0, 0x3fb6f0d28ae56b4e, 0x3fc29552f81ff521, 0x3fc9525a9cf456b6, 0x3fcfb9186d5e3e29, 0x3fd2e8e2bae11d31, 0x3fd5d1bdbf5809ca, 0x3fd89a3386c1425b,
+    0x3fdb44f77bcc8f64, 0x3fddd46a04c1c4a1, 0x3fe02552a5a5d0ff, 0x3fe154c3d2f4d5ea, 0x3fe2795e1289b11b, 0x3fe393e0d3562a1a, 0x3fe4a4f85db03ebb,
+    0x3fe5ad404c359f2d,
+];
+/// `2^(j/16)` rounded to float64 (50-digit decimals; checked by `exp_tables_are_exp2_of_sixteenths`).
+const EXP2_64: [u64; 16] = [
+    0x3ff0000000000000, 0x3ff0b5586cf9890f, 0x3ff172b83c7d517b, 0x3ff2387a6e756238, 0x3ff306fe0a31b715, 0x3ff3dea64c123422, 0x3ff4bfdad5362a27,
+    0x3ff5ab07dd485429, 0x3ff6a09e667f3bcd, 0x3ff7a11473eb0187, 0x3ff8ace5422aa0db, 0x3ff9c49182a3f090, 0x3ffae89f995ad3ad, 0x3ffc199bdd85529c,
+    0x3ffd5818dcfba487, 0x3ffea4afa2a490da,
+];
+
+/// A 16-entry float64 table looked up by the low 4 bits of each lane of `idx` (two registers,
+/// `vpermt2pd`).
 #[inline(always)]
-unsafe fn per_lane(v: [__m512d; 2], f: impl Fn(f64) -> f64) -> [__m512d; 2] {
+unsafe fn lookup16(table: &[u64; 16], idx: __m512i) -> __m512d {
     unsafe {
-        let mut a = [0f64; 16];
-        _mm512_storeu_pd(a.as_mut_ptr(), v[0]);
-        _mm512_storeu_pd(a.as_mut_ptr().add(8), v[1]);
-        for x in &mut a {
-            *x = f(*x);
-        }
-        [_mm512_loadu_pd(a.as_ptr()), _mm512_loadu_pd(a.as_ptr().add(8))]
+        let p = table.as_ptr().cast::<f64>();
+        _mm512_permutex2var_pd(_mm512_loadu_pd(p), idx, _mm512_loadu_pd(p.add(8)))
+    }
+}
+
+/// `ln(1 + s)` on 8 float64 lanes, `s >= 0` (a lane's sum of terms besides its max), to
+/// about 2^-39 relative: the accuracy float32 outputs need (their `x - m - lse` is rounded
+/// to 2^-24), without [`super::double::log1p64`]'s two divisions and 11-term polynomial, which cost 16% of
+/// the 8x21x128x128 log_softmax (measured by leaving the log out).
+///
+/// `y = 1 + s` rounds away `c = s - (y - 1)` (exactly: `y - 1` is exact for `y >= 1`), which
+/// is the whole result when `s` is below half an ulp of 1.
+/// `y + c = 2^e (m + c 2^-e)`, `m` in [1, 2); with `j` the top 4 bits of `m`'s fraction and `inv` its
+/// table entry, `ln m = -ln(inv) + ln(1 + r)`, `r = m inv - 1` rounded once (`vfmsub`, then
+/// `c 2^-e inv` added):
+/// `|r| < 1/32`, or `[0, 1/16)` where `j = 0`, whose `inv` is 1 so that `ln y` for `y` near 1
+/// is the polynomial alone, without cancellation. `ln(1 + r)` is its Taylor series through
+/// `r^9` (the next term is below 2^-39 of `r`).
+#[inline(always)]
+unsafe fn log1p_pd(s: __m512d) -> __m512d {
+    unsafe {
+        let one = _mm512_set1_pd(1.0);
+        let y = _mm512_add_pd(one, s);
+        let c = _mm512_sub_pd(s, _mm512_sub_pd(y, one));
+        let e = _mm512_getexp_pd(y);
+        let m = _mm512_getmant_pd::<_MM_MANT_NORM_1_2, _MM_MANT_SIGN_SRC>(y);
+        let idx = _mm512_srli_epi64::<48>(_mm512_castpd_si512(y));
+        let inv = lookup16(&LOG_INV, idx);
+        let c = _mm512_scalef_pd(c, _mm512_sub_pd(_mm512_setzero_pd(), e));
+        let r = _mm512_fmadd_pd(c, inv, _mm512_fmsub_pd(m, inv, one));
+        let k = |a: f64, b: f64| _mm512_fmadd_pd(r, _mm512_set1_pd(b), _mm512_set1_pd(a));
+        let (r2, a0, a1, a2, a3) = (_mm512_mul_pd(r, r), k(-1.0 / 2.0, 1.0 / 3.0), k(-1.0 / 4.0, 1.0 / 5.0), k(-1.0 / 6.0, 1.0 / 7.0), k(-1.0 / 8.0, 1.0 / 9.0));
+        let r4 = _mm512_mul_pd(r2, r2);
+        let q = _mm512_fmadd_pd(r4, _mm512_fmadd_pd(r2, a3, a2), _mm512_fmadd_pd(r2, a1, a0));
+        let p = _mm512_fmadd_pd(r2, q, r);
+        // fdlibm's split of ln 2: `LN2_HI` has 32 significant bits, so `e * LN2_HI` is exact
+        let tail = _mm512_fmadd_pd(e, _mm512_set1_pd(1.908_214_929_270_587_7e-10), p);
+        _mm512_fmadd_pd(e, _mm512_set1_pd(6.931_471_803_691_238_2e-1), _mm512_add_pd(lookup16(&LOG_NEG_LN_INV, idx), tail))
+    }
+}
+
+/// `e^d` on 8 float64 lanes, `|d| <= 700`, to about 2^-50 relative (the outer-dim kernel's
+/// scale back, [`lane_shift`]): `d = (16 n + j) ln2/16 + r`, `|r| <= ln2/32`, `e^d = 2^n
+/// 2^(j/16) e^r`, `e^r - 1` through `r^6` (the next term is below 2^-51), `2^n` by
+/// `vscalefpd`. [`super::double::exp64`]'s 13-term polynomial, lane by lane, cost 3% of 8x21x128x128.
+#[inline(always)]
+unsafe fn exp_pd(d: __m512d) -> __m512d {
+    unsafe {
+        const SHIFTER: f64 = 6_755_399_441_055_744.0;
+        let k = _mm512_fmadd_pd(d, _mm512_set1_pd(23.083_120_654_223_414), _mm512_set1_pd(SHIFTER));
+        let n = _mm512_sub_pd(k, _mm512_set1_pd(SHIFTER));
+        // ln2/16 as hi + lo: hi's error alone would be n * 2^-57
+        let r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.449_404_258_653_937_2e-18), _mm512_fnmadd_pd(n, _mm512_set1_pd(0.043_321_698_784_996_58), d));
+        let k6 = |a: f64, b: f64| _mm512_fmadd_pd(r, _mm512_set1_pd(b), _mm512_set1_pd(a));
+        let r2 = _mm512_mul_pd(r, r);
+        // e^r - 1 = r + r^2 (1/2 + r/6 + r^2/24 + r^3/120 + r^4/720)
+        let q = _mm512_fmadd_pd(r2, _mm512_fmadd_pd(r2, _mm512_set1_pd(1.0 / 720.0), k6(1.0 / 24.0, 1.0 / 120.0)), k6(1.0 / 2.0, 1.0 / 6.0));
+        let t = lookup16(&EXP2_64, _mm512_castpd_si512(k));
+        let y = _mm512_fmadd_pd(t, _mm512_fmadd_pd(r2, q, r), t);
+        _mm512_scalef_pd(y, _mm512_mul_pd(n, _mm512_set1_pd(1.0 / 16.0)))
     }
 }
 
@@ -557,9 +626,9 @@ unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: _
             (_, true) => match lane_shift(m, mn) {
                 // the terms e^(x - M) = e^(x - m) e^(m - M), scaled back by e^(M - m)
                 Some(shift) => {
-                    // once per group: the float64 kernel's exp of the exact differences
+                    // once per group, of the exact differences
                     let ([s0, s1], [m0, m1]) = (to_pd(shift), to_pd(m));
-                    let scale = per_lane([_mm512_sub_pd(s0, m0), _mm512_sub_pd(s1, m1)], |d| exp64::<Fused>(d, 0.0));
+                    let scale = [exp_pd(_mm512_sub_pd(s0, m0)), exp_pd(_mm512_sub_pd(s1, m1))];
                     lane_sums::<ABOVE>(load, len, m, ExpConsts::lanes(shift), scale)
                 }
                 None => lane_sums::<GENERAL>(load, len, m, consts, one),
@@ -568,7 +637,7 @@ unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: _
         };
         let finite = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(_mm512_sub_ps(m, m), _mm512_setzero_ps());
         let nan = _mm512_set1_pd(f64::NAN);
-        let l = per_lane(acc, log1p64::<Fused>);
+        let l = [log1p_pd(acc[0]), log1p_pd(acc[1])];
         let lse = [_mm512_mask_blend_pd(finite as __mmask8, nan, l[0]), _mm512_mask_blend_pd((finite >> 8) as __mmask8, nan, l[1])];
         LaneStats { m, lse }
     }
@@ -784,6 +853,66 @@ mod tests {
         }
         assert_eq!(C_HI.to_bits() & 0x7fff, 0, "C_HI has at most 9 significant bits");
         assert!(((C_HI as f64 + C_LO as f64) - std::f64::consts::LN_2 / 16.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn log_and_exp_tables_are_what_they_say() {
+        for j in 0..16 {
+            let (inv, neg_ln) = (f64::from_bits(LOG_INV[j]), f64::from_bits(LOG_NEG_LN_INV[j]));
+            let want = if j == 0 { 1.0 } else { 1.0 / (1.0 + (j as f64 + 0.5) / 16.0) };
+            assert!((inv - want).abs() <= f64::EPSILON * want, "LOG_INV[{j}]");
+            // libm's ln is within an ulp; the tables were rounded from 50 digits
+            assert!((neg_ln + inv.ln()).abs() <= f64::EPSILON * neg_ln, "LOG_NEG_LN_INV[{j}]");
+            let e = f64::from_bits(EXP2_64[j]);
+            assert!((e - (j as f64 / 16.0).exp2()).abs() <= f64::EPSILON * e, "EXP2_64[{j}]");
+        }
+    }
+
+    /// [`log1p_pd`] and [`exp_pd`] on one value, through all 8 lanes.
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+    unsafe fn log1p_exp_pd(v: f64) -> (f64, f64) {
+        unsafe {
+            let (mut l, mut e) = ([0f64; 8], [0f64; 8]);
+            _mm512_storeu_pd(l.as_mut_ptr(), log1p_pd(_mm512_set1_pd(v)));
+            _mm512_storeu_pd(e.as_mut_ptr(), exp_pd(_mm512_set1_pd(v)));
+            assert!(l.iter().chain(&e).all(|x| x.to_bits() == l[0].to_bits() || x.to_bits() == e[0].to_bits()));
+            (l[0], e[0])
+        }
+    }
+
+    #[test]
+    fn lane_log1p_and_exp_keep_float32_outputs_exact() {
+        if !available() {
+            return;
+        }
+        // Against libm (within an ulp of float64): the bounds their docs state, 2^-39 and 2^-50
+        // relative, with room for libm's own ulp. Every binade of s from 2^-60 (where
+        // 1 + s rounds to 1 and the result is the correction alone) to 2^30, each table entry
+        // of the mantissa, and the points either side of each entry's edge.
+        let mut worst = (0.0f64, 0.0f64);
+        let mut s = 2f64.powi(-60);
+        while s < 2f64.powi(30) {
+            for k in 0..64 {
+                let v = s * (1.0 + k as f64 / 64.0);
+                for v in [v, v.next_up(), v.next_down()] {
+                    let (l, _) = unsafe { log1p_exp_pd(v) };
+                    worst.0 = worst.0.max(((l - v.ln_1p()) / v.ln_1p()).abs());
+                }
+            }
+            s *= 2.0;
+        }
+        let mut d = -100.0;
+        while d <= 100.0 {
+            let (_, e) = unsafe { log1p_exp_pd(d) };
+            worst.1 = worst.1.max(((e - d.exp()) / d.exp()).abs());
+            d += 0.001_37;
+        }
+        assert!(worst.0 < 2f64.powi(-39), "log1p: {:e}", worst.0);
+        assert!(worst.1 < 2f64.powi(-50), "exp: {:e}", worst.1);
+        let (l, e) = unsafe { log1p_exp_pd(0.0) };
+        assert_eq!((l, e), (0.0, 1.0));
+        let (l, e) = unsafe { log1p_exp_pd(f64::NAN) };
+        assert!(l.is_nan() && e.is_nan());
     }
 
     /// The terms, one at a time, against float64's exp of the exact difference.
