@@ -700,50 +700,61 @@ const COLUMN_MAX: usize = 4096;
 /// then reload from L2 what the max pass brought in, and each load would wait on the store
 /// the previous class made at the same page offset ("4K aliasing", 7-19% depending on where
 /// the output lies from the input). See [`wants_column`].
+///
+/// It holds the groups of one tile ([`TILE`]), one after another.
 struct Column<'a> {
     buf: &'a mut [f32],
     start: usize,
+    len: usize,
 }
 
 impl<'a> Column<'a> {
-    /// A column of `len` classes in `scratch` if `wanted` (the caller's per-task scratch, so
-    /// that a call per tile of lanes does not allocate one each time).
-    fn new(scratch: &'a mut Vec<f32>, len: usize, wanted: bool) -> Self {
+    /// A column of `groups` groups of `len` classes in `scratch` if `wanted` (the caller's
+    /// per-task scratch, so that a call per tile of lanes does not allocate one each time).
+    fn new(scratch: &'a mut Vec<f32>, len: usize, groups: usize, wanted: bool) -> Self {
         // a page of room to slide the column to any page offset, plus a line to align it
-        let n = if wanted { 1040 + len * 16 } else { 0 };
+        let n = if wanted { 1040 + groups * len * 16 } else { 0 };
         if scratch.len() < n {
             scratch.resize(n, 0.0);
         }
-        Column { buf: &mut scratch[..n], start: 0 }
+        Column { buf: &mut scratch[..n], start: 0, len }
     }
 
-    /// [`lane_stats`] of the 16 lanes from `at` (those outside `h` unused), copying them
-    /// into the column first when there is one. The column goes half a page from `away` (an
-    /// address about to be stored to) modulo 4 KiB, so its loads never alias those stores.
-    #[inline(always)]
-    unsafe fn stats<E: Elem>(&mut self, x: &[E], len: usize, inner: usize, at: usize, h: __mmask16, away: usize) -> LaneStats {
-        unsafe {
-            if self.buf.is_empty() {
-                return lane_stats(x, len, inner, at, h);
-            }
+    /// Puts the column half a page from `away` (an address about to be stored to) modulo
+    /// 4 KiB, so that its loads never alias those stores.
+    fn place(&mut self, away: usize) {
+        if !self.buf.is_empty() {
             let base = self.buf.as_ptr() as usize;
             self.start = (((away + 2048) & 4032).wrapping_sub(base) & 4095) / 4;
-            let col = self.buf.as_mut_ptr().add(self.start);
-            for c in 0..len {
-                _mm512_storeu_ps(col.add(c * 16), E::load16_masked(h, x.as_ptr().add(at + c * inner)));
-            }
-            lane_stats(&self.buf[self.start..], len, 16, 0, h)
         }
     }
 
-    /// Class `c` of the group [`Column::stats`] last saw.
+    /// [`lane_stats`] of the 16 lanes from `at` (those outside `h` unused), copying them
+    /// into the column's slot `g` first when there is one.
     #[inline(always)]
-    unsafe fn load<E: Elem>(&self, x: &[E], inner: usize, at: usize, h: __mmask16, c: usize) -> __m512 {
+    unsafe fn stats<E: Elem>(&mut self, x: &[E], inner: usize, at: usize, h: __mmask16, g: usize) -> LaneStats {
+        unsafe {
+            let len = self.len;
+            if self.buf.is_empty() {
+                return lane_stats(x, len, inner, at, h);
+            }
+            let from = self.start + g * len * 16;
+            let col = self.buf.as_mut_ptr().add(from);
+            for c in 0..len {
+                _mm512_storeu_ps(col.add(c * 16), E::load16_masked(h, x.as_ptr().add(at + c * inner)));
+            }
+            lane_stats(&self.buf[from..], len, 16, 0, h)
+        }
+    }
+
+    /// Class `c` of the group [`Column::stats`] saw in slot `g`.
+    #[inline(always)]
+    unsafe fn load<E: Elem>(&self, x: &[E], inner: usize, at: usize, h: __mmask16, c: usize, g: usize) -> __m512 {
         unsafe {
             if self.buf.is_empty() {
                 E::load16_masked(h, x.as_ptr().add(at + c * inner))
             } else {
-                _mm512_loadu_ps(self.buf.as_ptr().add(self.start + c * 16))
+                _mm512_loadu_ps(self.buf.as_ptr().add(self.start + (g * self.len + c) * 16))
             }
         }
     }
@@ -779,15 +790,66 @@ unsafe fn block_log_softmax_native(x: &[NativeBf16], out: &mut [MaybeUninit<Nati
     unsafe { block_log_softmax_body(x, out, len, inner, scratch) }
 }
 
+/// 16-lane groups [`block_log_softmax`] takes together, where it tiles ([`tiled`]): their
+/// statistics one after another, then their writes class by class (a class's 4 groups are 256
+/// contiguous bytes of output). One group's statistics are a long dependency chain (max,
+/// sums, log), and the next group's no longer wait behind this one's writes. Against one group
+/// at a time (interleaved runs, one probe process each): 8x21x128x128 float32 2.15 -> 1.94-1.97
+/// ms, float16 / bfloat16 1.86 / 2.08 -> 1.65-1.71 / 1.82-1.87 ms, 4x1000x256 0.97-0.99 ->
+/// 0.82-0.85 ms, 64x3x4096 1.12 -> 1.08-1.09 ms; 2 and 8 groups 1-4% slower than 4.
+const TILE: usize = 4;
+
+/// Whether [`block_log_softmax`] runs [`TILE`] groups at a time: where it reads through a
+/// [`Column`] (in L1), or the class axis is long; without one, 24 to 32 classes were 10-15%
+/// slower tiled (8x24x10000, 6x32x10000, 8x21x10000: 5%), 40 the same, 50 and more faster
+/// (16x50x1000 6%, 8x100x1000 18%).
+fn tiled(column: bool, len: usize) -> bool {
+    column || len > 40
+}
+
 #[inline(always)]
 unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, scratch: &mut Vec<f32>) {
     unsafe {
         assert!(x.len() >= len * inner && out.len() >= len * inner);
-        let mut col = Column::new(scratch, len, wants_column::<E>(len, inner));
-        for (at, h) in steps(0, inner) {
-            let o = out.as_mut_ptr().cast::<E>().add(at);
-            let st = col.stats(x, len, inner, at, h, o as usize);
-            // per lane, m + lse as hi + lo (see split_shift)
+        let column = wants_column::<E>(len, inner);
+        let o = out.as_mut_ptr().cast::<E>();
+        if tiled(column, len) {
+            tiles::<E, TILE>(x, o, inner, &mut Column::new(scratch, len, TILE, column));
+        } else {
+            tiles::<E, 1>(x, o, inner, &mut Column::new(scratch, len, 1, column));
+        }
+    }
+}
+
+/// [`block_log_softmax`] in tiles of `G` groups.
+#[inline(always)]
+unsafe fn tiles<E: Elem, const G: usize>(x: &[E], o: *mut E, inner: usize, col: &mut Column) {
+    unsafe {
+        let mut t = 0;
+        while t + 16 * G <= inner {
+            tile::<E, G, true>(x, o, inner, t, col);
+            t += 16 * G;
+        }
+        if t < inner {
+            tile::<E, G, false>(x, o, inner, t, col);
+        }
+    }
+}
+
+/// The `G` groups from lane `t` (fewer if the block's `inner` lanes end first); `FULL` when
+/// all of them have 16 lanes, so that every mask is a constant.
+#[inline(always)]
+unsafe fn tile<E: Elem, const G: usize, const FULL: bool>(x: &[E], o: *mut E, inner: usize, t: usize, col: &mut Column) {
+    unsafe {
+        let len = col.len;
+        col.place(o.add(t) as usize);
+        let z = _mm512_setzero_ps();
+        // per group: its first lane, its mask, and m + lse per lane as hi + lo (see split_shift)
+        let mut groups = [(0, 0, z, z, z); G];
+        let mut n = 0;
+        for (g, (at, h)) in steps(t, inner.min(t + 16 * G)).enumerate() {
+            let h = if FULL { !0 } else { h };
+            let st = col.stats(x, inner, at, h, g);
             let m = to_pd(st.m);
             let hi = to_ps([_mm512_add_pd(m[0], st.lse[0]), _mm512_add_pd(m[1], st.lse[1])]);
             let h64 = to_pd(hi);
@@ -795,16 +857,19 @@ unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], l
                 _mm512_add_pd(_mm512_sub_pd(m[0], h64[0]), st.lse[0]),
                 _mm512_add_pd(_mm512_sub_pd(m[1], h64[1]), st.lse[1]),
             ]);
-            let neg_hi = _mm512_sub_ps(_mm512_setzero_ps(), hi);
-            for c in 0..len {
-                let v = col.load(x, inner, at, h, c);
+            groups[g] = (at, h, hi, _mm512_sub_ps(z, hi), lo);
+            n = g + 1;
+        }
+        for c in 0..len {
+            for (g, &(at, h, hi, neg_hi, lo)) in groups[..if FULL { G } else { n }].iter().enumerate() {
+                let h = if FULL { !0 } else { h };
+                let v = col.load(x, inner, at, h, c, g);
                 // The output line 16 groups on in this class's plane, read into L1 ahead of its
                 // store: the store then finds it there (owned: no other core holds it) rather
-                // than waiting on a read-for-ownership, one per store in planes the hardware
-                // prefetcher follows 21 at a time. 4-5% over 8x21x128x128 and 8x21x100x100
-                // (interleaved runs; 128 to 1024 ahead measured, 256 best).
-                _mm_prefetch::<_MM_HINT_T0>(o.wrapping_add(c * inner + 256).cast::<i8>());
-                E::store16_masked(o.add(c * inner), h, shifted(v, hi, neg_hi, lo));
+                // than waiting on a read-for-ownership. 4-5% over 8x21x128x128 and 8x21x100x100
+                // one group at a time; tiled, 0-3% there and 5-8% over 64x3x4096 and 4x1000x256.
+                _mm_prefetch::<_MM_HINT_T0>(o.wrapping_add(at + c * inner + 256).cast::<i8>());
+                E::store16_masked(o.add(at + c * inner), h, shifted(v, hi, neg_hi, lo));
             }
         }
     }
@@ -817,10 +882,11 @@ pub unsafe fn block_lse<E: Elem>(x: &[E], len: usize, inner: usize, from: usize,
     unsafe {
         let to = from + out.len();
         assert!(x.len() >= len * inner && to <= inner);
-        let mut col = Column::new(scratch, len, wants_column::<E>(len, inner));
+        let mut col = Column::new(scratch, len, 1, wants_column::<E>(len, inner));
+        // nothing is stored meanwhile: any page offset will do
+        col.place(0);
         for (at, h) in steps(from, to) {
-            // nothing is stored meanwhile: any page offset will do
-            let st = col.stats(x, len, inner, at, h, 0);
+            let st = col.stats(x, inner, at, h, 0);
             let (mut m, mut lse) = ([0f32; 16], [0f64; 16]);
             _mm512_storeu_ps(m.as_mut_ptr(), st.m);
             _mm512_storeu_pd(lse.as_mut_ptr(), st.lse[0]);
@@ -1176,10 +1242,18 @@ mod tests {
         if !available() {
             return;
         }
-        let (len, inner) = (21usize, 37usize);
+        // one group at a time (37 lanes: 2 groups and a tail), and tiled without a column
+        // (101 lanes: a full tile of 4 groups, then 2 and a tail of 5)
+        for (len, inner) in [(21usize, 37usize), (45, 101)] {
+            assert_eq!(tiled(wants_column::<f32>(len, inner), len), len == 45);
+            block_kernel_case(len, inner);
+        }
+    }
+
+    fn block_kernel_case(len: usize, inner: usize) {
         let mut u = uniforms(11);
         let mut x: Vec<f32> = (0..len * inner).map(|_| u() * 20.0).collect();
-        // lane 3: a NaN; lane 4: +inf; lane 5: all -inf; lane 6: one -inf; lane 36 (tail): a huge max
+        // lane 3: a NaN; lane 4: +inf; lane 5: all -inf; lane 6: one -inf; lane 36: a huge max
         x[2 * inner + 3] = f32::NAN;
         x[7 * inner + 4] = f32::INFINITY;
         for c in 0..len {
@@ -1200,14 +1274,14 @@ mod tests {
         unsafe { block_lse(&x, len, inner, 20, &mut lse_out[20..], &mut Vec::new()) };
         for i in 0..inner {
             let nan_lane = matches!(i, 3..=5);
-            assert_eq!(lse_out[i].1.is_nan(), nan_lane, "lane {i}");
+            assert_eq!(lse_out[i].1.is_nan(), nan_lane, "{len}x{inner} lane {i}");
             // lane 8's tiny sum needs the reference's log1p
             for (c, want) in lane_reference(&x, len, inner, i).into_iter().enumerate() {
                 let o = out[c * inner + i];
                 if nan_lane {
-                    assert!(o.is_nan(), "lane {i} class {c}: {o}");
+                    assert!(o.is_nan(), "{len}x{inner} lane {i} class {c}: {o}");
                 } else {
-                    assert!(ulps(o, want) <= 1, "lane {i} class {c}: {o} vs {want}");
+                    assert!(ulps(o, want) <= 1, "{len}x{inner} lane {i} class {c}: {o} vs {want}");
                 }
             }
         }
