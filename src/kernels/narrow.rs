@@ -51,6 +51,39 @@ impl Narrow for f16 {
     fn widen(src: &[f16], dst: &mut [f32]) {
         src.convert_to_f32_slice(dst);
     }
+    /// F16C's `vcvtps2ph` where the CPU has it: `half`'s conversion an element at a time does
+    /// not vectorise, and made float16 log_softmax 8x21x128x128 at the AVX2 level 32 ms
+    /// against 6 ms for bfloat16 (`half`'s slice conversion needs initialised storage).
+    fn narrow(src: &[f32], dst: &mut [MaybeUninit<f16>]) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("f16c") {
+            // SAFETY: the features were detected.
+            return unsafe { narrow_f16c(src, dst) };
+        }
+        for (d, &s) in dst.iter_mut().zip(src) {
+            d.write(f16::from_f32(s));
+        }
+    }
+}
+
+/// [`Narrow::narrow`] for float16 with F16C, 8 elements at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn narrow_f16c(src: &[f32], dst: &mut [MaybeUninit<f16>]) {
+    use std::arch::x86_64::*;
+    let n = src.len().min(dst.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n elements of both.
+        unsafe {
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(src.as_ptr().add(i)));
+            _mm_storeu_si128(dst.as_mut_ptr().add(i).cast(), h);
+        }
+        i += 8;
+    }
+    for (d, &s) in dst[i..n].iter_mut().zip(&src[i..n]) {
+        d.write(f16::from_f32(s));
+    }
 }
 
 impl Narrow for bf16 {}
@@ -170,6 +203,31 @@ mod tests {
         bf16::widen(&ours, &mut back);
         for (o, w) in ours.iter().zip(&back) {
             assert_eq!(o.to_f32().to_bits(), w.to_bits());
+        }
+    }
+
+    #[test]
+    fn float16_rounding_matches_the_software_conversion() {
+        // half's const conversion is software whatever the CPU: the reference for F16C's
+        let mut b = 0x0000_0001u32;
+        let mut values = vec![0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::MAX, f32::MIN_POSITIVE, 65520.0, 65519.99, 5.96e-8, 2.98e-8];
+        for _ in 0..200_000 {
+            b = b.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            values.push(f32::from_bits(b));
+            // near float16's range: ties (13 low bits 0x1000), both parities, and subnormals
+            let v = f32::from_bits(b & 0x87ff_e000 | 0x3000_1000);
+            values.push(v);
+            values.push(v * 2f32.powi(-20));
+        }
+        // odd lengths: a tail after the 8-element steps
+        for len in [values.len(), values.len() - 3] {
+            let mut ours = vec![f16::ZERO; len];
+            // SAFETY: narrow writes only values.
+            f16::narrow(&values[..len], unsafe { as_uninit(&mut ours) });
+            for (v, o) in values.iter().zip(&ours) {
+                let want = f16::from_f32_const(*v);
+                assert!(o.to_bits() == want.to_bits() || (o.is_nan() && want.is_nan()), "{v:e} ({:#x}): {:#x} vs {:#x}", v.to_bits(), o.to_bits(), want.to_bits());
+            }
         }
     }
 
