@@ -33,15 +33,17 @@ const TILE: usize = 256;
 /// Below this, a term `exp(t)` is dropped (`2^-1021`, the smallest power the bit trick builds).
 const EXP_MIN: f64 = -708.0;
 
+/// fdlibm's split of ln 2: `LN2_HI` has 32 significant bits, so `n * LN2_HI` is exact for
+/// every exponent `n` of a float64 (the float64 kernels' exp and log, and the AVX-512 lanes').
+pub(crate) const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+pub(crate) const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+
 /// `exp(t)` for `EXP_MIN <= t <= 88`, `r_err` added to the reduced argument (the rounding error
 /// of the difference `t` came from). Within an ulp for `t <= 0`, two above
 /// (`exp64_is_accurate`). Outside the range the result is garbage: callers mask it.
 #[inline(always)]
 pub(crate) fn exp64<F: MulAdd>(t: f64, r_err: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
-    // fdlibm's split of ln 2: `LN2_HI` has 32 significant bits, so `n * LN2_HI` is exact.
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     // 1.5 * 2^52: adding it rounds to an integer kept in the low mantissa bits.
     const SHIFTER: f64 = 6_755_399_441_055_744.0;
     let k = F::mul_add(t, LOG2E, SHIFTER);
@@ -74,8 +76,6 @@ pub(crate) fn exp64<F: MulAdd>(t: f64, r_err: f64) -> f64 {
 /// `log m = 2 atanh((m - 1) / (m + 1))`, with `e ln 2` in two parts.
 #[inline(always)]
 pub(crate) fn log1p64<F: MulAdd>(s: f64) -> f64 {
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     let y = 1.0 + s;
     // y's rounding error: log1p(s) = log(y) + c / y to first order.
     let c = (s - (y - 1.0)) / y;

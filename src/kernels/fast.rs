@@ -27,7 +27,7 @@
 //! blocks) are spread over threads with rayon above [`PARALLEL_MIN`] elements; each row is
 //! computed the same way whatever the thread count, so results are bit-identical.
 
-use super::double::log1p64;
+use super::double::{LN2_HI, LN2_LO, log1p64};
 use super::elem::Elem;
 use crate::tensor::as_uninit;
 use std::mem::MaybeUninit;
@@ -210,8 +210,6 @@ pub(crate) fn exp_diff32<F: MulAdd>(x: f32, m: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn exp_neg<F: MulAdd>(x: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     // 1.5 * 2^52: adding it rounds to an integer kept in the low mantissa bits.
     const SHIFTER: f64 = 6_755_399_441_055_744.0;
     let x = if x < -708.0 { -708.0 } else { x };
