@@ -595,8 +595,28 @@ struct LaneStats {
     lse: [__m512d; 2],
 }
 
+/// The [`LaneStats`] of 16 lanes.
+///
+/// With debug assertions (the dev and test profiles: unoptimised) a function of its own:
+/// there every inlined copy gets its own stack, and the outer-dim kernel's four tile variants
+/// made a 1.6 MB frame that overflowed a 2 MB thread stack (the test harness's, rayon's); now
+/// 56 KB, and 192 KB here. Optimised, inlined as the code around it (a call per group made
+/// 64x3x4096 6% slower).
+#[cfg(debug_assertions)]
+#[inline(never)]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+    unsafe { lane_stats_body(x, len, inner, at, h) }
+}
+
+#[cfg(not(debug_assertions))]
 #[inline(always)]
 unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+    unsafe { lane_stats_body(x, len, inner, at, h) }
+}
+
+#[inline(always)]
+unsafe fn lane_stats_body<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
     unsafe {
         let p = x.as_ptr().add(at);
         let load = |c: usize| E::load16_masked(h, p.add(c * inner));
