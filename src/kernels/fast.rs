@@ -812,6 +812,35 @@ mod tests {
         assert_eq!(o[..3], [truth; 3]);
     }
 
+    /// The kernels on a thread with half the stack of a test harness's (or a rayon worker's)
+    /// thread: the unoptimised build's frames must fit (the tiled AVX-512 outer-dim kernel once
+    /// took 1.6 MB and aborted the test process).
+    #[test]
+    fn kernels_run_on_a_1_mib_stack() {
+        std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(|| {
+                // rows; outer dims with a column (class stride 4 KiB), tiled without one (45
+                // classes), one group at a time; 16-bit types; the fused loss's statistics
+                for (outer, len, inner) in [(3, 1000, 1), (2, 21, 1024), (2, 45, 101), (2, 21, 37)] {
+                    let x: Vec<f32> = (0..outer * len * inner).map(|i| ((i * 7919 % 1009) as f32 - 500.0) * 0.02).collect();
+                    let mut y = vec![0.0f32; x.len()];
+                    log_softmax_f32(&x, &mut y, outer, len, inner);
+                    assert!(y.iter().all(|v| v.is_finite() && *v <= 0.0));
+                    let xb: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
+                    let mut yb = vec![half::bf16::ZERO; x.len()];
+                    log_softmax_f32(&xb, &mut yb, outer, len, inner);
+                    let xh: Vec<half::f16> = x.iter().map(|&v| half::f16::from_f32(v)).collect();
+                    let mut yh = vec![half::f16::ZERO; x.len()];
+                    log_softmax_f32(&xh, &mut yh, outer, len, inner);
+                    assert_eq!(lane_lse_f32(&x, outer, len, inner).len(), outer * inner);
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
     #[test]
     fn outer_dim_matches_last_dim() {
         // (3, 5, 4) over dim 1 equals the transposed rows over their last dim.
