@@ -381,7 +381,7 @@ pub(crate) struct Block {
     mm: Vec<f64>,
     /// log-sum-exp per lane; NaN for a lane that is NaN by PyTorch's rules.
     lse: Vec<f64>,
-    /// float32 partial sums per lane.
+    /// Four classes' float32 terms per lane (`4 * w`), before the float64 sum.
     p: Vec<f32>,
     /// The AVX-512 kernels' column (`avx512::Column`); the fields above are the tiled code's.
     column: Vec<f32>,
