@@ -54,7 +54,7 @@ pub fn validate(req: &Request<'_>) -> Result<(), OpError> {
         (Op::NllLoss, Attrs::NllLoss { reduction, ignore_index }) => {
             let r = Reduction::parse(reduction)?;
             let t = i.target.as_ref().expect("the loader requires a target for losses");
-            ops::nll_loss::plan(i.input.shape(), i.input.dtype(), t, i.weight.as_ref(), r, *ignore_index).map(drop)
+            ops::nll_loss::plan(i.input.shape(), i.input.dtype(), t, i.weight.as_ref(), r, *ignore_index, ops::nll_loss::Bounds::Check).map(drop)
         }
         (Op::CrossEntropy, Attrs::CrossEntropy { reduction, ignore_index, label_smoothing }) => {
             let r = Reduction::parse(reduction)?;

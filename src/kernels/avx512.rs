@@ -836,7 +836,8 @@ unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], l
         if tiled(column, len) {
             tiles::<E, TILE>(x, o, inner, &mut Column::new(scratch, len, TILE, column));
         } else {
-            tiles::<E, 1>(x, o, inner, &mut Column::new(scratch, len, 1, column));
+            // a column always tiles
+            tiles::<E, 1>(x, o, inner, &mut Column::new(scratch, len, 1, false));
         }
     }
 }

@@ -101,7 +101,7 @@ pub(crate) fn check<'t>(
     if input.shape() != target.shape() {
         check_label_smoothing(ls)?;
         let cd = log_softmax::check(input, Some(class_dim(input.ndim()) as i64))?;
-        let plan = nll_loss::plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index)?;
+        let plan = nll_loss::plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index, nll_loss::Bounds::Check)?;
         return Ok(Checked::Index { cd, plan });
     }
     if !target.dtype().is_float() {

@@ -35,7 +35,7 @@ pub(crate) struct Plan<'t> {
     pub none_shape: Vec<usize>,
     /// Borrowed from an int64 target, converted from the others.
     pub targets: Cow<'t, [i64]>,
-    /// How many targets are not `ignore_index` (0 until they are checked, see [`plan_unchecked`]).
+    /// How many targets are not `ignore_index` (0 when the kernel checks them, [`Bounds::InKernel`]).
     pub kept: usize,
     pub weight: Option<Vec<f64>>,
     pub reduction: Reduction,
@@ -146,20 +146,16 @@ fn check_kernel_dtypes(dtype: DType, weight: Option<&Tensor>, kernel: &str) -> R
     }
 }
 
-/// Every check `F.nll_loss` makes, in PyTorch's order, on an input of `shape` and `dtype`.
-pub(crate) fn plan<'t>(
-    shape: &[usize],
-    dtype: DType,
-    target: &'t Tensor,
-    weight: Option<&Tensor>,
-    reduction: Reduction,
-    ignore_index: i64,
-) -> Result<Plan<'t>, OpError> {
-    let mut plan = plan_unchecked(shape, dtype, target, weight, reduction, ignore_index)?;
-    // One branch-free pass (it vectorises; a negative target is a huge u64) checks and
-    // counts; the first offender is looked for only if there is one.
-    plan.kept = crate::kernels::nll::check_targets(&plan.targets, ignore_index, plan.c).map_err(out_of_bounds)?;
-    Ok(plan)
+/// Where a [`plan`] has its targets bounds-checked, `F.nll_loss`'s last check.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Bounds {
+    /// In [`plan`]: one branch-free pass (it vectorises; a negative target is a huge u64)
+    /// checks and counts `kept`, the first offender looked for only if there is one.
+    Check,
+    /// By the reduced forward pass's kernel, each chunk just before it reads it
+    /// ([`crate::kernels::nll::nll_sum`], the same error, as PyTorch's kernel raises it while
+    /// reading): one pass over the targets instead of two. `kept` stays 0; the kernel counts.
+    InKernel,
 }
 
 /// PyTorch's error for a target that is neither `ignore_index` nor a class, the last check.
@@ -167,16 +163,16 @@ fn out_of_bounds(t: i64) -> OpError {
     err(ErrorKind::TargetOutOfBounds, PyType::IndexError, format!("Target {t} is out of bounds."))
 }
 
-/// [`plan`] but for the targets' bounds (its last check), which the caller makes: `kept` is 0.
-/// For the reduced forward pass, whose kernel checks and counts each chunk of targets just
-/// before it reads them ([`crate::kernels::nll::nll_sum`]): one pass over them instead of two.
-fn plan_unchecked<'t>(
+/// Every check `F.nll_loss` makes, in PyTorch's order, on an input of `shape` and `dtype`
+/// (the targets' bounds where `bounds` says).
+pub(crate) fn plan<'t>(
     shape: &[usize],
     dtype: DType,
     target: &'t Tensor,
     weight: Option<&Tensor>,
     reduction: Reduction,
     ignore_index: i64,
+    bounds: Bounds,
 ) -> Result<Plan<'t>, OpError> {
     let nd = shape.len();
     if nd < 1 {
@@ -228,8 +224,12 @@ fn plan_unchecked<'t>(
         Data::I64(v) => Cow::Borrowed(&v[..]),
         _ => Cow::Owned(target.to_i64_vec().expect("target dtype checked to be an integer")),
     };
+    let kept = match bounds {
+        Bounds::Check => crate::kernels::nll::check_targets(&targets, ignore_index, c).map_err(out_of_bounds)?,
+        Bounds::InKernel => 0,
+    };
     Ok(Plan {
-        kept: 0,
+        kept,
         c,
         inner,
         none_shape,
@@ -430,13 +430,10 @@ pub fn nll_loss_with_grad(
     ignore_index: i64,
     grad_output: Option<&Tensor>,
 ) -> Result<Outputs, OpError> {
-    // The reduced forward pass checks the targets as its kernel reads them (the same error, as
-    // PyTorch's kernel raises it); the other paths check them first.
-    let plan = if reduction != Reduction::None && grad_output.is_none() {
-        plan_unchecked(input.shape(), input.dtype(), target, weight, reduction, ignore_index)?
-    } else {
-        plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index)?
-    };
+    // A reduced forward pass checks the targets as its kernel reads them, before any gradient
+    // is computed (`backward` takes the kernel's denominator); `none` indexes by them first.
+    let bounds = if reduction == Reduction::None { Bounds::Check } else { Bounds::InKernel };
+    let plan = plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index, bounds)?;
     let (out, total_weight) = forward_reduced(&plan, reduction, input)?;
     let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
     let grad_input = match grad_output {
@@ -545,8 +542,14 @@ mod tests {
     fn extreme_targets_do_not_overflow() {
         let x = f32t(&[2, 3], vec![0.0; 6]);
         for t in [i64::MIN, i64::MAX, -1, 3] {
-            let e = nll(&x, &i64t(&[2], vec![0, t]), None, Reduction::Sum).unwrap_err();
-            assert_eq!(e.message, format!("Target {t} is out of bounds."));
+            // checked in the plan (`none`) or by the reduced pass's kernel, with a gradient or not
+            for r in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+                let target = i64t(&[2], vec![0, t]);
+                let g = if r == Reduction::None { f32t(&[2], vec![1.0; 2]) } else { f32t(&[], vec![1.0]) };
+                for e in [nll(&x, &target, None, r).unwrap_err(), nll_loss_backward(&x, &target, None, r, -100, &g).unwrap_err()] {
+                    assert_eq!((e.kind, e.message), (ErrorKind::TargetOutOfBounds, format!("Target {t} is out of bounds.")), "{r:?}");
+                }
+            }
         }
         // ignore_index may name a valid class: that class is then never counted.
         let r = nll_loss(&x, &i64t(&[2], vec![0, 2]), None, Reduction::Mean, 0).unwrap();
