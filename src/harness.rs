@@ -27,7 +27,7 @@
 use crate::golden::load::{LoadedCase, default_golden_dir, load_all};
 use crate::impls::{Implementation, Outcome, Request};
 use crate::judge::expectations::{Expectations, Status};
-use crate::judge::judge;
+use crate::judge::{Verdict, judge, judge_with};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::cell::{Cell, RefCell};
 use std::panic::AssertUnwindSafe;
@@ -78,22 +78,61 @@ fn install_quiet_hook() {
 
 /// Runs an implementation on a request; a panic becomes [`Outcome::Broken`], never a crash.
 pub fn run_guarded(imp: &dyn Implementation, req: &Request<'_>) -> Outcome {
+    run_guarded_logged(imp, req).0
+}
+
+/// [`run_guarded`], with what the implementation logged while it ran.
+pub fn run_guarded_logged(imp: &dyn Implementation, req: &Request<'_>) -> (Outcome, Option<String>) {
     install_quiet_hook();
     IN_IMPLEMENTATION.with(|f| f.set(true));
-    let r = std::panic::catch_unwind(AssertUnwindSafe(|| imp.run(req)));
+    let r = std::panic::catch_unwind(AssertUnwindSafe(|| imp.run_logged(req)));
     IN_IMPLEMENTATION.with(|f| f.set(false));
     r.unwrap_or_else(|_| {
         let msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
-        Outcome::Broken(format!("the implementation panicked: {msg}"))
+        (Outcome::Broken(format!("the implementation panicked: {msg}")), None)
     })
 }
 
-/// Runs one case through one target: its final status and the detail to show.
-pub fn run_case(target: &Target, case: &LoadedCase) -> (Status, String) {
+/// One case's end for one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    pub status: Status,
+    /// Why (empty for a plain pass).
+    pub detail: String,
+    /// For a failure: what it has in common with others that failed alike (reports group by it).
+    pub cause: Option<String>,
+    /// The tolerance entries (`pattern (field)`) without which the case would have failed.
+    pub loosened_by: Vec<String>,
+}
+
+/// Runs one case through one target and judges it.
+pub fn run_case(target: &Target, case: &LoadedCase) -> CaseResult {
     let imp = &target.implementation;
-    let outcome = run_guarded(imp.as_ref(), &Request::of(&case.case));
-    let verdict = judge(&case.case, &outcome, imp.exact_messages());
-    target.expectations.apply(&case.case.id, &verdict)
+    let id = case.case.id.as_str();
+    let (outcome, log) = run_guarded_logged(imp.as_ref(), &Request::of(&case.case));
+    let mut verdict = judge(&case.case, &outcome, imp.exact_messages());
+    let mut loosened_by = Vec::new();
+    if let (Verdict::Fail(_), Some((loosen, entries))) = (&verdict, target.expectations.loosen(id)) {
+        let again = judge_with(&case.case, &outcome, imp.exact_messages(), &loosen);
+        if matches!(again, Verdict::Pass(_) | Verdict::ForwardOnly(_)) {
+            verdict = again;
+            loosened_by = entries.iter().map(|e| e.label()).collect();
+        }
+    }
+    let (status, mut detail) = target.expectations.apply(id, &verdict);
+    let cause = match (&verdict, status) {
+        (_, Status::Xpass) => Some("passed, but an expected failure".to_string()),
+        (Verdict::Fail(f), Status::Fail) => Some(f.cause.clone()),
+        _ => None,
+    };
+    if !loosened_by.is_empty() && status.ok() {
+        let within = format!("passed only within the tolerance entry {}", loosened_by.join(", "));
+        detail = if detail.is_empty() { within } else { format!("{detail}; {within}") };
+    }
+    if let (false, Some(log)) = (status.ok(), log) {
+        detail.push_str(&format!("\n--- stderr while this request was pending (last {} bytes at most) ---\n{log}", crate::impls::external::STDERR_TAIL));
+    }
+    CaseResult { status, detail, cause, loosened_by }
 }
 
 /// The trials for every target over `cases`, sorted by name.
@@ -105,12 +144,15 @@ pub fn trials(targets: &[Target], cases: Arc<Vec<LoadedCase>>) -> Vec<Trial> {
             let (t, cs) = (target.clone(), Arc::clone(&cases));
             out.push(Trial::ignorable_test(format!("{name}/{}", cases[i].case.id), move || {
                 let case = &cs[i];
-                let (status, detail) = run_case(&t, case);
-                match status {
+                let r = run_case(&t, case);
+                if let Some(fatal) = t.implementation.fatal() {
+                    return Err(Failed::from(fatal));
+                }
+                match r.status {
                     Status::Pass | Status::Xfail => Ok(Completion::Completed),
-                    Status::Skip => Ok(Completion::ignored_with(detail)),
+                    Status::Skip | Status::ForwardOnly => Ok(Completion::ignored_with(r.detail)),
                     Status::Fail | Status::Xpass => {
-                        Err(Failed::from(format!("{} ({})\n{detail}", case.case.id, case.file.display())))
+                        Err(Failed::from(format!("{} ({})\n{}", case.case.id, case.file.display(), r.detail)))
                     }
                 }
             }));
@@ -118,11 +160,12 @@ pub fn trials(targets: &[Target], cases: Arc<Vec<LoadedCase>>) -> Vec<Trial> {
         let (t, cs) = (target.clone(), Arc::clone(&cases));
         out.push(Trial::test(format!("{name}/(expectations file)"), move || {
             let ids: Vec<&str> = cs.iter().map(|c| c.case.id.as_str()).collect();
-            let stale = t.expectations.unmatched(&ids);
-            if stale.is_empty() {
+            let mut list: Vec<String> =
+                t.expectations.unmatched(&ids).iter().map(|e| format!("  {} ({})", e.pattern, e.reason)).collect();
+            list.extend(t.expectations.unmatched_tolerances(&ids).iter().map(|e| format!("  tolerance {} ({})", e.label(), e.reason)));
+            if list.is_empty() {
                 Ok(())
             } else {
-                let list: Vec<String> = stale.iter().map(|e| format!("  {} ({})", e.pattern, e.reason)).collect();
                 Err(format!("expectations that match no case (stale or misspelled):\n{}", list.join("\n")).into())
             }
         }));

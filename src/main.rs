@@ -11,14 +11,20 @@ use std::time::Duration;
 const USAGE: &str = "\
 usage:
   nllspec run [--golden PATH]... [--impl NAME]... [--filter TEXT] [--timeout SECONDS]
-              [--format human|json|junit|markdown] [--out FILE] [--expectations FILE]...
+              [--startup-timeout SECONDS] [--format human|json|junit|markdown] [--out FILE]
+              [--expectations FILE]...
   nllspec list [--golden PATH]... [--counts]
   nllspec accuracy [--impl NAME]... [--golden PATH]... [--elements N]
 
   --golden PATH         golden file or directory (default: the golden/ shipped with nllspec)
-  --impl NAME           native (default), candle, candle-nn, or exec:COMMAND (protocol 1)
+  --impl NAME           native (default), candle, candle-nn, exec:COMMAND (protocol 1), or
+                        NAME=exec:COMMAND (NAME is what reports and expectations files use;
+                        an unnamed exec: is called after its script or program)
   --filter TEXT         only cases whose id contains TEXT
   --timeout SECONDS     per-case limit for exec: implementations (default 30)
+  --startup-timeout SECONDS
+                        added to --timeout for each fresh exec: process's first answer
+                        (imports, device start-up; default 120)
   --format FORMAT       human (default), json (report v1), junit, markdown
   --out FILE            write the report to FILE instead of stdout
   --expectations FILE   known failures of an implementation (spec/expectations/ format)
@@ -45,6 +51,7 @@ struct Parsed {
     impls: Vec<String>,
     filter: Option<String>,
     timeout: Duration,
+    startup_timeout: Duration,
     format: Format,
     out: Option<PathBuf>,
     expectations: Vec<PathBuf>,
@@ -58,6 +65,7 @@ fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
         impls: vec![],
         filter: None,
         timeout: Duration::from_secs(30),
+        startup_timeout: Duration::from_secs(120),
         format: Format::Human,
         out: None,
         expectations: vec![],
@@ -71,7 +79,7 @@ fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
             _ => (flag.as_str(), None),
         };
         const KNOWN: &[&str] = &[
-            "--golden", "--impl", "--filter", "--timeout", "--format", "--out", "--expectations", "--counts", "--elements", "--help",
+            "--golden", "--impl", "--filter", "--timeout", "--startup-timeout", "--format", "--out", "--expectations", "--counts", "--elements", "--help",
             "-h",
         ];
         if !KNOWN.contains(&name) {
@@ -90,13 +98,8 @@ fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
             (_, "--golden") => p.golden.push(PathBuf::from(value)),
             ("run" | "accuracy", "--impl") => p.impls.push(value),
             ("run", "--filter") => p.filter = Some(value),
-            ("run", "--timeout") => {
-                let s: f64 = value.parse().map_err(|_| UsageError(format!("--timeout {value}: not a number of seconds")))?;
-                if !(s > 0.0 && s <= 86_400.0) {
-                    return Err(UsageError(format!("--timeout {value}: must be between 0 and 86400 seconds")));
-                }
-                p.timeout = Duration::from_secs_f64(s);
-            }
+            ("run", "--timeout") => p.timeout = seconds("--timeout", &value)?,
+            ("run", "--startup-timeout") => p.startup_timeout = seconds("--startup-timeout", &value)?,
             ("run", "--format") => {
                 p.format = Format::parse(&value)
                     .ok_or_else(|| UsageError(format!("--format {value}: expected human, json, junit or markdown")))?
@@ -124,6 +127,14 @@ fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
     Ok(p)
 }
 
+fn seconds(flag: &str, value: &str) -> Result<Duration, UsageError> {
+    let s: f64 = value.parse().map_err(|_| UsageError(format!("{flag} {value}: not a number of seconds")))?;
+    if !(s > 0.0 && s <= 86_400.0) {
+        return Err(UsageError(format!("{flag} {value}: must be between 0 and 86400 seconds")));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
 fn real_main(args: &[String]) -> Result<u8, UsageError> {
     let Some((command, rest)) = args.split_first() else {
         return Err(UsageError(USAGE.to_string()));
@@ -136,6 +147,7 @@ fn real_main(args: &[String]) -> Result<u8, UsageError> {
                 impls: p.impls,
                 filter: p.filter,
                 timeout: p.timeout,
+                startup_timeout: p.startup_timeout,
                 expectations: p.expectations,
             };
             let quiet = p.format != Format::Human && p.out.is_none();
@@ -148,13 +160,7 @@ fn real_main(args: &[String]) -> Result<u8, UsageError> {
                 Err(e) if p.format == Format::Json => {
                     // The contract's JSON object is printed whatever the exit status: an
                     // unusable input gives an empty report carrying the error.
-                    let doc = serde_json::json!({
-                        "format": "nllspec-report-v1",
-                        "summary": {"total": 0, "passed": 0, "failed": 0, "skipped": 0, "xfailed": 0, "xpassed": 0},
-                        "results": [],
-                        "error": e.to_string(),
-                    });
-                    let text = serde_json::to_string_pretty(&doc).expect("a JSON value serialises") + "\n";
+                    let text = nllspec::report::Report { error: Some(e.to_string()), ..Default::default() }.json();
                     match &p.out {
                         Some(path) => {
                             let _ = std::fs::write(path, &text);

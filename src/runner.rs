@@ -7,9 +7,10 @@
 use crate::golden::format::Case;
 use crate::golden::load::{LoadError, discover, load_file};
 use crate::harness::{Target, run_case};
-use crate::impls::{BUILTIN, by_name};
+use crate::impls::external::Limits;
+use crate::impls::{BUILTIN, ImplSpec};
 use crate::judge::expectations::{Expectations, Status};
-use crate::report::{Report, ResultRow};
+use crate::report::{Report, ResultRow, Unneeded};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,6 +21,8 @@ pub struct RunOptions {
     pub impls: Vec<String>,
     pub filter: Option<String>,
     pub timeout: Duration,
+    /// Added to `timeout` for the first answer of each fresh `exec:` process.
+    pub startup_timeout: Duration,
     /// Extra expectations files; each names the implementation it applies to.
     pub expectations: Vec<PathBuf>,
 }
@@ -48,30 +51,39 @@ pub fn shipped_expectations(name: &str) -> Option<PathBuf> {
 
 /// The targets named in `opts`, with their expectations.
 pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, UsageError> {
-    let mut extra: HashMap<String, Expectations> = HashMap::new();
-    for p in &opts.expectations {
-        let e = Expectations::load(p).map_err(UsageError)?;
-        if !opts.impls.contains(&e.implementation) {
+    let specs = opts.impls.iter().map(|s| ImplSpec::parse(s).map_err(UsageError)).collect::<Result<Vec<_>, _>>()?;
+    for (i, a) in specs.iter().enumerate() {
+        if specs[..i].iter().any(|b| b.name() == a.name()) {
             return Err(UsageError(format!(
-                "{}: expectations for \"{}\", which is not among --impl {:?}",
-                p.display(),
-                e.implementation,
-                opts.impls
+                "two implementations are called \"{}\": name them apart with --impl NAME=exec:COMMAND",
+                a.name()
             )));
         }
-        extra.insert(e.implementation.clone(), e);
     }
+    let mut extra: Vec<Option<Expectations>> = specs.iter().map(|_| None).collect();
+    for p in &opts.expectations {
+        let e = Expectations::load(p).map_err(UsageError)?;
+        let Some(i) = specs.iter().position(|s| s.answers_to(&e.implementation)) else {
+            let names: Vec<&str> = specs.iter().map(ImplSpec::name).collect();
+            return Err(UsageError(format!(
+                "{}: expectations for \"{}\", which is not among the implementations run ({})",
+                p.display(),
+                e.implementation,
+                names.join(", ")
+            )));
+        };
+        extra[i] = Some(e);
+    }
+    let limits = Limits { timeout: opts.timeout, startup: opts.startup_timeout };
     let mut out = Vec::new();
-    for name in &opts.impls {
-        let imp = by_name(name, opts.timeout).ok_or_else(|| {
-            UsageError(format!("unknown implementation \"{name}\" (native, candle, candle-nn, or exec:COMMAND)"))
-        })?;
-        let exp = match (extra.remove(name), shipped_expectations(name)) {
+    for (spec, extra) in specs.iter().zip(extra) {
+        let name = spec.name();
+        let exp = match (extra, shipped_expectations(name)) {
             (Some(e), _) => e,
             (None, Some(p)) => Expectations::load(&p).map_err(UsageError)?,
             (None, None) => Expectations::none(name),
         };
-        out.push(Target { implementation: imp.into(), expectations: exp.into() });
+        out.push(Target { implementation: spec.build(limits).into(), expectations: exp.into() });
     }
     Ok(out)
 }
@@ -114,8 +126,11 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         for case in cases {
             let loaded = crate::golden::load::LoadedCase { file: f.clone(), case };
             for t in &targets {
-                let (status, detail) = run_case(t, &loaded);
-                report.results.push(ResultRow::new(&loaded, t.implementation.name(), status, detail));
+                let result = run_case(t, &loaded);
+                if let Some(fatal) = t.implementation.fatal() {
+                    return Err(UsageError(fatal));
+                }
+                report.results.push(ResultRow::new(&loaded, t.implementation.name(), result));
             }
         }
     }
@@ -132,6 +147,25 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, 
                     &e.pattern,
                     format!("expectation matches no case (stale or misspelled): {}", e.reason),
                 ));
+            }
+            for e in t.expectations.unmatched_tolerances(&ids) {
+                report.results.push(ResultRow::expectation(
+                    t.implementation.name(),
+                    &e.label(),
+                    format!("tolerance entry matches no case (stale or misspelled): {}", e.reason),
+                ));
+            }
+        }
+    }
+    // A tolerance entry whose cases all passed without it is worth knowing, not a failure.
+    for t in &targets {
+        let name = t.implementation.name();
+        let ran: Vec<&ResultRow> = report.results.iter().filter(|r| r.implementation == name && r.file.is_some()).collect();
+        for e in &t.expectations.tolerances {
+            let label = e.label();
+            let matched = ran.iter().any(|r| crate::judge::expectations::wildcard(&e.pattern, &r.id));
+            if matched && !ran.iter().any(|r| r.loosened_by.contains(&label)) {
+                report.unneeded.push(Unneeded { implementation: name.to_string(), entry: label, reason: e.reason.clone() });
             }
         }
     }

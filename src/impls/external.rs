@@ -1,56 +1,176 @@
 //! `exec:COMMAND`: an implementation in any language, speaking protocol 1 (spec/PROTOCOL.md).
 //!
-//! COMMAND runs once, through `sh -c`, and answers one JSON line on stdout for each request
-//! line on stdin, in order. A late answer (past the timeout), a malformed one, one for another
-//! id, or an exit fails that case with a detail that includes the tail of the process's
-//! stderr; the process is then killed and started afresh for the next case, so one bad
-//! answer never takes the run down.
+//! COMMAND runs through `sh -c`, in a process group of its own, and answers one JSON line on
+//! stdout for each request line on stdin, in order. What can go wrong, and whom it is charged
+//! to:
+//!
+//! - The process exited between requests (a CUDA adapter answers and exits after a device-side
+//!   assert, so that it is restarted clean). That is noticed before the next request is sent
+//!   (the exit is visible), or after it (the write fails, or stdout closes while the request
+//!   still lies unread in the pipe): the request goes to a fresh process and nothing is
+//!   charged. Only a process that read its request and then died without answering fails it.
+//! - A late answer (past `--timeout`; a fresh process's first answer also gets
+//!   `--startup-timeout`), a malformed one, or one for another id fails the case; the process
+//!   group is killed and the next case gets a fresh process.
+//! - A fresh process that never answers its first request, three times in a row, is an
+//!   adapter that cannot start (an import error, a missing interpreter): the implementation
+//!   turns [`Implementation::fatal`], and the run stops with that one message instead of
+//!   failing every case alike.
+//!
+//! The stderr shown with a case is what the process wrote while that request was pending (for
+//! a process's first request, since it started): never an earlier request's or process's.
 
 use super::{Implementation, Outcome, Request};
 use crate::error::ErrorKind;
 use crate::golden::format::{attrs_to_json, inputs_to_json, parse_tensor};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How much of a process's stderr is kept for failure details.
-const STDERR_TAIL: usize = 4096;
+/// How much of a process's stderr is kept (and shown at most) for one case.
+pub const STDERR_TAIL: usize = 4096;
 /// The longest response line read (a 2^28-element tensor needs far less than this per
 /// element on average; a runaway process must not exhaust memory).
 const MAX_LINE: usize = 1 << 30;
+/// Fresh processes in a row that never answer before the implementation is declared unusable.
+pub const FAILED_STARTS: u32 = 3;
+
+/// How long an external implementation may take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Per answer.
+    pub timeout: Duration,
+    /// Added to the timeout for a fresh process's first answer (interpreter start-up, imports,
+    /// a device's initialisation).
+    pub startup: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { timeout: Duration::from_secs(30), startup: Duration::from_secs(120) }
+    }
+}
 
 pub struct External {
     command: String,
     name: String,
-    timeout: Duration,
-    process: Mutex<Option<Process>>,
+    limits: Limits,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    process: Option<Process>,
+    /// Fresh processes in a row that ended without answering their first request.
+    failed_starts: u32,
+    fatal: Option<String>,
+}
+
+/// stderr's tail and how many bytes were ever written, so that a request can ask for what was
+/// written since it was sent.
+#[derive(Default)]
+struct StderrLog {
+    tail: Vec<u8>,
+    total: u64,
 }
 
 struct Process {
     child: Child,
     stdin: ChildStdin,
     lines: Receiver<std::io::Result<String>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<StderrLog>>,
+    /// Receives once the stderr reader has seen end of file.
+    stderr_done: Receiver<()>,
+    answered: u64,
+}
+
+/// Why an exchange produced no answer.
+enum NoAnswer {
+    /// The process exited without reading the request: not the request's fault.
+    NeverRead,
+    /// The process ended (or closed stdout) after reading it.
+    Exited(Option<ExitStatus>),
+    Timeout(Duration),
+    /// Anything else, with its detail.
+    Other(String),
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        self.kill();
         let _ = self.child.wait();
     }
 }
 
-impl External {
-    pub fn new(command: &str, timeout: Duration) -> External {
-        External {
-            command: command.to_string(),
-            name: format!("exec:{command}"),
-            timeout,
-            process: Mutex::new(None),
+impl Process {
+    /// Kills the whole process group: a `sh -c` wrapper's children (the interpreter, its
+    /// workers) must not outlive it holding the pipes open.
+    fn kill(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+                // SAFETY: kill(2) takes plain integers and touches no memory of ours; the group
+                // id is our child's pid (spawned with process_group(0)) and has not been reaped
+                // (try_wait above saw it running), so it cannot name another process group.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+            let _ = self.child.kill();
         }
+    }
+
+    fn stderr_mark(&self) -> u64 {
+        self.stderr.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+
+    /// What was written to stderr since `mark` (its last [`STDERR_TAIL`] bytes), or `None`.
+    fn stderr_since(&self, mark: u64) -> Option<String> {
+        let log = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        let new = usize::try_from(log.total - mark.min(log.total)).unwrap_or(usize::MAX);
+        let kept = new.min(log.tail.len());
+        let text = String::from_utf8_lossy(&log.tail[log.tail.len() - kept..]).trim_end().to_string();
+        match (text.is_empty(), kept < new) {
+            (true, _) => None,
+            (false, true) => Some(format!("...{text}")),
+            (false, false) => Some(text),
+        }
+    }
+
+    /// Ends the process and waits (bounded) until its stderr is read to the end, so that its
+    /// last words are in the log.
+    fn finish(&mut self) {
+        self.kill();
+        let _ = self.child.wait();
+        let _ = self.stderr_done.recv_timeout(Duration::from_millis(500));
+    }
+
+    /// Bytes written to the process's stdin that it has not read.
+    fn unread_input(&self) -> Option<usize> {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int through the pointer, which points at `n`, alive and
+        // aligned for the call's duration; the descriptor is our open end of the stdin pipe.
+        let r = unsafe { libc::ioctl(self.stdin.as_raw_fd(), libc::FIONREAD, &mut n as *mut libc::c_int) };
+        (r == 0).then(|| usize::try_from(n).unwrap_or(0))
+    }
+
+    /// The exit status, waiting a moment for it: stdout closes just before the exit is visible.
+    fn exit_status(&mut self) -> Option<ExitStatus> {
+        for _ in 0..100 {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+}
+
+impl External {
+    pub fn new(name: &str, command: &str, limits: Limits) -> External {
+        External { command: command.to_string(), name: name.to_string(), limits, state: Mutex::new(State::default()) }
     }
 
     fn start(&self) -> Result<Process, String> {
@@ -60,11 +180,13 @@ impl External {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start `sh -c {}`: {e}", self.command))?;
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = child.stdout.take().expect("piped");
-        let mut stderr_pipe = child.stderr.take().expect("piped");
+        let (Some(stdin), Some(stdout), Some(mut stderr_pipe)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err("the process's pipes were not created".into());
+        };
         let (tx, lines) = channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
@@ -85,8 +207,9 @@ impl External {
                 }
             }
         });
-        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(StderrLog::default()));
         let sink = Arc::clone(&stderr);
+        let (done_tx, stderr_done) = channel();
         std::thread::spawn(move || {
             let mut chunk = [0u8; 4096];
             while let Ok(n) = stderr_pipe.read(&mut chunk) {
@@ -94,60 +217,102 @@ impl External {
                     break;
                 }
                 let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
-                s.extend_from_slice(&chunk[..n]);
-                let excess = s.len().saturating_sub(STDERR_TAIL);
-                s.drain(..excess);
+                s.tail.extend_from_slice(&chunk[..n]);
+                s.total += n as u64;
+                let excess = s.tail.len().saturating_sub(STDERR_TAIL);
+                s.tail.drain(..excess);
             }
+            let _ = done_tx.send(());
         });
-        Ok(Process { child, stdin, lines, stderr })
+        Ok(Process { child, stdin, lines, stderr, stderr_done, answered: 0 })
     }
 
-    fn exchange(&self, process: &mut Process, req: &Request<'_>) -> Result<Value, String> {
-        // Written by hand so that "id" comes first: adapters can route on it cheaply.
-        let line = format!(
-            "{{\"id\":{},\"op\":\"{}\",\"inputs\":{},\"attrs\":{}}}",
-            Value::from(req.id),
-            req.op.name(),
-            inputs_to_json(req.inputs),
-            attrs_to_json(req.attrs)
-        );
-        process
-            .stdin
-            .write_all(line.as_bytes())
-            .and_then(|_| process.stdin.write_all(b"\n"))
-            .and_then(|_| process.stdin.flush())
-            .map_err(|e| format!("cannot send the request: {e} (has the process exited?)"))?;
-        let answer = match process.lines.recv_timeout(self.timeout) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => return Err(format!("unreadable response: {e}")),
-            Err(RecvTimeoutError::Timeout) => {
-                return Err(format!("no response within {:?}", self.timeout));
+    /// Sends one request line and waits for its answer line.
+    fn exchange(&self, process: &mut Process, line: &[u8], id: &str) -> Result<Value, NoAnswer> {
+        let mut sent = 0;
+        while sent < line.len() {
+            match process.stdin.write(&line[sent..]) {
+                Ok(0) => break,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && sent == 0 => return Err(NoAnswer::NeverRead),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Err(NoAnswer::Exited(process.exit_status())),
+                Err(e) => return Err(NoAnswer::Other(format!("cannot send the request: {e}"))),
             }
+        }
+        let _ = process.stdin.flush();
+        let limit = if process.answered == 0 { self.limits.timeout + self.limits.startup } else { self.limits.timeout };
+        let answer = match process.lines.recv_timeout(limit) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => return Err(NoAnswer::Other(format!("unreadable response: {e}"))),
+            Err(RecvTimeoutError::Timeout) => return Err(NoAnswer::Timeout(limit)),
             Err(RecvTimeoutError::Disconnected) => {
-                // stdout closes a moment before the exit is visible: wait for it (bounded), so
-                // the detail says "exited" deterministically.
-                let mut status = None;
-                for _ in 0..100 {
-                    status = process.child.try_wait().ok().flatten();
-                    if status.is_some() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
+                // All of the request still in the pipe: the process ended without reading it.
+                if process.unread_input() == Some(line.len()) {
+                    return Err(NoAnswer::NeverRead);
                 }
-                return Err(match status {
-                    Some(s) => format!("the process exited ({s}) without answering"),
-                    None => "the process closed its stdout without answering".to_string(),
-                });
+                return Err(NoAnswer::Exited(process.exit_status()));
             }
         };
-        let v: Value = serde_json::from_str(answer.trim_end())
-            .map_err(|e| format!("malformed response (not JSON: {e}): {}", preview(&answer)))?;
+        let v: Value = serde_json::from_str(answer.trim_end()).map_err(|e| NoAnswer::Other(not_json(&answer, &e)))?;
         match v.get("id").and_then(Value::as_str) {
-            Some(id) if id == req.id => Ok(v),
-            Some(other) => Err(format!("response for id \"{other}\", expected \"{}\"", req.id)),
-            None => Err(format!("response without a string \"id\": {}", preview(&answer))),
+            Some(got) if got == id => Ok(v),
+            Some(other) => Err(NoAnswer::Other(format!("response for id \"{other}\", expected \"{id}\""))),
+            None => Err(NoAnswer::Other(format!("response without a string \"id\": {}", preview(&answer)))),
         }
     }
+
+    fn unusable(&self, status: &str, stderr: Option<&str>) -> String {
+        let mut m = format!(
+            "implementation {} (`sh -c {}`) cannot start: {FAILED_STARTS} fresh processes in a row ended without answering \
+             their first request (last: {status})",
+            self.name, self.command
+        );
+        match stderr {
+            Some(s) => m.push_str(&format!("; its stderr:\n{s}")),
+            None => m.push_str("; it wrote nothing to stderr"),
+        }
+        m
+    }
+}
+
+/// The detail for a line that is not JSON, with the fix when the cause is a common one.
+fn not_json(line: &str, e: &serde_json::Error) -> String {
+    match bare_non_finite(line) {
+        Some(word) => format!(
+            "malformed response: bare {word} is not JSON: write \"{word}\" (a string), as golden files do: {}",
+            preview(line)
+        ),
+        None => format!("malformed response (not JSON: {e}): {}", preview(line)),
+    }
+}
+
+/// `NaN`, `Infinity` or `-Infinity` written outside a string (Python's `json.dumps` default).
+fn bare_non_finite(line: &str) -> Option<&'static str> {
+    let b = line.as_bytes();
+    let (mut in_string, mut escaped) = (false, false);
+    for i in 0..b.len() {
+        let c = b[i];
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        if c == b'"' {
+            in_string = true;
+        } else if b[i..].starts_with(b"NaN") {
+            return Some("NaN");
+        } else if b[i..].starts_with(b"-Infinity") {
+            return Some("-Infinity");
+        } else if b[i..].starts_with(b"Infinity") {
+            return Some("Infinity");
+        }
+    }
+    None
 }
 
 fn preview(s: &str) -> String {
@@ -159,7 +324,7 @@ fn preview(s: &str) -> String {
 pub fn parse_response(v: &Value) -> Result<Outcome, String> {
     let Some(m) = v.as_object() else { return Err("response is not an object".into()) };
     for k in m.keys() {
-        if !["id", "output", "grad_input", "error", "unsupported"].contains(&k.as_str()) {
+        if !["id", "output", "grad_input", "grad_input_unsupported", "error", "unsupported"].contains(&k.as_str()) {
             return Err(format!("unknown key \"{k}\" in the response"));
         }
     }
@@ -174,13 +339,23 @@ pub fn parse_response(v: &Value) -> Result<Outcome, String> {
             None => Outcome::Error { kind: None, message: format!("(unknown kind \"{kind_s}\") {message}") },
         });
     }
-    let output = m.get("output").ok_or("response has none of output, error, unsupported")?;
-    let output = parse_tensor(output, "output").map_err(|e| format!("malformed response: {e}"))?;
-    let grad_input = match m.get("grad_input") {
-        Some(g) => Some(parse_tensor(g, "grad_input").map_err(|e| format!("malformed response: {e}"))?),
-        None => None,
+    let tensor = |key: &str, v: &Value| {
+        parse_tensor(v, key).map_err(|e| {
+            let fix = if e.message.contains("is not exactly a") { ": round answers to the output dtype" } else { "" };
+            format!("malformed response: {e}{fix}")
+        })
     };
-    Ok(Outcome::Values { output, grad_input })
+    let output = m.get("output").ok_or("response has none of output, error, unsupported")?;
+    let output = tensor("output", output)?;
+    match (m.get("grad_input"), m.get("grad_input_unsupported")) {
+        (Some(_), Some(_)) => Err("response has both grad_input and grad_input_unsupported".into()),
+        (Some(g), None) => Ok(Outcome::Values { output, grad_input: Some(tensor("grad_input", g)?) }),
+        (None, Some(reason)) => {
+            let reason = reason.as_str().ok_or("grad_input_unsupported must be a string (the reason)")?;
+            Ok(Outcome::ForwardOnly { output, reason: reason.to_string() })
+        }
+        (None, None) => Ok(Outcome::Values { output, grad_input: None }),
+    }
 }
 
 impl Implementation for External {
@@ -189,31 +364,103 @@ impl Implementation for External {
     }
 
     fn run(&self, req: &Request<'_>) -> Outcome {
-        let mut slot = self.process.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            match self.start() {
-                Ok(p) => *slot = Some(p),
-                Err(e) => return Outcome::Broken(e),
-            }
+        self.run_logged(req).0
+    }
+
+    fn fatal(&self) -> Option<String> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).fatal.clone()
+    }
+
+    fn run_logged(&self, req: &Request<'_>) -> (Outcome, Option<String>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = &state.fatal {
+            return (Outcome::Broken(f.clone()), None);
         }
-        let process = slot.as_mut().expect("started above");
-        let result = self.exchange(process, req).and_then(|v| parse_response(&v));
-        match result {
-            Ok(outcome) => outcome,
-            Err(detail) => {
-                // Give the process a moment to flush its last words to stderr, then restart.
-                std::thread::sleep(Duration::from_millis(20));
-                let tail = {
-                    let s = process.stderr.lock().unwrap_or_else(|p| p.into_inner());
-                    String::from_utf8_lossy(&s).trim_end().to_string()
-                };
-                *slot = None; // killed by Drop; the next request starts a fresh process
-                if tail.is_empty() {
-                    Outcome::Broken(detail)
-                } else {
-                    Outcome::Broken(format!("{detail}\n--- stderr (tail) ---\n{tail}"))
+        // Written by hand so that "id" comes first: adapters can route on it cheaply.
+        let line = format!(
+            "{{\"id\":{},\"op\":\"{}\",\"inputs\":{},\"attrs\":{}}}\n",
+            Value::from(req.id),
+            req.op.name(),
+            inputs_to_json(req.inputs),
+            attrs_to_json(req.attrs)
+        );
+        loop {
+            // A process that exited after its last answer is replaced before it is sent anything.
+            if state.process.as_mut().is_some_and(|p| p.child.try_wait().ok().flatten().is_some()) {
+                state.process = None;
+            }
+            if state.process.is_none() {
+                match self.start() {
+                    Ok(p) => state.process = Some(p),
+                    Err(e) => return (Outcome::Broken(e), None),
                 }
             }
+            let Some(process) = state.process.as_mut() else { continue };
+            let fresh = process.answered == 0;
+            let mark = if fresh { 0 } else { process.stderr_mark() };
+            let no_answer = match self.exchange(process, line.as_bytes(), req.id) {
+                Ok(v) => {
+                    process.answered += 1;
+                    let log = process.stderr_since(mark);
+                    state.failed_starts = 0;
+                    return match parse_response(&v) {
+                        Ok(outcome) => (outcome, log),
+                        Err(detail) => {
+                            state.process = None; // it may be out of step: the next case gets a fresh one
+                            (Outcome::Broken(detail), log)
+                        }
+                    };
+                }
+                // Died after its last answer, before reading this request: ask a fresh process.
+                Err(NoAnswer::NeverRead) if !fresh => {
+                    state.process = None;
+                    continue;
+                }
+                Err(e) => e,
+            };
+            process.finish();
+            let log = process.stderr_since(mark);
+            let status = process.child.try_wait().ok().flatten();
+            state.process = None;
+            // A garbled answer is still an answer: only silence counts against starting up.
+            let silent = !matches!(no_answer, NoAnswer::Other(_));
+            let timed_out = matches!(no_answer, NoAnswer::Timeout(_));
+            let detail = match no_answer {
+                NoAnswer::NeverRead => "the process exited without reading the request".to_string(),
+                NoAnswer::Exited(Some(s)) => format!("the process exited ({s}) without answering"),
+                NoAnswer::Exited(None) => "the process closed its stdout without answering".to_string(),
+                NoAnswer::Timeout(limit) if fresh => format!(
+                    "no response within {limit:?} (a fresh process's first answer: --timeout plus --startup-timeout)"
+                ),
+                NoAnswer::Timeout(limit) => format!("no response within {limit:?}"),
+                NoAnswer::Other(d) => d,
+            };
+            if fresh && silent {
+                state.failed_starts += 1;
+                if state.failed_starts >= FAILED_STARTS {
+                    let last = match status {
+                        Some(s) if !timed_out => s.to_string(),
+                        _ => detail.clone(),
+                    };
+                    state.fatal = Some(self.unusable(&last, log.as_deref()));
+                }
+            } else {
+                state.failed_starts = 0;
+            }
+            return (Outcome::Broken(detail), log);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_non_finite_words_are_found_outside_strings_only() {
+        assert_eq!(bare_non_finite(r#"{"id":"a","output":{"data":[NaN]}}"#), Some("NaN"));
+        assert_eq!(bare_non_finite(r#"{"data":[1.0, -Infinity]}"#), Some("-Infinity"));
+        assert_eq!(bare_non_finite(r#"{"data":[Infinity]}"#), Some("Infinity"));
+        assert_eq!(bare_non_finite(r#"{"id":"NaN \"Infinity\"","data":["NaN"]}"#), None);
     }
 }

@@ -38,6 +38,10 @@ pub enum Outcome {
     /// A rejection. `kind: None` is an error outside the contract's list (say, a library's
     /// own error that nllspec cannot classify): it never matches an expected rejection.
     Error { kind: Option<ErrorKind>, message: String },
+    /// The op's result without a gradient, which the implementation cannot compute (it has no
+    /// autograd, say), with the reason. The output is judged as ever; a right one is reported
+    /// as `forward_only`, never as a pass, and does not fail the run.
+    ForwardOnly { output: Tensor, reason: String },
     /// The implementation does not cover this case (counted as skipped), with the reason.
     Unsupported(String),
     /// The implementation misbehaved (crashed, hung, answered garbage): always a failure.
@@ -49,6 +53,16 @@ pub trait Implementation: Send + Sync {
     /// The name used in test names (`native/nll_loss/...`) and expectations files.
     fn name(&self) -> &str;
     fn run(&self, request: &Request<'_>) -> Outcome;
+    /// [`Implementation::run`] and what the implementation logged while it ran (an external
+    /// process's stderr), shown with the case when it fails.
+    fn run_logged(&self, request: &Request<'_>) -> (Outcome, Option<String>) {
+        (self.run(request), None)
+    }
+    /// Set once the implementation cannot be run at all (a process that never starts): the
+    /// run stops with exit status 2 and this message instead of failing every case alike.
+    fn fatal(&self) -> Option<String> {
+        None
+    }
     /// Whether error messages must equal PyTorch's verbatim (only the native implementation
     /// promises that; everyone else is judged on the error kind).
     fn exact_messages(&self) -> bool {
@@ -56,17 +70,105 @@ pub trait Implementation: Send + Sync {
     }
 }
 
-/// The built-in implementation called `name`, or an `exec:COMMAND` external one.
+/// The built-in implementation called `name`, or an `exec:COMMAND` external one (optionally
+/// named: `NAME=exec:COMMAND`), with the default start-up allowance.
 pub fn by_name(name: &str, timeout: std::time::Duration) -> Option<Box<dyn Implementation>> {
-    match name {
-        "native" => Some(Box::new(native::Native)),
-        "candle" => Some(Box::new(candle::CandleReference)),
-        "candle-nn" => Some(Box::new(candle_nn::CandleNn)),
-        _ => name
-            .strip_prefix("exec:")
-            .filter(|c| !c.trim().is_empty())
-            .map(|c| Box::new(external::External::new(c, timeout)) as Box<dyn Implementation>),
+    let spec = ImplSpec::parse(name).ok()?;
+    Some(spec.build(external::Limits { timeout, ..external::Limits::default() }))
+}
+
+/// An `--impl` argument: a built-in name, `exec:COMMAND`, or `NAME=exec:COMMAND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImplSpec {
+    Builtin(&'static str),
+    Exec { name: String, command: String },
+}
+
+impl ImplSpec {
+    pub fn parse(s: &str) -> Result<ImplSpec, String> {
+        if let Some(b) = BUILTIN.iter().find(|b| **b == s) {
+            return Ok(ImplSpec::Builtin(b));
+        }
+        let (name, rest) = match s.split_once('=') {
+            Some((n, r)) if r.starts_with("exec:") && !n.contains(':') => (Some(n), r),
+            _ => (None, s),
+        };
+        let Some(command) = rest.strip_prefix("exec:").filter(|c| !c.trim().is_empty()) else {
+            return Err(format!("unknown implementation \"{s}\" (native, candle, candle-nn, exec:COMMAND or NAME=exec:COMMAND)"));
+        };
+        let name = match name {
+            Some(n) if valid_name(n) && !BUILTIN.contains(&n) => n.to_string(),
+            Some(n) => {
+                return Err(format!(
+                    "--impl {s}: \"{n}\" is not a usable name (letters, digits, '_', '-', '.'; not a built-in's)"
+                ));
+            }
+            None => short_name(command),
+        };
+        Ok(ImplSpec::Exec { name, command: command.to_string() })
     }
+
+    /// The name reports, test names and expectations files use.
+    pub fn name(&self) -> &str {
+        match self {
+            ImplSpec::Builtin(n) => n,
+            ImplSpec::Exec { name, .. } => name,
+        }
+    }
+
+    /// Names an expectations file may give this implementation: its name, or (as before names
+    /// existed) the whole `exec:COMMAND`.
+    pub fn answers_to(&self, implementation: &str) -> bool {
+        match self {
+            ImplSpec::Builtin(n) => *n == implementation,
+            ImplSpec::Exec { name, command } => {
+                name == implementation || implementation.strip_prefix("exec:") == Some(command.as_str())
+            }
+        }
+    }
+
+    pub fn build(&self, limits: external::Limits) -> Box<dyn Implementation> {
+        match self {
+            ImplSpec::Builtin("candle") => Box::new(candle::CandleReference),
+            ImplSpec::Builtin("candle-nn") => Box::new(candle_nn::CandleNn),
+            ImplSpec::Builtin(_) => Box::new(native::Native),
+            ImplSpec::Exec { name, command } => Box::new(external::External::new(name, command, limits)),
+        }
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+}
+
+/// Programs that run a script named by a later argument: the script names the implementation.
+const INTERPRETERS: [&str; 12] =
+    ["python", "python3", "node", "sh", "bash", "ruby", "perl", "julia", "Rscript", "java", "uv", "env"];
+
+/// A short name for an unnamed `exec:` command: the script's file stem when an interpreter
+/// runs one (`python3 /home/me/adapters/ort_impl.py --x` is `ort_impl`), else the program's
+/// (`/opt/bin/my-gate --fast` is `my-gate`). Leading `VAR=value` assignments are skipped.
+pub fn short_name(command: &str) -> String {
+    let words: Vec<&str> = command.split_whitespace().filter(|w| !w.contains('=') || w.starts_with('-')).collect();
+    let stem = |w: &str| -> String {
+        let base = w.trim_matches(|c| c == '"' || c == '\'').rsplit('/').next().unwrap_or(w);
+        let stem = base.split_once('.').map_or(base, |(s, _)| s);
+        stem.chars().filter(|c| c.is_ascii_alphanumeric() || "_-.".contains(*c)).collect()
+    };
+    let mut name = String::new();
+    for w in &words {
+        let s = stem(w);
+        let interpreter = INTERPRETERS.iter().any(|i| s == *i || (s.starts_with(i) && s[i.len()..].chars().all(|c| c.is_ascii_digit() || c == '.')));
+        if interpreter || w.starts_with('-') {
+            if name.is_empty() {
+                name = s;
+            }
+            continue;
+        }
+        name = s;
+        break;
+    }
+    if !valid_name(&name) || BUILTIN.contains(&name.as_str()) { format!("exec-{}", name.chars().take(40).collect::<String>()).trim_end_matches('-').to_string() } else { name }
 }
 
 pub const BUILTIN: [&str; 3] = ["native", "candle", "candle-nn"];

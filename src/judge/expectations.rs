@@ -4,7 +4,8 @@
 //! is an error (`xpass`), and an entry that matches no case is an error (a stale or misspelled
 //! entry must not hide anything).
 
-use super::Verdict;
+use super::{Loosen, Verdict};
+use crate::golden::format::Tolerance;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -18,6 +19,9 @@ pub enum Status {
     Xfail,
     /// Passed although expected to fail: an error.
     Xpass,
+    /// The output is right; the implementation cannot compute the gradient (protocol 1's
+    /// `grad_input_unsupported`). Does not fail the run.
+    ForwardOnly,
 }
 
 impl Status {
@@ -28,12 +32,13 @@ impl Status {
             Status::Skip => "skip",
             Status::Xfail => "xfail",
             Status::Xpass => "xpass",
+            Status::ForwardOnly => "forward_only",
         }
     }
 
     /// Whether the run is still green with this status.
     pub fn ok(self) -> bool {
-        matches!(self, Status::Pass | Status::Skip | Status::Xfail)
+        matches!(self, Status::Pass | Status::Skip | Status::Xfail | Status::ForwardOnly)
     }
 }
 
@@ -47,18 +52,55 @@ pub struct Entry {
     pub reason: String,
 }
 
+/// Which of a case's results a tolerance entry loosens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Output,
+    GradInput,
+    Both,
+}
+
+/// A looser tolerance for the cases matching `pattern` (PyTorch OpInfo's `toleranceOverride`):
+/// a GPU's float16 gradients are legitimately further from the truth than the CPU's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToleranceEntry {
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub field: Field,
+    pub rtol: f64,
+    pub atol: f64,
+    pub reason: String,
+}
+
+impl ToleranceEntry {
+    /// How reports name it: `pattern (field)`.
+    pub fn label(&self) -> String {
+        let field = match self.field {
+            Field::Output => "output",
+            Field::GradInput => "grad_input",
+            Field::Both => "both",
+        };
+        format!("{} ({field})", self.pattern)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectations {
     pub implementation: String,
     #[serde(default)]
     pub note: Option<String>,
+    #[serde(default)]
     pub expected_failures: Vec<Entry>,
+    #[serde(default)]
+    pub tolerances: Vec<ToleranceEntry>,
 }
 
 impl Expectations {
     pub fn none(implementation: &str) -> Expectations {
-        Expectations { implementation: implementation.to_string(), note: None, expected_failures: vec![] }
+        Expectations { implementation: implementation.to_string(), note: None, expected_failures: vec![], tolerances: vec![] }
     }
 
     pub fn load(path: &Path) -> Result<Expectations, String> {
@@ -67,6 +109,15 @@ impl Expectations {
         for (i, entry) in e.expected_failures.iter().enumerate() {
             if entry.reason.trim().is_empty() {
                 return Err(format!("{}: expected_failures[{i}] ({}): a reason is required", path.display(), entry.pattern));
+            }
+        }
+        for (i, t) in e.tolerances.iter().enumerate() {
+            let at = format!("{}: tolerances[{i}] ({})", path.display(), t.pattern);
+            if t.reason.trim().is_empty() {
+                return Err(format!("{at}: a reason is required"));
+            }
+            if !(t.rtol.is_finite() && t.atol.is_finite() && t.rtol >= 0.0 && t.atol >= 0.0) {
+                return Err(format!("{at}: rtol and atol must be finite and non-negative"));
             }
         }
         Ok(e)
@@ -82,15 +133,44 @@ impl Expectations {
         self.expected_failures.iter().filter(|e| !ids.iter().any(|id| wildcard(&e.pattern, id))).collect()
     }
 
+    /// Tolerance entries that match none of `ids` (a typo must not silently loosen nothing).
+    pub fn unmatched_tolerances<'a>(&'a self, ids: &[&str]) -> Vec<&'a ToleranceEntry> {
+        self.tolerances.iter().filter(|e| !ids.iter().any(|id| wildcard(&e.pattern, id))).collect()
+    }
+
+    /// The looser tolerances for `id` (the widest of every matching entry, per field), and the
+    /// entries they come from; `None` when no entry matches.
+    pub fn loosen(&self, id: &str) -> Option<(Loosen, Vec<&ToleranceEntry>)> {
+        let entries: Vec<&ToleranceEntry> = self.tolerances.iter().filter(|t| wildcard(&t.pattern, id)).collect();
+        if entries.is_empty() {
+            return None;
+        }
+        let widen = |a: Option<Tolerance>, t: &ToleranceEntry| {
+            let (rtol, atol) = a.map_or((t.rtol, t.atol), |a| (a.rtol.max(t.rtol), a.atol.max(t.atol)));
+            Some(Tolerance { rtol, atol })
+        };
+        let mut l = Loosen::default();
+        for t in &entries {
+            if t.field != Field::GradInput {
+                l.output = widen(l.output, t);
+            }
+            if t.field != Field::Output {
+                l.grad_input = widen(l.grad_input, t);
+            }
+        }
+        Some((l, entries))
+    }
+
     /// Applies the expectations to a verdict: the final status and its detail.
     pub fn apply(&self, id: &str, verdict: &Verdict) -> (Status, String) {
         let entry = self.find(id);
         match (verdict, entry) {
             (Verdict::Pass(_), None) => (Status::Pass, String::new()),
-            (Verdict::Fail(d), None) => (Status::Fail, d.clone()),
+            (Verdict::ForwardOnly(r), None) => (Status::ForwardOnly, format!("forward only: {r}")),
+            (Verdict::Fail(f), None) => (Status::Fail, f.detail.clone()),
             (Verdict::Skip(r), _) => (Status::Skip, r.clone()),
-            (Verdict::Fail(d), Some(e)) => (Status::Xfail, format!("expected failure ({}): {d}", e.reason)),
-            (Verdict::Pass(_), Some(e)) => (
+            (Verdict::Fail(f), Some(e)) => (Status::Xfail, format!("expected failure ({}): {}", e.reason, f.detail)),
+            (Verdict::Pass(_) | Verdict::ForwardOnly(_), Some(e)) => (
                 Status::Xpass,
                 format!("passed, but the expectations file says it fails (\"{}\": {}); remove the entry", e.pattern, e.reason),
             ),
@@ -139,11 +219,34 @@ mod tests {
             implementation: "x".into(),
             note: None,
             expected_failures: vec![Entry { pattern: "a/*".into(), reason: "r".into() }],
+            tolerances: vec![],
         };
-        assert_eq!(e.apply("a/1", &Verdict::Fail("bad".into())).0, Status::Xfail);
+        let bad = Verdict::Fail(super::super::Failure::new("bad", "bad"));
+        assert_eq!(e.apply("a/1", &bad).0, Status::Xfail);
         assert_eq!(e.apply("a/1", &Verdict::Pass(None)).0, Status::Xpass);
-        assert_eq!(e.apply("b/1", &Verdict::Fail("bad".into())).0, Status::Fail);
+        assert_eq!(e.apply("a/1", &Verdict::ForwardOnly("no autograd".into())).0, Status::Xpass);
+        assert_eq!(e.apply("b/1", &bad).0, Status::Fail);
+        assert_eq!(e.apply("b/1", &Verdict::ForwardOnly("no autograd".into())).0, Status::ForwardOnly);
         assert_eq!(e.unmatched(&["b/1"]).len(), 1);
         assert!(!Status::Xpass.ok());
+        assert!(Status::ForwardOnly.ok());
+    }
+
+    #[test]
+    fn tolerance_entries_widen_per_field() {
+        let e: Expectations = serde_json::from_str(
+            r#"{"implementation": "x", "tolerances": [
+                {"match": "a/*", "field": "grad_input", "rtol": 0.1, "atol": 0.0, "reason": "r"},
+                {"match": "a/b*", "field": "both", "rtol": 0.01, "atol": 0.5, "reason": "r"}]}"#,
+        )
+        .unwrap();
+        let (l, entries) = e.loosen("a/b/c").unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(l.output, Some(Tolerance { rtol: 0.01, atol: 0.5 }));
+        assert_eq!(l.grad_input, Some(Tolerance { rtol: 0.1, atol: 0.5 }));
+        let (l, _) = e.loosen("a/x").unwrap();
+        assert_eq!(l.output, None);
+        assert!(e.loosen("z").is_none());
+        assert_eq!(e.unmatched_tolerances(&["a/x"]).len(), 1);
     }
 }

@@ -3,70 +3,212 @@
 pub mod compare;
 pub mod expectations;
 
-use crate::golden::format::{Case, Expected};
+use crate::golden::format::{Case, Expected, Tolerance};
 use crate::impls::Outcome;
-use compare::{Accuracy, compare, default_tolerance};
+use crate::tensor::{DType, Tensor};
+use compare::{Accuracy, Mismatch, compare, default_tolerance};
 
 /// The judgement of one outcome, before expectations are applied.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     Pass(Option<Accuracy>),
-    Fail(String),
+    /// The output is right and the implementation said it cannot compute the gradient (why).
+    ForwardOnly(String),
+    Fail(Failure),
     Skip(String),
+}
+
+/// Why a case failed: `cause` groups failures alike in reports (the same for every case that
+/// failed the same way), `detail` is this case's whole story.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub cause: String,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(cause: impl Into<String>, detail: impl Into<String>) -> Failure {
+        Failure { cause: cause.into(), detail: detail.into() }
+    }
+
+    /// A failure whose detail is its own cause once numbers and quoted text are left out
+    /// (an implementation's own words: a crash, a timeout, a malformed answer).
+    pub fn broken(detail: &str) -> Failure {
+        Failure { cause: generalize(detail.lines().next().unwrap_or("")), detail: detail.to_string() }
+    }
+}
+
+/// A line with its numbers as `N` and its quoted or bracketed parts as `…`, cut at 100
+/// characters: "no response within 1s" and "no response within 2s" are one cause.
+fn generalize(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '`' | '[' | '{' => {
+                let close = match c {
+                    '[' => ']',
+                    '{' => '}',
+                    q => q,
+                };
+                for d in chars.by_ref() {
+                    if d == close {
+                        break;
+                    }
+                }
+                out.push('…');
+            }
+            c if c.is_ascii_digit() => {
+                while chars.peek().is_some_and(|d| d.is_ascii_alphanumeric() || *d == '.') {
+                    chars.next();
+                }
+                out.push('N');
+            }
+            c => out.push(c),
+        }
+        if out.chars().count() >= 100 {
+            out.push('…');
+            break;
+        }
+    }
+    out
+}
+
+/// Looser tolerances for one case (an expectations file's `tolerances` entries), per field.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Loosen {
+    pub output: Option<Tolerance>,
+    pub grad_input: Option<Tolerance>,
 }
 
 /// Judges `outcome` against `case`. Errors are matched by kind; with `exact_messages` the
 /// message must also be PyTorch's, verbatim, as `Type: message`.
 pub fn judge(case: &Case, outcome: &Outcome, exact_messages: bool) -> Verdict {
-    match (&case.expected, outcome) {
-        (_, Outcome::Unsupported(reason)) => Verdict::Skip(reason.clone()),
-        (_, Outcome::Broken(detail)) => Verdict::Fail(detail.clone()),
+    judge_with(case, outcome, exact_messages, &Loosen::default())
+}
+
+/// The tolerance a case is judged with when it states none: `torch.testing.assert_close`'s for
+/// the least precise floating dtype among its inputs and outputs. A float32 result computed
+/// from float16 logits and bfloat16 probabilities cannot be closer to the truth than its
+/// bfloat16 input allows, whatever its own dtype.
+pub fn case_tolerance(case: &Case) -> Tolerance {
+    if let Some((t, _)) = &case.tolerance {
+        return *t;
+    }
+    let i = &case.inputs;
+    let mut dtypes: Vec<DType> = [Some(&i.input), i.target.as_ref(), i.weight.as_ref(), i.grad_output.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(Tensor::dtype)
+        .collect();
+    if let Expected::Values { torch, .. } = &case.expected {
+        dtypes.push(torch.output.dtype());
+    }
+    let least = dtypes.into_iter().filter(|d| d.is_float()).min_by_key(|d| d.mantissa_bits());
+    least.map_or_else(|| default_tolerance(case.inputs.input.dtype()), default_tolerance)
+}
+
+fn wider(a: Tolerance, b: Option<Tolerance>) -> Tolerance {
+    b.map_or(a, |b| Tolerance { rtol: a.rtol.max(b.rtol), atol: a.atol.max(b.atol) })
+}
+
+fn values_failure(field: &str, m: &Mismatch) -> Failure {
+    let what = match m {
+        Mismatch::Dtype { .. } => "wrong dtype",
+        Mismatch::Shape { .. } => "wrong shape",
+        Mismatch::Values { .. } => "values differ",
+    };
+    Failure::new(format!("{field}: {what}"), format!("{field}: {m}"))
+}
+
+/// [`judge`], with each field's tolerance widened to `loosen`'s where it has one.
+pub fn judge_with(case: &Case, outcome: &Outcome, exact_messages: bool, loosen: &Loosen) -> Verdict {
+    let (torch, reference, output, grad_input, forward_only) = match (&case.expected, outcome) {
+        (_, Outcome::Unsupported(reason)) => return Verdict::Skip(reason.clone()),
+        (_, Outcome::Broken(detail)) => return Verdict::Fail(Failure::broken(detail)),
         (Expected::Error(e), Outcome::Error { kind, message }) => {
             if *kind != Some(e.kind) {
                 let got = kind.map_or("an error of no contract kind".to_string(), |k| format!("error kind {k}"));
-                return Verdict::Fail(format!(
-                    "expected error kind {} (torch: {}: {}), got {got}: {message}",
-                    e.kind, e.py_type, e.message
+                return Verdict::Fail(Failure::new(
+                    format!("expected error kind {}, got {got}", e.kind),
+                    format!("expected error kind {} (torch: {}: {}), got {got}: {message}", e.kind, e.py_type, e.message),
                 ));
             }
             let torch = format!("{}: {}", e.py_type, e.message);
             if exact_messages && *message != torch {
-                return Verdict::Fail(format!("error kind {} matches, message differs:\n  got:      {message}\n  expected: {torch}", e.kind));
+                return Verdict::Fail(Failure::new(
+                    format!("error kind {}: message differs", e.kind),
+                    format!("error kind {} matches, message differs:\n  got:      {message}\n  expected: {torch}", e.kind),
+                ));
             }
-            Verdict::Pass(None)
+            return Verdict::Pass(None);
         }
-        (Expected::Error(e), Outcome::Values { output, .. }) => Verdict::Fail(format!(
-            "expected error kind {} (torch: {}: {}), got an output of shape {:?}",
-            e.kind, e.py_type, e.message, output.shape()
-        )),
-        (Expected::Values { .. }, Outcome::Error { kind, message }) => Verdict::Fail(format!(
-            "expected values, got error{}: {message}",
-            kind.map_or(String::new(), |k| format!(" kind {k}"))
-        )),
+        (Expected::Error(e), Outcome::Values { output, .. } | Outcome::ForwardOnly { output, .. }) => {
+            return Verdict::Fail(Failure::new(
+                format!("expected error kind {}, got values", e.kind),
+                format!(
+                    "expected error kind {} (torch: {}: {}), got an output of shape {:?}",
+                    e.kind,
+                    e.py_type,
+                    e.message,
+                    output.shape()
+                ),
+            ));
+        }
+        (Expected::Values { .. }, Outcome::Error { kind, message }) => {
+            let kind = kind.map_or(String::new(), |k| format!(" kind {k}"));
+            return Verdict::Fail(Failure::new(
+                format!("expected values, got error{kind}"),
+                format!("expected values, got error{kind}: {message}"),
+            ));
+        }
         (Expected::Values { torch, reference }, Outcome::Values { output, grad_input }) => {
-            let tol = |dtype| case.tolerance.as_ref().map_or_else(|| default_tolerance(dtype), |(t, _)| *t);
-            let r_out = reference.as_ref().map(|r| &r.output);
-            let mut acc = match compare(output, &torch.output, r_out, tol(torch.output.dtype())) {
-                Ok(a) => a,
-                Err(m) => return Verdict::Fail(format!("output: {m}")),
-            };
-            if let Some(expected_grad) = &torch.grad_input {
-                let Some(actual_grad) = grad_input else {
-                    return Verdict::Fail("grad_input: missing (the case sends a grad_output)".into());
-                };
-                let r_grad = reference.as_ref().and_then(|r| r.grad_input.as_ref());
-                match compare(actual_grad, expected_grad, r_grad, tol(expected_grad.dtype())) {
-                    Ok(g) => {
-                        acc.max_ulp_torch = acc.max_ulp_torch.max(g.max_ulp_torch);
-                        acc.max_ulp_reference = match (acc.max_ulp_reference, g.max_ulp_reference) {
-                            (Some(a), Some(b)) => Some(a.max(b)),
-                            (a, b) => a.or(b),
-                        };
-                    }
-                    Err(m) => return Verdict::Fail(format!("grad_input: {m}")),
-                }
-            }
-            Verdict::Pass(Some(acc))
+            (torch, reference, output, grad_input.as_ref(), None)
         }
+        (Expected::Values { torch, reference }, Outcome::ForwardOnly { output, reason }) => {
+            (torch, reference, output, None, Some(reason))
+        }
+    };
+    let base = case_tolerance(case);
+    let r_out = reference.as_ref().map(|r| &r.output);
+    let mut acc = match compare(output, &torch.output, r_out, wider(base, loosen.output)) {
+        Ok(a) => a,
+        Err(m) => return Verdict::Fail(values_failure("output", &m)),
+    };
+    if let Some(expected_grad) = &torch.grad_input {
+        let Some(actual_grad) = grad_input else {
+            return match forward_only {
+                Some(reason) => Verdict::ForwardOnly(reason.clone()),
+                None => Verdict::Fail(Failure::new(
+                    "grad_input: missing",
+                    "grad_input: missing (the case sends a grad_output; an implementation without gradients answers \
+                     \"grad_input_unsupported\": \"<reason>\")",
+                )),
+            };
+        };
+        let r_grad = reference.as_ref().and_then(|r| r.grad_input.as_ref());
+        match compare(actual_grad, expected_grad, r_grad, wider(base, loosen.grad_input)) {
+            Ok(g) => {
+                acc.max_ulp_torch = acc.max_ulp_torch.max(g.max_ulp_torch);
+                acc.max_ulp_reference = match (acc.max_ulp_reference, g.max_ulp_reference) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Err(m) => return Verdict::Fail(values_failure("grad_input", &m)),
+        }
+    }
+    Verdict::Pass(Some(acc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_leave_out_numbers_and_quotes() {
+        assert_eq!(generalize("no response within 1.5s"), generalize("no response within 30s"));
+        assert_eq!(generalize("the process exited (exit status: 1) without answering"), "the process exited (exit status: N) without answering");
+        assert_eq!(generalize(r#"response for id "a/b", expected "c""#), "response for id …, expected …");
     }
 }
