@@ -1,5 +1,7 @@
 //! The gate has teeth: examples/numpy_impl.py passes the shipped suite through protocol 1,
-//! and each of its planted bugs (`--bug NAME`) makes the suite fail.
+//! and each of its planted bugs (`--bug NAME`) makes the suite fail. And PyTorch itself, through
+//! adapters/torch_impl.py, passes the whole suite on CPU (the specification judged by itself),
+//! where the golden exporter's venv (.venv, or NLLSPEC_TORCH_PYTHON) has torch.
 //!
 //! Needs Python with NumPy: `NLLSPEC_PYTHON` names the interpreter (default `python3`). Where
 //! NumPy is missing the trials are reported as ignored, with that reason, unless
@@ -78,5 +80,32 @@ fn main() {
             eprintln!("numpy_gate: `{py} -c 'import numpy'` fails: trials ignored (set NLLSPEC_PYTHON, or run .ci/run)");
         }
     }
+    trials.push(torch_trial());
     libtest_mimic::run(&args, trials).exit()
+}
+
+fn torch_trial() -> Trial {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let py = std::env::var("NLLSPEC_TORCH_PYTHON").unwrap_or_else(|_| format!("{root}/.venv/bin/python"));
+    let have = Command::new(&py).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    if !have {
+        eprintln!(
+            "torch_adapter: no torch in {py}: trial ignored (python3 -m venv .venv && .venv/bin/pip install -r golden/requirements.txt)"
+        );
+    }
+    Trial::test("torch_adapter/cpu_passes_the_whole_suite", move || {
+        let imp = format!("torch=exec:{py} {root}/adapters/torch_impl.py");
+        let out = Command::new(env!("CARGO_BIN_EXE_nllspec"))
+            .args(["run", "--impl", &imp, "--format", "json"])
+            .output()
+            .map_err(|e| format!("cannot run nllspec: {e}"))?;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("no JSON report ({e}): {}", String::from_utf8_lossy(&out.stderr)))?;
+        let s = &report["summary"];
+        if out.status.code() != Some(0) || s["passed"] != s["total"] {
+            return Err(format!("exit {:?}, expected 0 with every case passed: {s}", out.status.code()).into());
+        }
+        Ok(())
+    })
+    .with_ignored_flag(!have)
 }
