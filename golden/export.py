@@ -202,14 +202,34 @@ def parse_value(v):
     return v
 
 
+def flatten(data, where):
+    """Literal data as torch.tensor takes it: a flat list, a nested list (rectangular, its shape
+    read from the nesting, as `torch.tensor([[1, 2], [3, 4]])`), or a single number (0-d)."""
+    if not isinstance(data, list):
+        return [data], []
+    if not data or not isinstance(data[0], list):
+        if any(isinstance(v, list) for v in data):
+            raise SpecError(f"{where}: ragged nested list (a list beside a number)")
+        return list(data), [len(data)]
+    rows = [flatten(row, f"{where}[{i}]") for i, row in enumerate(data)]
+    inner = rows[0][1]
+    for i, (_, s) in enumerate(rows):
+        if s != inner:
+            raise SpecError(f"{where}[{i}]: ragged nested list (shape {s}, the first row's is {inner})")
+    return [v for flat, _ in rows for v in flat], [len(data)] + inner
+
+
 def make_tensor(spec, name, base_id, case_dtype, default_dtype):
     dt_name = spec.get("dtype", default_dtype)
     if dt_name == "case":
         dt_name = case_dtype
     dtype = DTYPES[dt_name]
     if "data" in spec:
-        values = [parse_value(v) for v in spec["data"]]
-        shape = spec.get("shape", [len(values)])
+        flat, nested_shape = flatten(spec["data"], f"{base_id}.inputs.{name}.data")
+        values = [parse_value(v) for v in flat]
+        shape = spec.get("shape", nested_shape)
+        if isinstance(spec["data"], list) and any(isinstance(v, list) for v in spec["data"]) and shape != nested_shape:
+            raise SpecError(f"{base_id}.inputs.{name}: shape {shape} disagrees with the nested data's {nested_shape} (give one or the other)")
         if math.prod(shape) != len(values):
             raise SpecError(f"{base_id}.inputs.{name}: shape {shape} needs {math.prod(shape)} values, data has {len(values)}")
         if not dtype.is_floating_point:

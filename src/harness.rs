@@ -135,6 +135,20 @@ pub fn run_case(target: &Target, case: &LoadedCase) -> CaseResult {
     CaseResult { status, detail, cause, loosened_by }
 }
 
+/// A failing trial's message: the case, its file, the detail, and, since a new case may meet a
+/// known divergence, where to record one.
+fn failure_message(t: &Target, case: &LoadedCase, detail: &str) -> String {
+    let file = t.expectations.source.as_ref().map_or("an expectations file".into(), |p| p.display().to_string());
+    format!(
+        "{} ({})\n{detail}\nIf this is a known divergence of {}, not a bug, record it: add \
+         {{\"match\": \"{}\", \"reason\": \"<the behaviour>\"}} to {file}'s expected_failures.",
+        case.case.id,
+        case.file.display(),
+        t.implementation.name(),
+        case.case.id
+    )
+}
+
 /// The trials for every target over `cases`, sorted by name.
 pub fn trials(targets: &[Target], cases: Arc<Vec<LoadedCase>>) -> Vec<Trial> {
     let mut out = Vec::new();
@@ -151,9 +165,8 @@ pub fn trials(targets: &[Target], cases: Arc<Vec<LoadedCase>>) -> Vec<Trial> {
                 match r.status {
                     Status::Pass | Status::Xfail => Ok(Completion::Completed),
                     Status::Skip | Status::ForwardOnly => Ok(Completion::ignored_with(r.detail)),
-                    Status::Fail | Status::Xpass => {
-                        Err(Failed::from(format!("{} ({})\n{}", case.case.id, case.file.display(), r.detail)))
-                    }
+                    Status::Xpass => Err(Failed::from(format!("{} ({})\n{}", case.case.id, case.file.display(), r.detail))),
+                    Status::Fail => Err(Failed::from(failure_message(&t, case, &r.detail))),
                 }
             }));
         }
@@ -229,4 +242,21 @@ pub fn main(implementation: impl Implementation + 'static, expectations: Option<
         Err(trial) => vec![trial],
     };
     libtest_mimic::run(&args, trials).exit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::golden::load::load_all;
+
+    #[test]
+    fn a_failure_says_where_a_known_divergence_is_recorded() {
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/nll_loss/seed.json");
+        let case = load_all(&[golden]).unwrap().remove(0);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/expectations/candle-nn.json");
+        let t = Target::new(crate::impls::candle_nn::CandleNn, Expectations::load(&path).unwrap());
+        let m = failure_message(&t, &case, "output: values differ");
+        let hint = format!("add {{\"match\": \"{}\", \"reason\": \"<the behaviour>\"}} to {}", case.case.id, path.display());
+        assert!(m.contains(&hint) && m.contains("known divergence of candle-nn"), "{m}");
+    }
 }

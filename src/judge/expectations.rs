@@ -96,16 +96,20 @@ pub struct Expectations {
     pub expected_failures: Vec<Entry>,
     #[serde(default)]
     pub tolerances: Vec<ToleranceEntry>,
+    /// The file it was read from.
+    #[serde(skip)]
+    pub source: Option<std::path::PathBuf>,
 }
 
 impl Expectations {
     pub fn none(implementation: &str) -> Expectations {
-        Expectations { implementation: implementation.to_string(), note: None, expected_failures: vec![], tolerances: vec![] }
+        Expectations { implementation: implementation.to_string(), note: None, expected_failures: vec![], tolerances: vec![], source: None }
     }
 
     pub fn load(path: &Path) -> Result<Expectations, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        let e: Expectations = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut e: Expectations = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        e.source = Some(path.to_path_buf());
         for (i, entry) in e.expected_failures.iter().enumerate() {
             if entry.reason.trim().is_empty() {
                 return Err(format!("{}: expected_failures[{i}] ({}): a reason is required", path.display(), entry.pattern));
@@ -220,6 +224,7 @@ mod tests {
             note: None,
             expected_failures: vec![Entry { pattern: "a/*".into(), reason: "r".into() }],
             tolerances: vec![],
+            source: None,
         };
         let bad = Verdict::Fail(super::super::Failure::new("bad", "bad"));
         assert_eq!(e.apply("a/1", &bad).0, Status::Xfail);
