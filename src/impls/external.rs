@@ -25,7 +25,9 @@ use crate::error::ErrorKind;
 use crate::golden::format::{attrs_to_json, inputs_to_json, parse_tensor};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsRawFd;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -84,6 +86,10 @@ struct Process {
     stdin: ChildStdin,
     lines: Receiver<std::io::Result<String>>,
     stderr: Arc<Mutex<StderrLog>>,
+    /// The read end of stderr, shared with its reader thread (kept open while the process is).
+    stderr_pipe: Arc<File>,
+    /// Set by the reader while it holds no bytes it has read but not yet logged.
+    stderr_idle: Arc<AtomicBool>,
     /// Receives once the stderr reader has seen end of file.
     stderr_done: Receiver<()>,
     answered: u64,
@@ -122,7 +128,17 @@ impl Process {
         }
     }
 
+    /// How many bytes of stderr were written so far. What the process wrote before its last
+    /// answer may still be in the pipe, or in the reader's hands, when the answer arrives: this
+    /// waits (bounded) until the pipe is empty and the reader idle, so that none of it is taken
+    /// for the next request's.
     fn stderr_mark(&self) -> u64 {
+        for _ in 0..200 {
+            if unread(self.stderr_pipe.as_raw_fd()) == Some(0) && self.stderr_idle.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         self.stderr.lock().unwrap_or_else(|p| p.into_inner()).total
     }
 
@@ -149,11 +165,7 @@ impl Process {
 
     /// Bytes written to the process's stdin that it has not read.
     fn unread_input(&self) -> Option<usize> {
-        let mut n: libc::c_int = 0;
-        // SAFETY: FIONREAD writes one c_int through the pointer, which points at `n`, alive and
-        // aligned for the call's duration; the descriptor is our open end of the stdin pipe.
-        let r = unsafe { libc::ioctl(self.stdin.as_raw_fd(), libc::FIONREAD, &mut n as *mut libc::c_int) };
-        (r == 0).then(|| usize::try_from(n).unwrap_or(0))
+        unread(self.stdin.as_raw_fd())
     }
 
     /// The exit status, waiting a moment for it: stdout closes just before the exit is visible.
@@ -166,6 +178,15 @@ impl Process {
         }
         None
     }
+}
+
+/// Bytes in a pipe not yet read, through either end's descriptor, which must be open.
+fn unread(fd: RawFd) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points at `n`, alive and
+    // aligned for the call's duration; the callers pass a descriptor they own and keep open.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n as *mut libc::c_int) };
+    (r == 0).then(|| usize::try_from(n).unwrap_or(0))
 }
 
 impl External {
@@ -183,10 +204,12 @@ impl External {
             .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start `sh -c {}`: {e}", self.command))?;
-        let (Some(stdin), Some(stdout), Some(mut stderr_pipe)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let (Some(stdin), Some(stdout), Some(stderr_end)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err("the process's pipes were not created".into());
         };
+        let stderr_pipe = Arc::new(File::from(OwnedFd::from(stderr_end)));
+        let stderr_idle = Arc::new(AtomicBool::new(true));
         let (tx, lines) = channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
@@ -210,21 +233,38 @@ impl External {
         let stderr = Arc::new(Mutex::new(StderrLog::default()));
         let sink = Arc::clone(&stderr);
         let (done_tx, stderr_done) = channel();
+        let (pipe, idle) = (Arc::clone(&stderr_pipe), Arc::clone(&stderr_idle));
         std::thread::spawn(move || {
             let mut chunk = [0u8; 4096];
-            while let Ok(n) = stderr_pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
+            loop {
+                // Wait for bytes without taking them, and only then leave idle: so bytes are
+                // never out of the pipe while the reader still counts as idle.
+                let mut fds = libc::pollfd { fd: pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: poll reads and writes the one pollfd the pointer points at, alive and
+                // aligned for the call; the descriptor is the pipe this thread holds open.
+                let ready = unsafe { libc::poll(&mut fds, 1, -1) };
+                if ready < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
                 }
+                idle.store(false, Ordering::SeqCst);
+                let r = (&*pipe).read(&mut chunk);
+                let n = match r {
+                    Ok(n) if n > 0 => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+                    _ => break,
+                };
                 let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
                 s.tail.extend_from_slice(&chunk[..n]);
                 s.total += n as u64;
                 let excess = s.tail.len().saturating_sub(STDERR_TAIL);
                 s.tail.drain(..excess);
+                drop(s);
+                idle.store(true, Ordering::SeqCst);
             }
+            idle.store(true, Ordering::SeqCst);
             let _ = done_tx.send(());
         });
-        Ok(Process { child, stdin, lines, stderr, stderr_done, answered: 0 })
+        Ok(Process { child, stdin, lines, stderr, stderr_pipe, stderr_idle, stderr_done, answered: 0 })
     }
 
     /// Sends one request line and waits for its answer line.
