@@ -1,43 +1,130 @@
-//! The `nllspec` command line (contract section 3): parse, call the library, exit.
+//! The `nllspec` command line (contract section 3): parse (clap), call the library, exit.
+//!
+//! Exit status: 0 every case ended as expected, 1 some did not, 2 unusable input or usage
+//! (clap's own usage errors exit 2 as well).
 
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nllspec::golden::format::Expected;
 use nllspec::golden::load::{default_golden_dir, discover, load_file};
-use nllspec::report::Format;
+use nllspec::report::{Format, Report};
 use nllspec::runner::{RunOptions, UsageError, run};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "\
-usage:
-  nllspec run [--golden PATH]... [--impl NAME]... [--filter TEXT] [--timeout SECONDS]
-              [--startup-timeout SECONDS] [--format human|json|junit|markdown] [--out FILE]
-              [--expectations FILE]...
-  nllspec list [--golden PATH]... [--counts]
-  nllspec accuracy [--impl NAME]... [--golden PATH]... [--elements N]
+#[derive(Parser)]
+#[command(name = "nllspec", about = "Conformance suite for LogSoftmax, NLLLoss and CrossEntropyLoss (PyTorch 2.15 is the specification)")]
+#[command(arg_required_else_help = true, disable_version_flag = true)]
+struct Cli {
+    /// Print the version and the golden suite it ships (torch version, case count, digest)
+    #[arg(short = 'V', long, action = clap::ArgAction::SetTrue)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-  --golden PATH         golden file or directory (default: the golden/ shipped with nllspec)
-  --impl NAME           native (default), candle, candle-nn, exec:COMMAND (protocol 1), or
-                        NAME=exec:COMMAND (NAME is what reports and expectations files use;
-                        an unnamed exec: is called after its script or program)
-  --filter TEXT         only cases whose id contains TEXT
-  --timeout SECONDS     per-case limit for exec: implementations (default 30)
-  --startup-timeout SECONDS
-                        added to --timeout for each fresh exec: process's first answer
-                        (imports, device start-up; default 120)
-  --format FORMAT       human (default), json (report v1), junit, markdown
-  --out FILE            write the report to FILE instead of stdout
-  --expectations FILE   known failures of an implementation (spec/expectations/ format)
-  --counts              list: case counts per op, dtype and tag instead of ids
+#[derive(Subcommand)]
+enum Command {
+    /// Judge implementations over the golden suite
+    Run(RunArgs),
+    /// List the golden cases (ids, or counts per op, dtype and tag)
+    List(ListArgs),
+    /// Each implementation's ulp error against a float64 computation, as Markdown
+    Accuracy(AccuracyArgs),
+}
 
-accuracy prints, as Markdown, each implementation's ulp error against a float64 computation
-(default: native and candle), and PyTorch's against the goldens' float64 references.
+#[derive(Args)]
+struct RunArgs {
+    /// Golden file or directory (default: the golden/ shipped with nllspec)
+    #[arg(long, value_name = "PATH")]
+    golden: Vec<PathBuf>,
+    /// native (default), candle, candle-nn, exec:COMMAND (protocol 1), or NAME=exec:COMMAND
+    /// (NAME is what reports and expectations files use; an unnamed exec: is called after its
+    /// script or program)
+    #[arg(long = "impl", value_name = "NAME")]
+    impls: Vec<String>,
+    /// Only cases whose id contains TEXT
+    #[arg(long, value_name = "TEXT")]
+    filter: Option<String>,
+    /// Per-answer limit for exec: implementations
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds, allow_hyphen_values = true)]
+    timeout: Duration,
+    /// Added to --timeout for each fresh exec: process's first answer (imports, a device's start-up)
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = seconds, allow_hyphen_values = true)]
+    startup_timeout: Duration,
+    /// Report format
+    #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+    format: FormatArg,
+    /// Write the report to FILE instead of stdout
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Known failures and tolerance entries of an implementation (spec/expectations/ format)
+    #[arg(long, value_name = "FILE")]
+    expectations: Vec<PathBuf>,
+}
 
-exit status: 0 every case ended as expected, 1 some did not, 2 unusable input or usage";
+#[derive(Args)]
+struct ListArgs {
+    /// Golden file or directory (default: the golden/ shipped with nllspec)
+    #[arg(long, value_name = "PATH")]
+    golden: Vec<PathBuf>,
+    /// Case counts per op, dtype, outcome and tag instead of ids
+    #[arg(long)]
+    counts: bool,
+}
+
+#[derive(Args)]
+struct AccuracyArgs {
+    /// Implementations to measure (default: native and candle)
+    #[arg(long = "impl", value_name = "NAME")]
+    impls: Vec<String>,
+    /// Golden file or directory (default: the golden/ shipped with nllspec)
+    #[arg(long, value_name = "PATH")]
+    golden: Vec<PathBuf>,
+    /// Elements per synthetic measurement
+    #[arg(long, value_name = "N", default_value_t = 1 << 19, value_parser = clap::value_parser!(u64).range(1..=1 << 26))]
+    elements: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Human,
+    Json,
+    Junit,
+    Markdown,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Human => Format::Human,
+            FormatArg::Json => Format::Json,
+            FormatArg::Junit => Format::Junit,
+            FormatArg::Markdown => Format::Markdown,
+        }
+    }
+}
+
+fn seconds(value: &str) -> Result<Duration, String> {
+    let s: f64 = value.parse().map_err(|_| format!("{value}: not a number of seconds"))?;
+    if !(s > 0.0 && s <= 86_400.0) {
+        return Err(format!("{value}: must be between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match real_main(&args) {
+    let cli = Cli::parse();
+    let result = match (cli.version, cli.command) {
+        (true, _) => version().and_then(|v| say(&v)).map(|_| 0),
+        (false, Some(Command::Run(a))) => run_command(a),
+        (false, Some(Command::List(a))) => list_command(a),
+        (false, Some(Command::Accuracy(a))) => accuracy_command(a),
+        (false, None) => Err(UsageError("no command (run, list, accuracy; --help)".into())),
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("nllspec: {e}");
@@ -46,190 +133,117 @@ fn main() -> ExitCode {
     }
 }
 
-struct Parsed {
-    golden: Vec<PathBuf>,
-    impls: Vec<String>,
-    filter: Option<String>,
-    timeout: Duration,
-    startup_timeout: Duration,
-    format: Format,
-    out: Option<PathBuf>,
-    expectations: Vec<PathBuf>,
-    counts: bool,
-    elements: usize,
+/// Writes to stdout; a reader that went away (`nllspec list | head`) ends the output quietly.
+fn say(text: &str) -> Result<(), UsageError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(UsageError(format!("cannot write to stdout: {e}"))),
+        Ok(()) => Ok(()),
+    }
 }
 
-fn parse(args: &[String], command: &str) -> Result<Parsed, UsageError> {
-    let mut p = Parsed {
-        golden: vec![],
-        impls: vec![],
-        filter: None,
-        timeout: Duration::from_secs(30),
-        startup_timeout: Duration::from_secs(120),
-        format: Format::Human,
-        out: None,
-        expectations: vec![],
-        counts: false,
-        elements: 1 << 19,
+fn goldens(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    if paths.is_empty() { vec![default_golden_dir()] } else { paths }
+}
+
+/// `nllspec 0.1.0 (golden suite: torch 2.15.0, 999 cases, sha256 1a2b3c4d5e6f)`.
+fn version() -> Result<String, UsageError> {
+    use sha2::{Digest, Sha256};
+    let files = discover(&[default_golden_dir()])?;
+    let (mut cases, mut torch, mut digest) = (0, String::new(), Sha256::new());
+    for f in &files {
+        let bytes = std::fs::read(f).map_err(|e| UsageError(format!("{}: {e}", f.display())))?;
+        digest.update(&bytes);
+        let golden = load_file(f)?;
+        cases += golden.cases.len();
+        if let Some(t) = golden.generator.get("torch").and_then(|v| v.as_str()) {
+            torch = t.to_string();
+        }
+    }
+    let hex: String = digest.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect();
+    Ok(format!("nllspec {} (golden suite: torch {torch}, {cases} cases, sha256 {hex})\n", env!("CARGO_PKG_VERSION")))
+}
+
+fn run_command(a: RunArgs) -> Result<u8, UsageError> {
+    let format = Format::from(a.format);
+    let opts = RunOptions {
+        golden: goldens(a.golden),
+        impls: if a.impls.is_empty() { vec!["native".into()] } else { a.impls },
+        filter: a.filter,
+        timeout: a.timeout,
+        startup_timeout: a.startup_timeout,
+        expectations: a.expectations,
     };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (flag.as_str(), None),
-        };
-        const KNOWN: &[&str] = &[
-            "--golden", "--impl", "--filter", "--timeout", "--startup-timeout", "--format", "--out", "--expectations", "--counts", "--elements", "--help",
-            "-h",
-        ];
-        if !KNOWN.contains(&name) {
-            return Err(UsageError(format!("unknown argument \"{flag}\" for {command}\n{USAGE}")));
+    let quiet = format != Format::Human && a.out.is_none();
+    let report = match run(&opts, &mut |line| {
+        if !quiet {
+            eprintln!("{line}");
         }
-        let takes_value = !matches!(name, "--counts" | "--help" | "-h");
-        let value = if takes_value {
-            match inline {
-                Some(v) => v,
-                None => it.next().cloned().ok_or_else(|| UsageError(format!("{name} needs a value\n{USAGE}")))?,
+    }) {
+        Ok(r) => r,
+        Err(e) if format == Format::Json => {
+            // The contract's JSON object is printed whatever the exit status: an unusable
+            // input gives an empty report carrying the error.
+            let text = Report { error: Some(e.to_string()), ..Default::default() }.json();
+            match &a.out {
+                Some(path) => {
+                    let _ = std::fs::write(path, &text);
+                }
+                None => say(&text)?,
             }
-        } else {
-            String::new()
-        };
-        match (command, name) {
-            (_, "--golden") => p.golden.push(PathBuf::from(value)),
-            ("run" | "accuracy", "--impl") => p.impls.push(value),
-            ("run", "--filter") => p.filter = Some(value),
-            ("run", "--timeout") => p.timeout = seconds("--timeout", &value)?,
-            ("run", "--startup-timeout") => p.startup_timeout = seconds("--startup-timeout", &value)?,
-            ("run", "--format") => {
-                p.format = Format::parse(&value)
-                    .ok_or_else(|| UsageError(format!("--format {value}: expected human, json, junit or markdown")))?
-            }
-            ("run", "--out") => p.out = Some(PathBuf::from(value)),
-            ("run", "--expectations") => p.expectations.push(PathBuf::from(value)),
-            ("list", "--counts") => p.counts = true,
-            ("accuracy", "--elements") => {
-                p.elements = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| (1..=1 << 26).contains(&n))
-                    .ok_or_else(|| UsageError(format!("--elements {value}: a count from 1 to 2^26")))?
-            }
-            (_, "--help" | "-h") => return Err(UsageError(USAGE.to_string())),
-            _ => return Err(UsageError(format!("unknown argument \"{flag}\" for {command}\n{USAGE}"))),
+            return Err(e);
         }
-    }
-    if p.golden.is_empty() {
-        p.golden.push(default_golden_dir());
-    }
-    if p.impls.is_empty() {
-        p.impls.push("native".into());
-    }
-    Ok(p)
-}
-
-fn seconds(flag: &str, value: &str) -> Result<Duration, UsageError> {
-    let s: f64 = value.parse().map_err(|_| UsageError(format!("{flag} {value}: not a number of seconds")))?;
-    if !(s > 0.0 && s <= 86_400.0) {
-        return Err(UsageError(format!("{flag} {value}: must be between 0 and 86400 seconds")));
-    }
-    Ok(Duration::from_secs_f64(s))
-}
-
-fn real_main(args: &[String]) -> Result<u8, UsageError> {
-    let Some((command, rest)) = args.split_first() else {
-        return Err(UsageError(USAGE.to_string()));
+        Err(e) => return Err(e),
     };
-    match command.as_str() {
-        "run" => {
-            let p = parse(rest, "run")?;
-            let opts = RunOptions {
-                golden: p.golden,
-                impls: p.impls,
-                filter: p.filter,
-                timeout: p.timeout,
-                startup_timeout: p.startup_timeout,
-                expectations: p.expectations,
-            };
-            let quiet = p.format != Format::Human && p.out.is_none();
-            let report = match run(&opts, &mut |line| {
-                if !quiet {
-                    eprintln!("{line}");
-                }
-            }) {
-                Ok(r) => r,
-                Err(e) if p.format == Format::Json => {
-                    // The contract's JSON object is printed whatever the exit status: an
-                    // unusable input gives an empty report carrying the error.
-                    let text = nllspec::report::Report { error: Some(e.to_string()), ..Default::default() }.json();
-                    match &p.out {
-                        Some(path) => {
-                            let _ = std::fs::write(path, &text);
-                        }
-                        None => print!("{text}"),
-                    }
-                    return Err(e);
-                }
-                Err(e) => return Err(e),
-            };
-            let text = report.render(p.format);
-            match &p.out {
-                Some(path) => std::fs::write(path, &text)
-                    .map_err(|e| UsageError(format!("--out {}: cannot write: {e}", path.display())))?,
-                None => print!("{text}"),
-            }
-            if p.out.is_some() && p.format != Format::Human {
-                eprint!("{}", report.human().lines().last().map(|l| format!("{l}\n")).unwrap_or_default());
-            }
-            Ok(report.exit_code() as u8)
+    let text = report.render(format);
+    match &a.out {
+        Some(path) => {
+            std::fs::write(path, &text).map_err(|e| UsageError(format!("--out {}: cannot write: {e}", path.display())))?
         }
-        "list" => {
-            let p = parse(rest, "list")?;
-            let files = discover(&p.golden)?;
-            let mut ids = Vec::new();
-            let mut counts: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
-            for f in &files {
-                for c in load_file(f)?.cases {
-                    *counts.entry(("op", c.op.name().to_string())).or_default() += 1;
-                    *counts.entry(("dtype", c.inputs.input.dtype().name().to_string())).or_default() += 1;
-                    let outcome = if matches!(c.expected, nllspec::golden::format::Expected::Error(_)) { "error" } else { "values" };
-                    *counts.entry(("expected", outcome.to_string())).or_default() += 1;
-                    if c.inputs.grad_output.is_some() {
-                        *counts.entry(("expected", "grad_input".to_string())).or_default() += 1;
-                    }
-                    for t in &c.tags {
-                        *counts.entry(("tag", t.clone())).or_default() += 1;
-                    }
-                    ids.push(c.id);
-                }
-            }
-            if p.counts {
-                print!("{}", nllspec::report::counts_markdown(ids.len(), &counts));
-            } else {
-                for id in ids {
-                    println!("{id}");
-                }
-            }
-            Ok(0)
-        }
-        "accuracy" => {
-            let mut p = parse(rest, "accuracy")?;
-            if p.impls == ["native"] && !rest.iter().any(|a| a.starts_with("--impl")) {
-                p.impls.push("candle".into());
-            }
-            let impls = p
-                .impls
-                .iter()
-                .map(|n| nllspec::impls::by_name(n, p.timeout).ok_or_else(|| UsageError(format!("unknown implementation \"{n}\""))))
-                .collect::<Result<Vec<_>, _>>()?;
-            let refs: Vec<&dyn nllspec::impls::Implementation> = impls.iter().map(|b| b.as_ref()).collect();
-            let cases = nllspec::golden::load::load_all(&p.golden)?;
-            print!("{}", nllspec::accuracy::markdown(&refs, &cases, p.elements));
-            Ok(0)
-        }
-        "--help" | "-h" | "help" => {
-            println!("{USAGE}");
-            Ok(0)
-        }
-        other => Err(UsageError(format!("unknown command \"{other}\"\n{USAGE}"))),
+        None => say(&text)?,
     }
+    if a.out.is_some() && format != Format::Human {
+        eprint!("{}", report.human().lines().last().map(|l| format!("{l}\n")).unwrap_or_default());
+    }
+    Ok(report.exit_code() as u8)
+}
+
+fn list_command(a: ListArgs) -> Result<u8, UsageError> {
+    let files = discover(&goldens(a.golden))?;
+    let mut ids = Vec::new();
+    let mut counts: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
+    for f in &files {
+        for c in load_file(f)?.cases {
+            *counts.entry(("op", c.op.name().to_string())).or_default() += 1;
+            *counts.entry(("dtype", c.inputs.input.dtype().name().to_string())).or_default() += 1;
+            let outcome = if matches!(c.expected, Expected::Error(_)) { "error" } else { "values" };
+            *counts.entry(("expected", outcome.to_string())).or_default() += 1;
+            if c.inputs.grad_output.is_some() {
+                *counts.entry(("expected", "grad_input".to_string())).or_default() += 1;
+            }
+            for t in &c.tags {
+                *counts.entry(("tag", t.clone())).or_default() += 1;
+            }
+            ids.push(c.id);
+        }
+    }
+    if a.counts {
+        say(&nllspec::report::counts_markdown(ids.len(), &counts))?;
+    } else {
+        say(&(ids.join("\n") + "\n"))?;
+    }
+    Ok(0)
+}
+
+fn accuracy_command(a: AccuracyArgs) -> Result<u8, UsageError> {
+    let names = if a.impls.is_empty() { vec!["native".to_string(), "candle".to_string()] } else { a.impls };
+    let impls = names
+        .iter()
+        .map(|n| nllspec::impls::by_name(n, Duration::from_secs(30)).ok_or_else(|| UsageError(format!("unknown implementation \"{n}\""))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<&dyn nllspec::impls::Implementation> = impls.iter().map(|b| b.as_ref()).collect();
+    let cases = nllspec::golden::load::load_all(&goldens(a.golden))?;
+    say(&nllspec::accuracy::markdown(&refs, &cases, a.elements as usize))?;
+    Ok(0)
 }

@@ -99,6 +99,7 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, 
     // Pass 1: every file parses, ids are unique.
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     let mut all_ids: Vec<String> = Vec::new();
+    let mut any_selected = false;
     for f in &files {
         for case in load_file(f)?.cases {
             if let Some(first) = seen.get(&case.id) {
@@ -110,11 +111,17 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, 
                 )));
             }
             seen.insert(case.id.clone(), f.clone());
+            if selected(&case, &opts.filter) {
+                any_selected = true;
+            }
             all_ids.push(case.id);
         }
     }
     if all_ids.is_empty() {
         return Err(UsageError("no golden cases found".into()));
+    }
+    if !any_selected {
+        return Err(UsageError(format!("--filter {:?} selects no case", opts.filter.as_deref().unwrap_or(""))));
     }
     // Pass 2: run, one file at a time.
     let started = Instant::now();
@@ -133,9 +140,6 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, 
                 report.results.push(ResultRow::new(&loaded, t.implementation.name(), result));
             }
         }
-    }
-    if report.results.is_empty() {
-        return Err(UsageError(format!("--filter {:?} selects no case", opts.filter.as_deref().unwrap_or(""))));
     }
     // Stale expectations are judged only on a whole-suite run: a filter legitimately hides cases.
     if opts.filter.is_none() {

@@ -54,13 +54,13 @@ fn native_passes_the_shipped_suite_with_exit_0() {
 fn usage_errors_exit_2_and_say_why() {
     for (args, needle) in [
         (vec!["run", "--impl", "bogus"], "unknown implementation"),
-        (vec!["run", "--format", "xml"], "--format xml"),
+        (vec!["run", "--format", "xml"], "'xml'"),
         (vec!["run", "--golden", "/nonexistent/golden"], "/nonexistent/golden"),
         (vec!["run", "--timeout", "-1"], "--timeout"),
-        (vec!["run", "--frobnicate"], "unknown argument"),
+        (vec!["run", "--frobnicate"], "unexpected argument"),
         (vec!["run", "--filter", "no-such-case-id"], "selects no case"),
-        (vec!["launch"], "unknown command"),
-        (vec![], "usage"),
+        (vec!["launch"], "unrecognized subcommand"),
+        (vec![], "Usage"),
     ] {
         let out = nllspec(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -68,6 +68,52 @@ fn usage_errors_exit_2_and_say_why() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn help_and_version_go_to_stdout_with_exit_0() {
+    for args in [vec!["--help"], vec!["run", "--help"], vec!["list", "--help"], vec!["accuracy", "--help"]] {
+        let out = nllspec(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: nllspec"), "{args:?}");
+    }
+    let help = String::from_utf8(nllspec(&["run", "--help"]).stdout).unwrap();
+    assert!(help.contains("--startup-timeout") && help.contains("NAME=exec:COMMAND"), "{help}");
+    // the version names the suite it ships
+    let v = String::from_utf8(nllspec(&["--version"]).stdout).unwrap();
+    let n = shipped_cases("");
+    assert!(v.starts_with("nllspec ") && v.contains("torch 2.15.0") && v.contains(&format!("{n} cases")), "{v}");
+}
+
+#[test]
+fn a_mistyped_flag_gets_a_suggestion() {
+    let out = nllspec(&["run", "--fromat", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a similar argument exists: '--format'"));
+}
+
+#[test]
+fn a_closed_pipe_ends_list_quietly() {
+    // As `nllspec list | head -1`, with the reader gone before the first write (the ids fit
+    // in a pipe's buffer, so closing after a line would never make a write fail).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nllspec"))
+        .arg("list")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn a_filter_that_selects_nothing_fails_before_any_progress() {
+    let out = nllspec(&["run", "--filter", "no-such-case-id"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("selects no case") && !err.contains("golden/"), "no progress lines: {err}");
 }
 
 #[test]
