@@ -147,22 +147,11 @@ fn goldens(paths: Vec<PathBuf>) -> Vec<PathBuf> {
     if paths.is_empty() { vec![default_golden_dir()] } else { paths }
 }
 
-/// `nllspec 0.1.0 (golden suite: torch 2.15.0, 999 cases, sha256 1a2b3c4d5e6f)`.
+/// `nllspec 0.1.0 (golden suite: torch 2.15.0, 999 cases, sha256 1a2b3c4d5e6f)`: the suite
+/// compiled into this binary.
 fn version() -> Result<String, UsageError> {
-    use sha2::{Digest, Sha256};
-    let files = discover(&[default_golden_dir()])?;
-    let (mut cases, mut torch, mut digest) = (0, String::new(), Sha256::new());
-    for f in &files {
-        let bytes = std::fs::read(f).map_err(|e| UsageError(format!("{}: {e}", f.display())))?;
-        digest.update(&bytes);
-        let golden = load_file(f)?;
-        cases += golden.cases.len();
-        if let Some(t) = golden.generator.get("torch").and_then(|v| v.as_str()) {
-            torch = t.to_string();
-        }
-    }
-    let hex: String = digest.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect();
-    Ok(format!("nllspec {} (golden suite: torch {torch}, {cases} cases, sha256 {hex})\n", env!("CARGO_PKG_VERSION")))
+    use nllspec::golden::embedded::{CASES, DIGEST, TORCH};
+    Ok(format!("nllspec {} (golden suite: torch {TORCH}, {CASES} cases, sha256 {})\n", env!("CARGO_PKG_VERSION"), &DIGEST[..12]))
 }
 
 fn run_command(a: RunArgs) -> Result<u8, UsageError> {

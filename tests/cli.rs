@@ -86,6 +86,24 @@ fn help_and_version_go_to_stdout_with_exit_0() {
 }
 
 #[test]
+fn the_embedded_suite_runs_from_any_directory() {
+    // As an installed binary: no checkout, another working directory; the suite compiled into
+    // the binary is written to the cache once and judged from there.
+    let d = temp_dir("embedded");
+    let out = Command::new(env!("CARGO_BIN_EXE_nllspec"))
+        .args(["run", "--format", "json"])
+        .current_dir(&d)
+        .env("NLLSPEC_GOLDEN", "embedded")
+        .env("NLLSPEC_CACHE", d.join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = report(&out);
+    assert_eq!(r["summary"]["total"].as_u64(), Some(shipped_cases("") as u64));
+    assert!(r["results"][0]["file"].as_str().unwrap().starts_with("cache/golden-"), "{}", r["results"][0]);
+}
+
+#[test]
 fn a_mistyped_flag_gets_a_suggestion() {
     let out = nllspec(&["run", "--fromat", "json"]);
     assert_eq!(out.status.code(), Some(2));

@@ -132,7 +132,15 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedCase>, LoadError> {
     Ok(out)
 }
 
-/// The golden directory shipped with this crate.
+/// The golden suite `--golden` defaults to: the checkout's golden/ when this binary runs
+/// beside the repository it was built from, else the suite compiled into it (written out once
+/// to a cache directory, [`super::embedded`]). `NLLSPEC_GOLDEN=embedded` forces the latter.
 pub fn default_golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden")
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
+    let forced = std::env::var_os("NLLSPEC_GOLDEN").is_some_and(|v| v == "embedded");
+    if checkout.is_dir() && !forced {
+        return checkout;
+    }
+    // An unwritable cache leaves the checkout's path, whose absence the loader reports.
+    super::embedded::directory().unwrap_or(checkout)
 }

@@ -1,4 +1,5 @@
 //! Golden files: the format (contract section 1) and their discovery and loading.
 
+pub mod embedded;
 pub mod format;
 pub mod load;
