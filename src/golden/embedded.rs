@@ -22,18 +22,22 @@ pub fn files() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     DeflateDecoder::new(PACKED).read_to_end(&mut raw)?;
     let bad = || std::io::Error::other("the embedded golden archive is truncated");
     let mut out = Vec::new();
-    let mut at = 0usize;
-    let mut take = |n: usize| -> std::io::Result<&[u8]> {
-        let s = raw.get(at..at.checked_add(n).ok_or_else(bad)?).ok_or_else(bad)?;
-        at += n;
-        Ok(s)
+    let mut rest: &[u8] = &raw;
+    let mut take = |n: usize| -> std::io::Result<Vec<u8>> {
+        if rest.len() < n {
+            return Err(bad());
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head.to_vec())
     };
-    loop {
-        let Ok(len) = take(4) else { break };
-        let len = u32::from_le_bytes(len.try_into().map_err(|_| bad())?) as usize;
-        let path = String::from_utf8(take(len)?.to_vec()).map_err(|_| bad())?;
+    let mut left = raw.len();
+    while left > 0 {
+        let len = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?) as usize;
+        let path = String::from_utf8(take(len)?).map_err(|_| bad())?;
         let size = u64::from_le_bytes(take(8)?.try_into().map_err(|_| bad())?);
-        let bytes = take(usize::try_from(size).map_err(|_| bad())?)?.to_vec();
+        let bytes = take(usize::try_from(size).map_err(|_| bad())?)?;
+        left -= 4 + len + 8 + bytes.len();
         out.push((path, bytes));
     }
     Ok(out)
