@@ -9,7 +9,7 @@ use nllspec::golden::load::{default_golden_dir, discover, load_file};
 use nllspec::report::{Format, Report};
 use nllspec::runner::{RunOptions, UsageError, run};
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -165,11 +165,35 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
         expectations: a.expectations,
     };
     let quiet = format != Format::Human && a.out.is_none();
-    let report = match run(&opts, &mut |line| {
-        if !quiet {
-            eprintln!("{line}");
+    // A bar where a person watches (a terminal); a line per golden file in logs.
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::hidden();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg} ({elapsed}, {eta} left)")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let result = run(&opts, &mut |p| match (&bar, p) {
+        (Some(b), nllspec::runner::Progress::Start { results }) => {
+            b.set_length(results as u64);
+            b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
-    }) {
+        (Some(b), nllspec::runner::Progress::Result { id }) => {
+            b.set_message(id.to_string());
+            b.inc(1);
+        }
+        (None, p) if !quiet => {
+            if let Some(line) = p.line() {
+                eprintln!("{line}");
+            }
+        }
+        _ => {}
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = match result {
         Ok(r) => r,
         Err(e) if format == Format::Json => {
             // The contract's JSON object is printed whatever the exit status: an unusable

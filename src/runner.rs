@@ -92,14 +92,37 @@ fn selected(case: &Case, filter: &Option<String>) -> bool {
     filter.as_ref().is_none_or(|f| case.id.contains(f.as_str()))
 }
 
-/// Runs the suite. `progress` hears one line per golden file.
-pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, UsageError> {
+/// What a run reports as it goes, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// The suite is valid; this many (case, implementation) results will come.
+    Start { results: usize },
+    /// A golden file begins: its 1-based index, the file count, its path, its selected cases.
+    File { index: usize, files: usize, path: &'a Path, cases: usize },
+    /// One case was judged for one implementation.
+    Result { id: &'a str },
+}
+
+impl Progress<'_> {
+    /// The line a log shows for it, if any (one per golden file).
+    pub fn line(&self) -> Option<String> {
+        match self {
+            Progress::File { index, files, path, cases } => {
+                Some(format!("[{index}/{files}] {} ({cases} cases)", crate::report::display_path(path)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Runs the suite, telling `progress` as it goes.
+pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Report, UsageError> {
     let targets = targets(opts)?;
     let files = discover(&opts.golden)?;
     // Pass 1: every file parses, ids are unique.
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     let mut all_ids: Vec<String> = Vec::new();
-    let mut any_selected = false;
+    let mut selected_cases = 0usize;
     for f in &files {
         for case in load_file(f)?.cases {
             if let Some(first) = seen.get(&case.id) {
@@ -112,7 +135,7 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, 
             }
             seen.insert(case.id.clone(), f.clone());
             if selected(&case, &opts.filter) {
-                any_selected = true;
+                selected_cases += 1;
             }
             all_ids.push(case.id);
         }
@@ -120,16 +143,17 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, 
     if all_ids.is_empty() {
         return Err(UsageError("no golden cases found".into()));
     }
-    if !any_selected {
+    if selected_cases == 0 {
         return Err(UsageError(format!("--filter {:?} selects no case", opts.filter.as_deref().unwrap_or(""))));
     }
+    progress(Progress::Start { results: selected_cases * targets.len() });
     // Pass 2: run, one file at a time.
     let started = Instant::now();
     let mut report = Report::default();
     for (n, f) in files.iter().enumerate() {
         let golden = load_file(f)?;
         let cases: Vec<_> = golden.cases.into_iter().filter(|c| selected(c, &opts.filter)).collect();
-        progress(&format!("[{}/{}] {} ({} cases)", n + 1, files.len(), crate::report::display_path(f), cases.len()));
+        progress(Progress::File { index: n + 1, files: files.len(), path: f, cases: cases.len() });
         for case in cases {
             let loaded = crate::golden::load::LoadedCase { file: f.clone(), case };
             for t in &targets {
@@ -138,6 +162,7 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, 
                     return Err(UsageError(fatal));
                 }
                 report.results.push(ResultRow::new(&loaded, t.implementation.name(), result));
+                progress(Progress::Result { id: &loaded.case.id });
             }
         }
     }
