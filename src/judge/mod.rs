@@ -204,6 +204,32 @@ pub fn judge_with(case: &Case, outcome: &Outcome, exact_messages: bool, loosen: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::golden::load::load_all;
+
+    /// A shipped case and its expected values.
+    fn shipped(file: &str, id: &str) -> Case {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        load_all(&[path]).unwrap().into_iter().find(|c| c.case.id == id).unwrap().case
+    }
+
+    #[test]
+    fn an_input_less_precise_than_the_output_sets_the_default_tolerance() {
+        // float16 logits, bfloat16 probabilities, a float32 loss: bfloat16's tolerance.
+        let case = shipped("golden/cross_entropy/probs.json", "cross_entropy/probs/promotion_f16_bf16@float16");
+        assert_eq!(case_tolerance(&case), compare::default_tolerance(DType::BF16));
+        let Expected::Values { torch, reference } = &case.expected else { panic!("a values case") };
+        // PyTorch's loss moved 0.5% away from the float64 reference: outside float32's
+        // rtol 1.3e-6, inside bfloat16's 1.6e-2, and not nearer the reference than PyTorch.
+        let (e, r) = (torch.output.to_f64_vec()[0], reference.as_ref().unwrap().output.to_f64_vec()[0]);
+        let moved = if e >= r { e * 1.005 } else { e * 0.995 };
+        let output = Tensor::from_f64(DType::F32, vec![], &[moved]).unwrap();
+        let outcome = Outcome::Values { output, grad_input: torch.grad_input.clone() };
+        assert!(matches!(judge(&case, &outcome, false), Verdict::Pass(_)), "{:?}", judge(&case, &outcome, false));
+        let strict = Loosen::default();
+        let mut float32_only = case.clone();
+        float32_only.tolerance = Some((compare::default_tolerance(DType::F32), "the output dtype's".into()));
+        assert!(matches!(judge_with(&float32_only, &outcome, false, &strict), Verdict::Fail(_)));
+    }
 
     #[test]
     fn causes_leave_out_numbers_and_quotes() {
