@@ -18,6 +18,7 @@
 
 pub mod accuracy;
 pub mod error;
+pub mod explain;
 pub mod golden;
 pub mod harness;
 pub mod impls;

@@ -33,6 +33,21 @@ enum Command {
     List(ListArgs),
     /// Each implementation's ulp error against a float64 computation, as Markdown
     Accuracy(AccuracyArgs),
+    /// What PyTorch 2.15 does with a snippet, why, and the fix (offline: no Python, no torch)
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// A file with the snippet, or - for standard input
+    #[arg(value_name = "FILE", conflicts_with = "code")]
+    file: Option<PathBuf>,
+    /// The snippet itself
+    #[arg(short = 'c', value_name = "CODE")]
+    code: Option<String>,
+    /// The answer as JSON (spec/EXPLAIN.md)
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -122,6 +137,7 @@ fn main() -> ExitCode {
         (false, Some(Command::Run(a))) => run_command(a),
         (false, Some(Command::List(a))) => list_command(a),
         (false, Some(Command::Accuracy(a))) => accuracy_command(a),
+        (false, Some(Command::Explain(a))) => explain_command(a),
         (false, None) => Err(UsageError("no command (run, list, accuracy; --help)".into())),
     };
     match result {
@@ -259,4 +275,19 @@ fn accuracy_command(a: AccuracyArgs) -> Result<u8, UsageError> {
     let cases = nllspec::golden::load::load_all(&goldens(a.golden))?;
     say(&nllspec::accuracy::markdown(&refs, &cases, a.elements as usize))?;
     Ok(0)
+}
+
+fn explain_command(a: ExplainArgs) -> Result<u8, UsageError> {
+    let source = match (a.code, a.file) {
+        (Some(c), _) => c,
+        (None, Some(p)) if p.as_os_str() != "-" => {
+            std::fs::read_to_string(&p).map_err(|e| UsageError(format!("{}: {e}", p.display())))?
+        }
+        _ => std::io::read_to_string(std::io::stdin()).map_err(|e| UsageError(format!("standard input: {e}")))?,
+    };
+    let answer = nllspec::explain::explain(&source);
+    let text = if a.json { serde_json::to_string_pretty(&answer.json()).unwrap_or_default() + "\n" } else { answer.human() };
+    say(&text)?;
+    // 0 for an answer (a snippet that raises is still answered), 2 when it cannot be evaluated
+    Ok(if matches!(answer, nllspec::explain::Answer::Unsupported(_)) { 2 } else { 0 })
 }

@@ -1,0 +1,317 @@
+//! What `nllspec explain` says about a snippet: why PyTorch rejected it, in the snippet's own
+//! shapes and values, the corrected line, and warnings for mistakes PyTorch lets through.
+
+use super::eval::{Origin, TensorVal};
+use crate::error::{ErrorKind, OpError};
+use crate::tensor::fmt_shape;
+
+/// One call of an op, with what advice needs to talk about it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub op: &'static str,
+    pub line: usize,
+    /// The call's source text.
+    pub source: String,
+    pub input: TensorVal,
+    pub target: Option<TensorVal>,
+    pub dim: Option<i64>,
+}
+
+fn name(op: &str) -> &'static str {
+    match op {
+        "nll_loss" => "NLLLoss",
+        "cross_entropy" => "CrossEntropyLoss",
+        "softmax" => "softmax",
+        "one_hot" => "F.one_hot",
+        _ => "log_softmax",
+    }
+}
+
+/// The class dimension of a loss input: 0 for an unbatched `(C,)` input, else 1.
+fn class_dim(ndim: usize) -> usize {
+    if ndim <= 1 { 0 } else { 1 }
+}
+
+fn shape(t: &TensorVal) -> String {
+    fmt_shape(t.t.shape())
+}
+
+/// The values of a small known integer tensor, as Python writes them.
+fn values(t: &TensorVal) -> Option<String> {
+    let v = t.t.to_i64_vec()?;
+    (t.known && v.len() <= 12).then(|| match t.t.ndim() {
+        0 => v[0].to_string(),
+        _ => format!("[{}]", v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")),
+    })
+}
+
+/// The class a known one-hot row stands for (a 1-d 0/1 tensor with one 1).
+fn one_hot_index(t: &TensorVal) -> Option<usize> {
+    let v = t.t.to_f64_vec();
+    let ones = v.iter().filter(|&&x| x == 1.0).count();
+    (t.known && t.t.ndim() == 1 && v.len() > 1 && ones == 1 && v.iter().all(|&x| x == 0.0 || x == 1.0))
+        .then(|| v.iter().position(|&x| x == 1.0))
+        .flatten()
+}
+
+/// The snippet's line that made `t` rewritten to `replacement` (a tensor expression), if `t`
+/// was assigned to a variable: `target = torch.tensor(0)`.
+fn reassign(t: &TensorVal, replacement: &str) -> Option<String> {
+    t.var.as_ref().map(|(var, _)| format!("{var} = {replacement}"))
+}
+
+fn var_or(t: &TensorVal, fallback: &str) -> String {
+    t.var.as_ref().map_or_else(|| fallback.to_string(), |(v, _)| v.clone())
+}
+
+pub fn implicit_dim(op: &str, s: &[usize], d: usize) -> String {
+    let mut w = format!(
+        "UserWarning: Implicit dimension choice for {op} has been deprecated. Change the call to include dim=X as an \
+         argument. (For this {} input PyTorch picks dim={d}",
+        fmt_shape(s)
+    );
+    if s.len() == 3 && d == 0 {
+        w.push_str(": for (N, C, L) data that is the batch, not the classes");
+    }
+    w.push(')');
+    w
+}
+
+pub fn size_one_dim(op: &str, s: &[usize], d: usize) -> String {
+    let every = if op == "softmax" { "1" } else { "0" };
+    format!(
+        "{op} over dim={d}, which has size 1 in this {} input: every output is exactly {every}, whatever the input. \
+         The classes are dim=1 of an (N, C) batch, dim=0 of an unbatched (C,) input",
+        fmt_shape(s)
+    )
+}
+
+/// Mistakes a loss call lets through.
+pub fn loss_warnings(call: &Call) -> Vec<String> {
+    let x = &call.input;
+    let mut out = Vec::new();
+    if x.t.ndim() == 0 {
+        return out;
+    }
+    let cd = class_dim(x.t.ndim());
+    match (x.origin, call.op) {
+        (Origin::LogSoftmax { dim }, _) if dim != cd => out.push(format!(
+            "the log_softmax feeding {} normalised dim={dim}, but {} reads the classes from dim={cd} of this {} \
+             input: over the classes its log-probabilities do not sum to 1 (use log_softmax(dim={cd}))",
+            call.op,
+            call.op,
+            shape(x)
+        )),
+        (Origin::Softmax { .. }, "cross_entropy") => out.push(
+            "cross_entropy's input is a softmax output, but cross_entropy applies log_softmax itself: a double \
+             softmax, which flattens the scores and slows learning. Pass the raw scores (logits)"
+                .to_string(),
+        ),
+        (Origin::Softmax { .. }, "nll_loss") => out.push(
+            "nll_loss's input is a softmax output (probabilities), but nll_loss wants log-probabilities: use \
+             log_softmax instead of softmax"
+                .to_string(),
+        ),
+        (Origin::Plain, "nll_loss") if x.known && x.t.dtype().is_float() && x.t.numel() > 0 => {
+            let v = x.t.to_f64_vec();
+            let max = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let sh = x.t.shape();
+            let (len, inner) = (sh[cd], sh[cd + 1..].iter().product::<usize>());
+            let lane_sum = |o: usize, i: usize| (0..len).map(|k| v[(o * len + k) * inner + i].exp()).sum::<f64>();
+            if max > 0.0 {
+                out.push(format!(
+                    "nll_loss expects log-probabilities (at most 0, their exponentials summing to 1 over the \
+                     classes), but this input has positive values (up to {max}): feed it log_softmax's output, or \
+                     use cross_entropy on the raw scores"
+                ));
+            } else if let Some(s) = (0..v.len() / (len * inner).max(1))
+                .flat_map(|o| (0..inner).map(move |i| (o, i)))
+                .map(|(o, i)| lane_sum(o, i))
+                .find(|s| (s - 1.0).abs() > 1e-3)
+            {
+                out.push(format!(
+                    "nll_loss expects log-probabilities, but the exponentials of this input sum to {s:.4} over the \
+                     classes of a sample, not 1: feed it log_softmax's output, or use cross_entropy on the raw scores"
+                ));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Why PyTorch rejected the call, in the snippet's own terms, and the corrected line.
+pub fn explain(e: &OpError, call: &Call, source: &str) -> (String, Option<String>) {
+    let x = &call.input;
+    let op = name(call.op);
+    let cd = class_dim(x.t.ndim());
+    let classes = x.t.shape().get(cd).copied();
+    let target = call.target.as_ref();
+    let tdesc = |t: &TensorVal| values(t).map_or_else(|| format!("of shape {}", shape(t)), |v| format!("{v}"));
+    match e.kind {
+        ErrorKind::TargetShape if e.message.starts_with("For 1D input, 1D target must have size 1") => {
+            let (Some(t), Some(c)) = (target, classes) else { return generic(e) };
+            let n = t.t.numel();
+            let mut why = format!(
+                "Your input has shape {}: one sample with C = {c} class scores (a 1-D input is unbatched, its classes \
+                 are dimension 0). {op} then wants that one sample's class index: a 0-d target such as \
+                 torch.tensor(1), or one with a single element. The target {} has {n} entries: {op} reads them as {n} \
+                 class indices, one per sample, but there is only one sample.",
+                shape(x),
+                tdesc(t)
+            );
+            if let Some(k) = one_hot_index(t) {
+                why.push_str(&format!(
+                    " It looks like a one-hot row, meant as the label: {op} never takes one-hot vectors, it takes the \
+                     class index (here {k}, the position of the 1)"
+                ));
+                if n != c {
+                    why.push_str(&format!(", and a one-hot row has one entry per class: {n} here, but C = {c}"));
+                }
+                why.push('.');
+                if call.op == "cross_entropy" {
+                    why.push_str(&format!(
+                        " (CrossEntropyLoss also takes a float target of the input's shape as class probabilities: a \
+                         one-hot row of {c} floats.)"
+                    ));
+                }
+                return (why, reassign(t, &format!("torch.tensor({k})")).or_else(|| Some(format!("target: torch.tensor({k})"))));
+            }
+            why.push_str(&format!(
+                " If the {n} entries are the labels of {n} samples, the input needs a batch dimension: shape ({n}, {c})."
+            ));
+            (why, Some(format!("{} has shape ({n}, {c}), e.g. torch.randn({n}, {c})", var_or(x, "the input"))))
+        }
+        ErrorKind::TargetShape if e.message.starts_with("0D or 1D target tensor expected") => {
+            let Some(t) = target else { return generic(e) };
+            let why = format!(
+                "For an input of shape {} ({} samples, C = {} classes) the target holds one class index per sample: \
+                 shape ({},). This target has shape {}: rows of one-hot vectors are not class indices.",
+                shape(x),
+                x.t.shape()[0],
+                classes.unwrap_or(0),
+                x.t.shape()[0],
+                shape(t)
+            );
+            let fix = reassign(t, &format!("{}.argmax(dim=1)", var_or(t, "target")));
+            (why, fix)
+        }
+        ErrorKind::TargetShape => {
+            let Some(t) = target else { return generic(e) };
+            let mut expect: Vec<usize> = x.t.shape().to_vec();
+            if expect.len() > 1 {
+                expect.remove(1);
+            }
+            (
+                format!(
+                    "For an input of shape {} the classes are dimension 1 (C = {}), and the target holds a class index \
+                     for every other position: shape {}. This target has shape {}.",
+                    shape(x),
+                    classes.unwrap_or(0),
+                    fmt_shape(&expect),
+                    shape(t)
+                ),
+                None,
+            )
+        }
+        ErrorKind::BatchSizeMismatch => {
+            let Some(t) = target else { return generic(e) };
+            let n = x.t.shape().first().copied().unwrap_or(0);
+            let m = t.t.shape().first().copied().unwrap_or(0);
+            let mut why = format!(
+                "The input {} holds N = {n} samples (dimension 0) of C = {} class scores; the target {} holds {m} class \
+                 indices, one per sample. N and the target's length must agree.",
+                shape(x),
+                classes.unwrap_or(0),
+                tdesc(t)
+            );
+            if let Some(k) = one_hot_index(t) {
+                why.push_str(&format!(
+                    " The target looks like a one-hot row: {op} takes the class index instead (here {k})."
+                ));
+                return (why, reassign(t, &format!("torch.tensor([{k}])")));
+            }
+            (why, None)
+        }
+        ErrorKind::TargetOutOfBounds => {
+            let c = classes.unwrap_or(0);
+            (
+                format!(
+                    "Class indices run from 0 to C - 1 = {} (C = {c}, the size of dimension {cd} of the input {}). {}",
+                    c as i64 - 1,
+                    shape(x),
+                    e.message.trim_end_matches('.').replace("Target", "The target holds")
+                ) + ". Either a label is wrong, or the model needs more outputs (classes start at 0, not 1).",
+                None,
+            )
+        }
+        ErrorKind::TargetDtype => {
+            let Some(t) = target else { return generic(e) };
+            if e.message.starts_with("Expected floating point type for target with class probabilities") {
+                return (
+                    format!(
+                        "The target has the input's shape {}, so {op} reads it as class probabilities, which must be \
+                         floating point; it is {}. For probabilities use .float(); for class indices pass one index per \
+                         sample (shape without the class dimension), e.g. {}.argmax(dim={cd}).",
+                        shape(x),
+                        t.t.dtype().torch_name(),
+                        var_or(t, "target")
+                    ),
+                    reassign(t, &format!("{}.float()", var_or(t, "target"))),
+                );
+            }
+            (
+                format!(
+                    "{op} takes class indices as int64 (torch.long) or uint8; this target is {}. Labels stored as \
+                     floats convert with .long().",
+                    t.t.dtype().name()
+                ),
+                reassign(t, &format!("{}.long()", var_or(t, "target"))),
+            )
+        }
+        ErrorKind::InputRank => (
+            "A 0-d input has no class dimension: a single sample's scores are a 1-D tensor of C entries.".into(),
+            None,
+        ),
+        ErrorKind::DimOutOfRange => {
+            let k = x.t.ndim().max(1) as i64;
+            let why = format!(
+                "The input has shape {}, so dim must be in [{}, {}]. The classes are dim={cd} ({}).",
+                shape(x),
+                -k,
+                k - 1,
+                if x.t.ndim() <= 1 { "an unbatched (C,) input" } else { "dim 1 of an (N, C, ...) batch" }
+            );
+            // the line that chose the dim: the call itself, or where its module was built
+            let fix = call.dim.and_then(|d| {
+                let from = format!("dim={d}");
+                let chose = |l: &&str| l.contains(&from) && l.contains("oftmax");
+                let line = source.lines().skip(call.line.saturating_sub(1)).take(1).find(chose).or_else(|| source.lines().find(chose));
+                line.map(|l| l.trim().replace(&from, &format!("dim={cd}")))
+            });
+            (why, fix)
+        }
+        ErrorKind::InputDtype => (
+            format!("{op} computes in floating point; this input is {}. Convert the scores with .float().", x.t.dtype().name()),
+            reassign(x, &format!("{}.float()", var_or(x, "input"))),
+        ),
+        ErrorKind::WeightShape => (
+            format!("The weight gives one factor per class: a 1-D tensor of C = {} entries.", classes.unwrap_or(0)),
+            None,
+        ),
+        ErrorKind::DtypeMismatch => ("The weight must have the input's dtype.".into(), None),
+        ErrorKind::InvalidReduction => ("reduction is one of 'none', 'mean' (the default) and 'sum'.".into(), None),
+        ErrorKind::InvalidArgument if e.message.starts_with("label_smoothing") => {
+            ("label_smoothing is the probability mass spread over all classes: a number from 0.0 to 1.0.".into(), None)
+        }
+        ErrorKind::InvalidArgument if e.message.starts_with("one_hot") => (
+            "F.one_hot takes class indices as int64 (torch.long).".into(),
+            reassign(x, &format!("{}.long()", var_or(x, "t"))),
+        ),
+        _ => generic(e),
+    }
+}
+
+fn generic(e: &OpError) -> (String, Option<String>) {
+    (format!("PyTorch rejects the call ({}: {}).", e.kind, e.message), None)
+}

@@ -1,0 +1,749 @@
+//! A small interpreter for the PyTorch snippets `nllspec explain` takes: the Python subset of
+//! spec/EXPLAIN.md, evaluated on the native ops. Anything outside it stops with
+//! [`Stop::Unsupported`] naming the construct and its line: never a guess.
+
+use super::advice::{self, Call};
+use crate::error::OpError;
+use crate::ops::{self, Reduction};
+use crate::tensor::{DType, Tensor};
+use rustpython_parser::ast::{self, Constant, Expr, Ranged, Stmt};
+use std::collections::HashMap;
+
+/// Where a tensor came from, as far as the warnings care.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Origin {
+    Plain,
+    LogSoftmax { dim: usize },
+    Softmax { dim: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct TensorVal {
+    pub t: Tensor,
+    /// Whether every value is determined by the snippet (literals, not random factories).
+    pub known: bool,
+    pub requires_grad: bool,
+    pub origin: Origin,
+    /// The variable it was last assigned to, and that assignment's line (for fixes).
+    pub var: Option<(String, usize)>,
+}
+
+impl TensorVal {
+    fn new(t: Tensor, known: bool) -> TensorVal {
+        TensorVal { t, known, requires_grad: false, origin: Origin::Plain, var: None }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Module {
+    LogSoftmax(Option<i64>),
+    Softmax(Option<i64>),
+    Loss { cross_entropy: bool, weight: Option<Box<TensorVal>>, reduction: String, ignore_index: i64, label_smoothing: f64 },
+}
+
+#[derive(Debug, Clone)]
+pub enum Val {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    List(Vec<Val>),
+    Tuple(Vec<Val>),
+    DType(DType),
+    Tensor(Box<TensorVal>),
+    Size(Vec<usize>),
+    Module(Module),
+    /// `torch`, `torch.nn`, `torch.nn.functional`.
+    Namespace(&'static str),
+    /// A function of a namespace, or a builtin: `torch.tensor`, `F.nll_loss`, `print`.
+    Func(String),
+    Method(Box<TensorVal>, String),
+}
+
+/// Why evaluation stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// PyTorch raises: the error, and what advice needs to explain it.
+    Raise { error: OpError, line: usize, call: Box<Call> },
+    Unsupported(String),
+}
+
+type R<T> = Result<T, Stop>;
+
+fn unsupported<T>(line: usize, what: impl Into<String>) -> R<T> {
+    Err(Stop::Unsupported(format!("line {line}: {} is outside the Python subset nllspec explain evaluates", what.into())))
+}
+
+pub struct Interp<'a> {
+    src: &'a str,
+    line_starts: Vec<usize>,
+    env: HashMap<String, Val>,
+    pub warnings: Vec<String>,
+}
+
+/// Positional and keyword arguments of one call.
+struct Args {
+    pos: Vec<Val>,
+    kw: Vec<(String, Val)>,
+    line: usize,
+    what: String,
+}
+
+impl Args {
+    /// The argument at position `i` or keyword `name`.
+    fn get(&mut self, i: usize, name: &str) -> Option<Val> {
+        if let Some(k) = self.kw.iter().position(|(n, _)| n == name) {
+            return Some(self.kw.remove(k).1);
+        }
+        self.pos.get_mut(i).map(|v| std::mem::replace(v, Val::None)).filter(|v| !matches!(v, Val::None))
+    }
+
+    fn kw(&mut self, name: &str) -> Option<Val> {
+        self.kw.iter().position(|(n, _)| n == name).map(|k| self.kw.remove(k).1)
+    }
+
+    /// Fails on an argument nobody took: `what(foo=1)` is not guessed at.
+    fn done(self) -> R<()> {
+        if let Some((n, _)) = self.kw.first() {
+            return unsupported(self.line, format!("the keyword argument {n}= of {}", self.what));
+        }
+        if self.pos.iter().any(|v| !matches!(v, Val::None)) {
+            return unsupported(self.line, format!("this many positional arguments to {}", self.what));
+        }
+        Ok(())
+    }
+}
+
+fn int_of(v: &Val, line: usize, what: &str) -> R<i64> {
+    match v {
+        Val::Int(i) => Ok(*i),
+        Val::Bool(b) => Ok(*b as i64),
+        _ => unsupported(line, format!("{what} that is not an integer")),
+    }
+}
+
+fn float_of(v: &Val, line: usize, what: &str) -> R<f64> {
+    match v {
+        Val::Int(i) => Ok(*i as f64),
+        Val::Float(f) => Ok(*f),
+        Val::Bool(b) => Ok(*b as i64 as f64),
+        _ => unsupported(line, format!("{what} that is not a number")),
+    }
+}
+
+fn tensor_of(v: Val, line: usize, what: &str) -> R<Box<TensorVal>> {
+    match v {
+        Val::Tensor(t) => Ok(t),
+        _ => unsupported(line, format!("{what} that is not a tensor")),
+    }
+}
+
+/// A shape given as `*ints` or as one tuple, list or torch.Size.
+fn shape_of(pos: &[Val], line: usize) -> R<Vec<usize>> {
+    let items: Vec<Val> = match pos {
+        [Val::Tuple(v) | Val::List(v)] => v.clone(),
+        [Val::Size(s)] => s.iter().map(|&d| Val::Int(d as i64)).collect(),
+        other => other.to_vec(),
+    };
+    items
+        .iter()
+        .map(|v| match int_of(v, line, "a size")? {
+            n if n >= 0 => Ok(n as usize),
+            _ => unsupported(line, "a negative size"),
+        })
+        .collect()
+}
+
+/// Nested lists of numbers: the flat values, the shape, and whether any is a float.
+fn flatten(v: &Val, line: usize) -> R<(Vec<f64>, Vec<usize>, bool)> {
+    match v {
+        Val::Int(i) => Ok((vec![*i as f64], vec![], false)),
+        Val::Float(f) => Ok((vec![*f], vec![], true)),
+        Val::Bool(_) => unsupported(line, "a bool tensor"),
+        Val::List(items) | Val::Tuple(items) => {
+            let mut flat = Vec::new();
+            let mut inner: Option<Vec<usize>> = None;
+            let mut any_float = false;
+            for it in items {
+                let (f, s, fl) = flatten(it, line)?;
+                if inner.as_ref().is_some_and(|i| *i != s) {
+                    return unsupported(line, "a ragged nested list");
+                }
+                inner = Some(s);
+                any_float |= fl;
+                flat.extend(f);
+            }
+            let mut shape = vec![items.len()];
+            shape.extend(inner.unwrap_or_default());
+            Ok((flat, shape, any_float))
+        }
+        Val::Tensor(t) => Ok((t.t.to_f64_vec(), t.t.shape().to_vec(), t.t.dtype().is_float())),
+        _ => unsupported(line, "tensor data that is not a number or a list"),
+    }
+}
+
+/// Deterministic stand-ins for random values: shapes and errors do not depend on them, and
+/// outputs computed from them are reported without data.
+fn stand_in(n: usize, seed: u64, normal: bool) -> Vec<f64> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+            if normal { (u - 0.5) * 3.4 } else { u }
+        })
+        .collect()
+}
+
+fn dtype_kw(a: &mut Args, default: DType) -> R<DType> {
+    match a.kw("dtype") {
+        None | Some(Val::None) => Ok(default),
+        Some(Val::DType(d)) => Ok(d),
+        Some(_) => unsupported(a.line, "a dtype= that is not a torch dtype"),
+    }
+}
+
+fn requires_grad_kw(a: &mut Args) -> R<bool> {
+    match a.kw("requires_grad") {
+        None => Ok(false),
+        Some(Val::Bool(b)) => Ok(b),
+        Some(_) => unsupported(a.line, "a requires_grad= that is not True or False"),
+    }
+}
+
+fn dim_of(v: Option<Val>, line: usize) -> R<Option<i64>> {
+    match v {
+        None | Some(Val::None) => Ok(None),
+        Some(v) => int_of(&v, line, "a dim").map(Some),
+    }
+}
+
+fn tensor_from(dtype: DType, shape: Vec<usize>, values: &[f64], line: usize) -> R<Tensor> {
+    if crate::tensor::checked_numel(&shape).is_none_or(|n| n > 1 << 24) {
+        return unsupported(line, "a tensor of more than 2^24 elements");
+    }
+    Tensor::from_f64(dtype, shape, values).or_else(|e| unsupported(line, format!("a tensor nllspec cannot hold ({})", e.0)))
+}
+
+impl<'a> Interp<'a> {
+    pub fn new(src: &'a str) -> Interp<'a> {
+        let mut line_starts = vec![0];
+        line_starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
+        Interp { src, line_starts, env: HashMap::new(), warnings: Vec::new() }
+    }
+
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&s| s <= offset)
+    }
+
+    fn warn(&mut self, line: usize, text: String) {
+        self.warnings.push(format!("line {line}: {text}"));
+    }
+
+    /// Runs the statements; the value of the last one (an assignment's value, an expression's,
+    /// or what `print` printed).
+    pub fn run(&mut self, suite: &[Stmt]) -> R<Val> {
+        let mut last = Val::None;
+        for stmt in suite {
+            last = self.stmt(stmt)?;
+        }
+        Ok(last)
+    }
+
+    fn stmt(&mut self, s: &Stmt) -> R<Val> {
+        let line = self.line_of(s.range().start().to_usize());
+        match s {
+            Stmt::Import(i) => {
+                for alias in &i.names {
+                    let name = alias.name.as_str();
+                    let ns = match name {
+                        "torch" => "torch",
+                        "torch.nn" => "nn",
+                        "torch.nn.functional" => "F",
+                        _ => return unsupported(line, format!("import {name}")),
+                    };
+                    let bound = alias.asname.as_ref().map(|a| a.to_string());
+                    match (bound, ns) {
+                        (Some(b), _) => self.env.insert(b, Val::Namespace(ns)),
+                        (None, _) => self.env.insert("torch".into(), Val::Namespace("torch")),
+                    };
+                }
+                Ok(Val::None)
+            }
+            Stmt::ImportFrom(i) => {
+                let module = i.module.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                for alias in &i.names {
+                    let ns = match (module.as_str(), alias.name.as_str()) {
+                        ("torch", "nn") => "nn",
+                        ("torch.nn", "functional") => "F",
+                        (m, n) => return unsupported(line, format!("from {m} import {n}")),
+                    };
+                    let bound = alias.asname.as_ref().map_or_else(|| alias.name.to_string(), |a| a.to_string());
+                    self.env.insert(bound, Val::Namespace(ns));
+                }
+                Ok(Val::None)
+            }
+            Stmt::Assign(a) => {
+                let [Expr::Name(target)] = a.targets.as_slice() else {
+                    return unsupported(line, "an assignment to anything but one name");
+                };
+                let mut v = self.expr(&a.value)?;
+                if let Val::Tensor(t) = &mut v {
+                    t.var = Some((target.id.to_string(), line));
+                }
+                self.env.insert(target.id.to_string(), v.clone());
+                Ok(v)
+            }
+            Stmt::Expr(e) => self.expr(&e.value),
+            other => unsupported(line, format!("this statement ({})", stmt_name(other))),
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) -> R<Val> {
+        let line = self.line_of(e.range().start().to_usize());
+        match e {
+            Expr::Constant(c) => match &c.value {
+                Constant::None => Ok(Val::None),
+                Constant::Bool(b) => Ok(Val::Bool(*b)),
+                Constant::Int(i) => i.try_into().map(Val::Int).or_else(|_| unsupported(line, "an integer beyond 64 bits")),
+                Constant::Float(f) => Ok(Val::Float(*f)),
+                Constant::Str(s) => Ok(Val::Str(s.clone())),
+                _ => unsupported(line, "this literal"),
+            },
+            Expr::UnaryOp(u) => {
+                let v = self.expr(&u.operand)?;
+                match (u.op, v) {
+                    (ast::UnaryOp::USub, Val::Int(i)) => Ok(Val::Int(-i)),
+                    (ast::UnaryOp::USub, Val::Float(f)) => Ok(Val::Float(-f)),
+                    (ast::UnaryOp::UAdd, v @ (Val::Int(_) | Val::Float(_))) => Ok(v),
+                    _ => unsupported(line, "this unary operator"),
+                }
+            }
+            Expr::List(l) => Ok(Val::List(l.elts.iter().map(|x| self.expr(x)).collect::<R<_>>()?)),
+            Expr::Tuple(t) => Ok(Val::Tuple(t.elts.iter().map(|x| self.expr(x)).collect::<R<_>>()?)),
+            Expr::Name(n) => match self.env.get(n.id.as_str()) {
+                Some(v) => Ok(v.clone()),
+                None if n.id.as_str() == "print" => Ok(Val::Func("print".into())),
+                None => unsupported(line, format!("the name {} (not assigned above, nor imported)", n.id)),
+            },
+            Expr::Attribute(a) => {
+                let base = self.expr(&a.value)?;
+                self.attribute(base, a.attr.as_str(), line)
+            }
+            Expr::Call(c) => {
+                let f = self.expr(&c.func)?;
+                let pos = c.args.iter().map(|x| self.expr(x)).collect::<R<Vec<_>>>()?;
+                let mut kw = Vec::new();
+                for k in &c.keywords {
+                    let Some(name) = &k.arg else { return unsupported(line, "**kwargs") };
+                    kw.push((name.to_string(), self.expr(&k.value)?));
+                }
+                let what = self.src.get(c.func.range().start().to_usize()..c.func.range().end().to_usize()).unwrap_or("a call").to_string();
+                let source = self.src.get(c.range().start().to_usize()..c.range().end().to_usize()).unwrap_or("").to_string();
+                self.call(f, Args { pos, kw, line, what }, source)
+            }
+            Expr::Starred(_) => unsupported(line, "*args"),
+            _ => unsupported(line, "this expression"),
+        }
+    }
+
+    fn attribute(&mut self, base: Val, attr: &str, line: usize) -> R<Val> {
+        match (base, attr) {
+            (Val::Namespace("torch"), "nn") => Ok(Val::Namespace("nn")),
+            (Val::Namespace("nn"), "functional") => Ok(Val::Namespace("F")),
+            (Val::Namespace("torch"), d) if dtype_named(d).is_some() => Ok(Val::DType(dtype_named(d).unwrap_or(DType::F32))),
+            (Val::Namespace(ns), f) => Ok(Val::Func(format!("{ns}.{f}"))),
+            (Val::Tensor(t), "shape") => Ok(Val::Size(t.t.shape().to_vec())),
+            (Val::Tensor(t), "dtype") => Ok(Val::DType(t.t.dtype())),
+            (Val::Tensor(t), m) => Ok(Val::Method(t, m.to_string())),
+            (_, a) => unsupported(line, format!("the attribute .{a}")),
+        }
+    }
+
+    fn call(&mut self, f: Val, mut a: Args, source: String) -> R<Val> {
+        let line = a.line;
+        match f {
+            Val::Func(name) => self.function(&name, a, source),
+            Val::Method(t, m) => self.method(*t, &m, a, source),
+            Val::Module(Module::LogSoftmax(dim)) => {
+                let x = tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a LogSoftmax input")?;
+                a.done()?;
+                self.log_softmax(*x, dim, line, source, "log_softmax").map(Val::Tensor)
+            }
+            Val::Module(Module::Softmax(dim)) => {
+                let x = tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a Softmax input")?;
+                a.done()?;
+                self.log_softmax(*x, dim, line, source, "softmax").map(Val::Tensor)
+            }
+            Val::Module(Module::Loss { cross_entropy, weight, reduction, ignore_index, label_smoothing }) => {
+                let input = tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a loss input")?;
+                let target = tensor_of(a.get(1, "target").unwrap_or(Val::None), line, "a loss target")?;
+                a.done()?;
+                let call = Call { op: if cross_entropy { "cross_entropy" } else { "nll_loss" }, line, source, input: *input, target: Some(*target), dim: None };
+                self.loss(call, weight.map(|w| w.t), &reduction, ignore_index, label_smoothing).map(Val::Tensor)
+            }
+            _ => unsupported(line, format!("calling {}", a.what)),
+        }
+    }
+
+    fn function(&mut self, name: &str, mut a: Args, source: String) -> R<Val> {
+        let line = a.line;
+        let short = name.rsplit('.').next().unwrap_or(name);
+        match name {
+            "print" => {
+                let v = a.pos.first().cloned().unwrap_or(Val::None);
+                a.pos.clear();
+                a.done()?;
+                Ok(v)
+            }
+            "torch.tensor" => {
+                let data = a.get(0, "data").unwrap_or(Val::None);
+                let (values, shape, any_float) = flatten(&data, line)?;
+                let dtype = dtype_kw(&mut a, if any_float { DType::F32 } else { DType::I64 })?;
+                let rg = requires_grad_kw(&mut a)?;
+                a.done()?;
+                let mut t = TensorVal::new(tensor_from(dtype, shape, &values, line)?, true);
+                t.requires_grad = rg;
+                Ok(Val::Tensor(Box::new(t)))
+            }
+            "torch.randn" | "torch.rand" | "torch.zeros" | "torch.ones" | "torch.empty" => {
+                let shape = shape_of(&std::mem::take(&mut a.pos), line)?;
+                let dtype = dtype_kw(&mut a, DType::F32)?;
+                let rg = requires_grad_kw(&mut a)?;
+                a.done()?;
+                let n: usize = shape.iter().product();
+                let (values, known) = match short {
+                    "zeros" => (vec![0.0; n], true),
+                    "ones" => (vec![1.0; n], true),
+                    s => (stand_in(n, line as u64 * 7919, s == "randn"), false),
+                };
+                let mut t = TensorVal::new(tensor_from(dtype, shape, &values, line)?, known);
+                t.requires_grad = rg;
+                Ok(Val::Tensor(Box::new(t)))
+            }
+            "torch.randint" => {
+                let ints: Vec<i64> = a.pos.iter().take_while(|v| matches!(v, Val::Int(_))).map(|v| int_of(v, line, "a bound")).collect::<R<_>>()?;
+                let (low, high) = match ints.as_slice() {
+                    [h] => (0, *h),
+                    [l, h, ..] => (*l, *h),
+                    [] => return unsupported(line, "torch.randint without bounds"),
+                };
+                let size = a.pos.get(ints.len()).cloned().or_else(|| a.kw("size")).unwrap_or(Val::None);
+                a.pos.clear();
+                let shape = shape_of(&[size], line)?;
+                let dtype = dtype_kw(&mut a, DType::I64)?;
+                a.done()?;
+                if high <= low {
+                    return unsupported(line, "torch.randint with an empty range");
+                }
+                let n: usize = shape.iter().product();
+                let values: Vec<f64> = stand_in(n, line as u64 * 104_729, false)
+                    .into_iter()
+                    .map(|u| (low as f64 + (u * (high - low) as f64).floor()).min((high - 1) as f64))
+                    .collect();
+                Ok(Val::Tensor(Box::new(TensorVal::new(tensor_from(dtype, shape, &values, line)?, false))))
+            }
+            "torch.arange" => {
+                let nums: Vec<f64> = a.pos.iter().map(|v| float_of(v, line, "an arange bound")).collect::<R<_>>()?;
+                let any_float = a.pos.iter().any(|v| matches!(v, Val::Float(_)));
+                a.pos.clear();
+                let (start, end, step) = match nums.as_slice() {
+                    [e] => (0.0, *e, 1.0),
+                    [s, e] => (*s, *e, 1.0),
+                    [s, e, st] if *st != 0.0 => (*s, *e, *st),
+                    _ => return unsupported(line, "this torch.arange"),
+                };
+                let dtype = dtype_kw(&mut a, if any_float { DType::F32 } else { DType::I64 })?;
+                a.done()?;
+                let n = ((end - start) / step).ceil().max(0.0) as usize;
+                let values: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
+                Ok(Val::Tensor(Box::new(TensorVal::new(tensor_from(dtype, vec![n], &values, line)?, true))))
+            }
+            "torch.full" => {
+                let shape = shape_of(&[a.get(0, "size").unwrap_or(Val::None)], line)?;
+                let fill = a.get(1, "fill_value").unwrap_or(Val::None);
+                let v = float_of(&fill, line, "a fill value")?;
+                let dtype = dtype_kw(&mut a, if matches!(fill, Val::Float(_)) { DType::F32 } else { DType::I64 })?;
+                let rg = requires_grad_kw(&mut a)?;
+                a.done()?;
+                let n: usize = shape.iter().product();
+                let mut t = TensorVal::new(tensor_from(dtype, shape, &vec![v; n], line)?, true);
+                t.requires_grad = rg;
+                Ok(Val::Tensor(Box::new(t)))
+            }
+            "nn.LogSoftmax" | "nn.Softmax" => {
+                let dim = dim_of(a.get(0, "dim"), line)?;
+                a.done()?;
+                Ok(Val::Module(if short == "LogSoftmax" { Module::LogSoftmax(dim) } else { Module::Softmax(dim) }))
+            }
+            "nn.NLLLoss" | "nn.CrossEntropyLoss" => {
+                let cross_entropy = short == "CrossEntropyLoss";
+                let weight = match a.get(0, "weight") {
+                    None | Some(Val::None) => None,
+                    Some(w) => Some(tensor_of(w, line, "a weight")?),
+                };
+                let (reduction, ignore_index, label_smoothing) = self.loss_attrs(&mut a, cross_entropy)?;
+                a.done()?;
+                Ok(Val::Module(Module::Loss { cross_entropy, weight, reduction, ignore_index, label_smoothing }))
+            }
+            "F.log_softmax" | "torch.log_softmax" | "F.softmax" | "torch.softmax" => {
+                let x = tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a log_softmax input")?;
+                let dim = dim_of(a.get(1, "dim"), line)?;
+                a.done()?;
+                let op = if short == "log_softmax" { "log_softmax" } else { "softmax" };
+                self.log_softmax(*x, dim, line, source, op).map(Val::Tensor)
+            }
+            "F.nll_loss" | "F.cross_entropy" => {
+                let cross_entropy = short == "cross_entropy";
+                let input = tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a loss input")?;
+                let target = tensor_of(a.get(1, "target").unwrap_or(Val::None), line, "a loss target")?;
+                let weight = match a.get(2, "weight") {
+                    None | Some(Val::None) => None,
+                    Some(w) => Some(tensor_of(w, line, "a weight")?.t),
+                };
+                let (reduction, ignore_index, label_smoothing) = self.loss_attrs(&mut a, cross_entropy)?;
+                a.done()?;
+                let call = Call { op: if cross_entropy { "cross_entropy" } else { "nll_loss" }, line, source, input: *input, target: Some(*target), dim: None };
+                self.loss(call, weight, &reduction, ignore_index, label_smoothing).map(Val::Tensor)
+            }
+            "F.one_hot" => {
+                let t = tensor_of(a.get(0, "tensor").unwrap_or(Val::None), line, "a one_hot input")?;
+                let n = a.get(1, "num_classes").map(|v| int_of(&v, line, "num_classes")).transpose()?.unwrap_or(-1);
+                a.done()?;
+                let Some(idx) = t.t.to_i64_vec().filter(|_| t.t.dtype() == DType::I64) else {
+                    let error = OpError::new(crate::ErrorKind::InvalidArgument, crate::error::PyType::RuntimeError, "one_hot is only applicable to index tensor of type LongTensor.");
+                    return Err(Stop::Raise { error, line, call: Box::new(Call { op: "one_hot", line, source, input: *t, target: None, dim: None }) });
+                };
+                let classes = if n < 0 { idx.iter().max().map_or(0, |m| m + 1) } else { n };
+                if idx.iter().any(|&i| i < 0 || i >= classes) {
+                    return unsupported(line, "F.one_hot of an index outside num_classes");
+                }
+                let mut values = vec![0.0; idx.len() * classes as usize];
+                for (p, &i) in idx.iter().enumerate() {
+                    values[p * classes as usize + i as usize] = 1.0;
+                }
+                let mut shape = t.t.shape().to_vec();
+                shape.push(classes as usize);
+                Ok(Val::Tensor(Box::new(TensorVal::new(tensor_from(DType::I64, shape, &values, line)?, t.known))))
+            }
+            other => unsupported(line, format!("{other}()")),
+        }
+    }
+
+    fn loss_attrs(&mut self, a: &mut Args, cross_entropy: bool) -> R<(String, i64, f64)> {
+        let line = a.line;
+        for legacy in ["size_average", "reduce"] {
+            if a.kw(legacy).is_some() {
+                return unsupported(line, format!("the deprecated {legacy}= argument"));
+            }
+        }
+        let reduction = match a.kw("reduction") {
+            None => "mean".to_string(),
+            Some(Val::Str(s)) => s,
+            Some(_) => return unsupported(line, "a reduction= that is not a string"),
+        };
+        let ignore_index = a.kw("ignore_index").map(|v| int_of(&v, line, "ignore_index")).transpose()?.unwrap_or(-100);
+        let ls = if cross_entropy { a.kw("label_smoothing").map(|v| float_of(&v, line, "label_smoothing")).transpose()?.unwrap_or(0.0) } else { 0.0 };
+        Ok((reduction, ignore_index, ls))
+    }
+
+    fn method(&mut self, t: TensorVal, m: &str, mut a: Args, source: String) -> R<Val> {
+        let line = a.line;
+        let cast = |d: DType, t: &TensorVal| -> R<Val> {
+            let mut out = TensorVal::new(tensor_from(d, t.t.shape().to_vec(), &t.t.to_f64_vec(), line)?, t.known);
+            out.requires_grad = t.requires_grad && d.is_float();
+            Ok(Val::Tensor(Box::new(out)))
+        };
+        let v = match m {
+            "long" => cast(DType::I64, &t),
+            "float" => cast(DType::F32, &t),
+            "double" => cast(DType::F64, &t),
+            "half" => cast(DType::F16, &t),
+            "bfloat16" => cast(DType::BF16, &t),
+            "to" => match a.get(0, "dtype") {
+                Some(Val::DType(d)) => cast(d, &t),
+                _ => unsupported(line, ".to() of anything but a dtype"),
+            },
+            "detach" => Ok(Val::Tensor(Box::new(TensorVal { requires_grad: false, var: None, ..t }))),
+            "requires_grad_" => Ok(Val::Tensor(Box::new(TensorVal { requires_grad: true, ..t }))),
+            "size" => match a.get(0, "dim") {
+                None => Ok(Val::Size(t.t.shape().to_vec())),
+                Some(d) => {
+                    let d = self.norm_dim(int_of(&d, line, "a dim")?, t.t.ndim(), line)?;
+                    Ok(Val::Int(t.t.shape()[d] as i64))
+                }
+            },
+            "view" | "reshape" => {
+                let mut shape: Vec<i64> = match std::mem::take(&mut a.pos).as_slice() {
+                    [Val::Tuple(v) | Val::List(v)] => v.iter().map(|x| int_of(x, line, "a size")).collect::<R<_>>()?,
+                    [Val::Size(s)] => s.iter().map(|&d| d as i64).collect(),
+                    other => other.iter().map(|x| int_of(x, line, "a size")).collect::<R<_>>()?,
+                };
+                let n = t.t.numel() as i64;
+                let known: i64 = shape.iter().filter(|&&d| d >= 0).product();
+                if let Some(i) = shape.iter().position(|&d| d == -1) {
+                    if known == 0 || n % known != 0 || shape.iter().filter(|&&d| d == -1).count() > 1 {
+                        return unsupported(line, format!(".{m}() to a shape that does not fit (nllspec does not model that error)"));
+                    }
+                    shape[i] = n / known;
+                }
+                if shape.iter().any(|&d| d < 0) || shape.iter().product::<i64>() != n {
+                    return unsupported(line, format!(".{m}() to a shape that does not fit (nllspec does not model that error)"));
+                }
+                let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+                Ok(Val::Tensor(Box::new(TensorVal { t: tensor_from(t.t.dtype(), shape, &t.t.to_f64_vec(), line)?, var: None, ..t })))
+            }
+            "unsqueeze" | "squeeze" => {
+                let mut shape = t.t.shape().to_vec();
+                match (m, a.get(0, "dim")) {
+                    ("unsqueeze", Some(d)) => {
+                        let d = self.norm_dim(int_of(&d, line, "a dim")?, shape.len() + 1, line)?;
+                        shape.insert(d, 1);
+                    }
+                    ("squeeze", None) => shape.retain(|&s| s != 1),
+                    ("squeeze", Some(d)) if !shape.is_empty() => {
+                        let d = self.norm_dim(int_of(&d, line, "a dim")?, shape.len(), line)?;
+                        if shape[d] == 1 {
+                            shape.remove(d);
+                        }
+                    }
+                    _ => return unsupported(line, format!("this .{m}()")),
+                }
+                Ok(Val::Tensor(Box::new(TensorVal { t: tensor_from(t.t.dtype(), shape, &t.t.to_f64_vec(), line)?, var: None, ..t })))
+            }
+            "argmax" => {
+                let dim = dim_of(a.get(0, "dim"), line)?;
+                let v = t.t.to_f64_vec();
+                let (shape, values) = match dim {
+                    None => (vec![], vec![v.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0 as f64]),
+                    Some(d) => {
+                        let d = self.norm_dim(d, t.t.ndim(), line)?;
+                        let sh = t.t.shape();
+                        let (outer, len, inner) = (sh[..d].iter().product::<usize>(), sh[d], sh[d + 1..].iter().product::<usize>());
+                        let mut out = Vec::with_capacity(outer * inner);
+                        for o in 0..outer {
+                            for i in 0..inner {
+                                let best = (0..len).fold(0, |b, k| if v[(o * len + k) * inner + i] > v[(o * len + b) * inner + i] { k } else { b });
+                                out.push(best as f64);
+                            }
+                        }
+                        let mut s = sh.to_vec();
+                        s.remove(d);
+                        (s, out)
+                    }
+                };
+                Ok(Val::Tensor(Box::new(TensorVal::new(tensor_from(DType::I64, shape, &values, line)?, t.known))))
+            }
+            "log_softmax" | "softmax" => {
+                let dim = dim_of(a.get(0, "dim"), line)?;
+                a.done()?;
+                let op = if m == "softmax" { "softmax" } else { "log_softmax" };
+                return self.log_softmax(t, dim, line, source, op).map(Val::Tensor);
+            }
+            "log" => {
+                let dtype = if t.t.dtype().is_float() { t.t.dtype() } else { DType::F32 };
+                let v: Vec<f64> = t.t.to_f64_vec().iter().map(|x| x.ln()).collect();
+                Ok(Val::Tensor(Box::new(TensorVal { t: tensor_from(dtype, t.t.shape().to_vec(), &v, line)?, var: None, origin: Origin::Plain, ..t })))
+            }
+            other => unsupported(line, format!("the tensor method .{other}()")),
+        }?;
+        a.done()?;
+        Ok(v)
+    }
+
+    fn norm_dim(&self, d: i64, ndim: usize, line: usize) -> R<usize> {
+        let n = ndim.max(1) as i64;
+        if d < -n || d >= n {
+            return unsupported(line, "a dim out of range outside log_softmax and the losses (nllspec does not model that error)");
+        }
+        Ok(if d < 0 { (d + n) as usize } else { d as usize })
+    }
+
+    /// log_softmax, or softmax (its exponential), with the warnings of a suspicious dim.
+    fn log_softmax(&mut self, x: TensorVal, dim: Option<i64>, line: usize, source: String, op: &'static str) -> R<Box<TensorVal>> {
+        let call = Call { op, line, source, input: x, target: None, dim };
+        let x = &call.input;
+        if op == "softmax" && !x.t.dtype().is_float() {
+            return unsupported(line, "softmax of an integer tensor");
+        }
+        let out = match ops::log_softmax::log_softmax_with_grad(&x.t, dim, None) {
+            Ok(o) => o.output,
+            Err(error) => return Err(Stop::Raise { error, line, call: Box::new(call) }),
+        };
+        let resolved = dim.unwrap_or_else(|| ops::log_softmax::implicit_dim(x.t.ndim()));
+        let n = x.t.ndim().max(1) as i64;
+        let d = if resolved < 0 { (resolved + n) as usize } else { resolved as usize };
+        if dim.is_none() {
+            self.warn(line, advice::implicit_dim(op, x.t.shape(), d));
+        }
+        if x.t.ndim() > 0 && x.t.shape()[d] == 1 && x.t.numel() > 0 {
+            self.warn(line, advice::size_one_dim(op, x.t.shape(), d));
+        }
+        let t = if op == "softmax" {
+            let v: Vec<f64> = out.to_f64_vec().iter().map(|l| l.exp()).collect();
+            tensor_from(out.dtype(), out.shape().to_vec(), &v, line)?
+        } else {
+            out
+        };
+        let origin = if op == "softmax" { Origin::Softmax { dim: d } } else { Origin::LogSoftmax { dim: d } };
+        Ok(Box::new(TensorVal { t, known: x.known, requires_grad: x.requires_grad, origin, var: None }))
+    }
+
+    fn loss(&mut self, call: Call, weight: Option<Tensor>, reduction: &str, ignore_index: i64, ls: f64) -> R<Box<TensorVal>> {
+        let line = call.line;
+        let raise = |error: OpError, call: Call| Err(Stop::Raise { error, line, call: Box::new(call) });
+        let r = match Reduction::parse(reduction) {
+            Ok(r) => r,
+            Err(e) => return raise(e, call),
+        };
+        let Some(target) = call.target.as_ref() else { return unsupported(line, "a loss without a target") };
+        let (x, t) = (&call.input, &target.t);
+        let result = if call.op == "cross_entropy" {
+            ops::cross_entropy::cross_entropy_with_grad(&x.t, t, weight.as_ref(), r, ignore_index, ls, None)
+        } else {
+            ops::nll_loss::nll_loss_with_grad(&x.t, t, weight.as_ref(), r, ignore_index, None)
+        };
+        let out = match result {
+            Ok(o) => o.output,
+            Err(e) => return raise(e, call),
+        };
+        for w in advice::loss_warnings(&call) {
+            self.warn(line, w);
+        }
+        let known = x.known && target.known;
+        Ok(Box::new(TensorVal { t: out, known, requires_grad: x.requires_grad, origin: Origin::Plain, var: None }))
+    }
+}
+
+fn dtype_named(name: &str) -> Option<DType> {
+    Some(match name {
+        "float16" | "half" => DType::F16,
+        "bfloat16" => DType::BF16,
+        "float32" | "float" => DType::F32,
+        "float64" | "double" => DType::F64,
+        "int64" | "long" => DType::I64,
+        "int32" | "int" => DType::I32,
+        "uint8" => DType::U8,
+        _ => return None,
+    })
+}
+
+fn stmt_name(s: &Stmt) -> &'static str {
+    match s {
+        Stmt::FunctionDef(_) | Stmt::AsyncFunctionDef(_) => "def",
+        Stmt::ClassDef(_) => "class",
+        Stmt::For(_) | Stmt::AsyncFor(_) => "for",
+        Stmt::While(_) => "while",
+        Stmt::If(_) => "if",
+        Stmt::With(_) | Stmt::AsyncWith(_) => "with",
+        Stmt::Try(_) | Stmt::TryStar(_) => "try",
+        Stmt::Return(_) => "return",
+        Stmt::AugAssign(_) => "an augmented assignment",
+        Stmt::AnnAssign(_) => "an annotated assignment",
+        Stmt::Delete(_) => "del",
+        _ => "a statement",
+    }
+}
