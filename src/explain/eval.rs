@@ -326,7 +326,7 @@ impl<'a> Interp<'a> {
             Expr::Tuple(t) => Ok(Val::Tuple(t.elts.iter().map(|x| self.expr(x)).collect::<R<_>>()?)),
             Expr::Name(n) => match self.env.get(n.id.as_str()) {
                 Some(v) => Ok(v.clone()),
-                None if n.id.as_str() == "print" => Ok(Val::Func("print".into())),
+                None if matches!(n.id.as_str(), "print" | "float") => Ok(Val::Func(n.id.to_string())),
                 None => unsupported(line, format!("the name {} (not assigned above, nor imported)", n.id)),
             },
             Expr::Attribute(a) => {
@@ -393,6 +393,16 @@ impl<'a> Interp<'a> {
         let line = a.line;
         let short = name.rsplit('.').next().unwrap_or(name);
         match name {
+            "float" => match a.get(0, "x") {
+                Some(Val::Str(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                    "nan" => Ok(Val::Float(f64::NAN)),
+                    "inf" | "infinity" => Ok(Val::Float(f64::INFINITY)),
+                    "-inf" | "-infinity" => Ok(Val::Float(f64::NEG_INFINITY)),
+                    _ => unsupported(line, "float() of this string"),
+                },
+                Some(v) => float_of(&v, line, "float()").map(Val::Float),
+                None => Ok(Val::Float(0.0)),
+            },
             "print" => {
                 let v = a.pos.first().cloned().unwrap_or(Val::None);
                 a.pos.clear();

@@ -3,6 +3,8 @@
 
 mod advice;
 mod eval;
+#[cfg(test)]
+mod tests;
 
 use crate::golden::format::tensor_to_json;
 use crate::tensor::{Data, Tensor, fmt_shape};
