@@ -147,7 +147,7 @@ pub fn explain(e: &OpError, call: &Call, source: &str) -> (String, Option<String
     let cd = class_dim(x.t.ndim());
     let classes = x.t.shape().get(cd).copied();
     let target = call.target.as_ref();
-    let tdesc = |t: &TensorVal| values(t).map_or_else(|| format!("of shape {}", shape(t)), |v| format!("{v}"));
+    let tdesc = |t: &TensorVal| values(t).unwrap_or_else(|| format!("of shape {}", shape(t)));
     match e.kind {
         ErrorKind::TargetShape if e.message.starts_with("For 1D input, 1D target must have size 1") => {
             let (Some(t), Some(c)) = (target, classes) else { return generic(e) };

@@ -121,7 +121,7 @@ fn the_askers_snippet_and_its_next_mistake() {
     let (message, kind, why, fix) = error(&ASKER.replace("dim=1", "dim=0"));
     assert_eq!(message, "For 1D input, 1D target must have size 1, but got target size: 3");
     assert_eq!(kind, crate::ErrorKind::TargetShape);
-    assert!(why.contains("C = 5") && why.contains("one-hot") && why.contains("three") == false && why.contains("3 class indices"), "{why}");
+    assert!(why.contains("C = 5") && why.contains("one-hot") && why.contains("3 class indices"), "{why}");
     assert_eq!(fix.as_deref(), Some("target = torch.tensor(0)"));
     // and with the fix, it runs: a 0-d float32 loss of random values
     let fixed = ASKER.replace("dim=1", "dim=0").replace("[1, 0, 0]", "0");
