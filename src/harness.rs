@@ -129,6 +129,9 @@ pub fn run_case(target: &Target, case: &LoadedCase) -> CaseResult {
         let within = format!("passed only within the tolerance entry {}", loosened_by.join(", "));
         detail = if detail.is_empty() { within } else { format!("{detail}; {within}") };
     }
+    if let (false, Some(note)) = (status.ok(), &case.case.note) {
+        detail.push_str(&format!("\nnote (why this case exists): {note}"));
+    }
     if let (false, Some(log)) = (status.ok(), log) {
         detail.push_str(&format!("\n--- stderr while this request was pending (last {} bytes at most) ---\n{log}", crate::impls::external::STDERR_TAIL));
     }

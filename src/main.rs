@@ -33,8 +33,19 @@ enum Command {
     List(ListArgs),
     /// Each implementation's ulp error against a float64 computation, as Markdown
     Accuracy(AccuracyArgs),
+    /// One case: its inputs, attrs, what PyTorch did, its tags and note
+    Show(ShowArgs),
     /// What PyTorch 2.15 does with a snippet, why, and the fix (offline: no Python, no torch)
     Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+struct ShowArgs {
+    /// The case id (as `list` prints it)
+    id: String,
+    /// Golden file or directory (default: the golden/ shipped with nllspec)
+    #[arg(long, value_name = "PATH")]
+    golden: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -88,6 +99,12 @@ struct ListArgs {
     /// Case counts per op, dtype, outcome and tag instead of ids
     #[arg(long)]
     counts: bool,
+    /// Each id with its tags and its note (why the case exists)
+    #[arg(long, conflicts_with = "counts")]
+    notes: bool,
+    /// Only cases whose id contains TEXT (tag:NAME: the cases tagged NAME)
+    #[arg(long, value_name = "TEXT")]
+    filter: Option<String>,
 }
 
 #[derive(Args)]
@@ -138,6 +155,7 @@ fn main() -> ExitCode {
         (false, Some(Command::List(a))) => list_command(a),
         (false, Some(Command::Accuracy(a))) => accuracy_command(a),
         (false, Some(Command::Explain(a))) => explain_command(a),
+        (false, Some(Command::Show(a))) => show_command(a),
         (false, None) => Err(UsageError("no command (run, list, accuracy; --help)".into())),
     };
     match result {
@@ -243,7 +261,7 @@ fn list_command(a: ListArgs) -> Result<u8, UsageError> {
     let mut ids = Vec::new();
     let mut counts: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
     for f in &files {
-        for c in load_file(f)?.cases {
+        for c in load_file(f)?.cases.into_iter().filter(|c| nllspec::runner::selected(c, &a.filter)) {
             *counts.entry(("op", c.op.name().to_string())).or_default() += 1;
             *counts.entry(("dtype", c.inputs.input.dtype().name().to_string())).or_default() += 1;
             let outcome = if matches!(c.expected, Expected::Error(_)) { "error" } else { "values" };
@@ -254,8 +272,16 @@ fn list_command(a: ListArgs) -> Result<u8, UsageError> {
             for t in &c.tags {
                 *counts.entry(("tag", t.clone())).or_default() += 1;
             }
-            ids.push(c.id);
+            if a.notes {
+                let tags = if c.tags.is_empty() { String::new() } else { format!(" [{}]", c.tags.join(", ")) };
+                ids.push(format!("{}{tags}\n    {}", c.id, c.note.as_deref().unwrap_or("(no note)")));
+            } else {
+                ids.push(c.id);
+            }
         }
+    }
+    if ids.is_empty() && a.filter.is_some() {
+        return Err(UsageError(format!("--filter {:?} selects no case", a.filter.unwrap_or_default())));
     }
     if a.counts {
         say(&nllspec::report::counts_markdown(ids.len(), &counts))?;
@@ -290,4 +316,38 @@ fn explain_command(a: ExplainArgs) -> Result<u8, UsageError> {
     say(&text)?;
     // 0 for an answer (a snippet that raises is still answered), 2 when it cannot be evaluated
     Ok(if matches!(answer, nllspec::explain::Answer::Unsupported(_)) { 2 } else { 0 })
+}
+
+fn show_command(a: ShowArgs) -> Result<u8, UsageError> {
+    use nllspec::golden::format::{Expected, attrs_to_json};
+    use nllspec::tensor::fmt_shape;
+    for f in discover(&goldens(a.golden))? {
+        let Some(c) = load_file(&f)?.cases.into_iter().find(|c| c.id == a.id) else { continue };
+        let mut out = format!("{}\n  file:     {}\n  op:       {}\n  attrs:    {}\n", c.id, f.display(), c.op.name(), attrs_to_json(&c.attrs));
+        let i = &c.inputs;
+        for (name, t) in [("input", Some(&i.input)), ("target", i.target.as_ref()), ("weight", i.weight.as_ref()), ("grad_output", i.grad_output.as_ref())] {
+            if let Some(t) = t {
+                out.push_str(&format!("  {name:<9} {} {}\n", t.dtype().name(), fmt_shape(t.shape())));
+            }
+        }
+        match &c.expected {
+            Expected::Error(e) => out.push_str(&format!("  PyTorch:  {}: {} (kind {})\n", e.py_type, e.message, e.kind)),
+            Expected::Values { torch, .. } => {
+                out.push_str(&format!("  PyTorch:  output {} {}", torch.output.dtype().name(), fmt_shape(torch.output.shape())));
+                if let Some(g) = &torch.grad_input {
+                    out.push_str(&format!(", grad_input {} {}", g.dtype().name(), fmt_shape(g.shape())));
+                }
+                out.push('\n');
+            }
+        }
+        if !c.tags.is_empty() {
+            out.push_str(&format!("  tags:     {}\n", c.tags.join(", ")));
+        }
+        if let Some(n) = &c.note {
+            out.push_str(&format!("  note:     {n}\n"));
+        }
+        say(&out)?;
+        return Ok(0);
+    }
+    Err(UsageError(format!("no case {:?} (nllspec list prints the ids)", a.id)))
 }

@@ -88,8 +88,12 @@ pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, UsageError> {
     Ok(out)
 }
 
-fn selected(case: &Case, filter: &Option<String>) -> bool {
-    filter.as_ref().is_none_or(|f| case.id.contains(f.as_str()))
+/// `--filter TEXT`: the cases whose id contains TEXT; `tag:NAME`, the cases tagged NAME.
+pub fn selected(case: &Case, filter: &Option<String>) -> bool {
+    filter.as_ref().is_none_or(|f| match f.strip_prefix("tag:") {
+        Some(tag) => case.tags.iter().any(|t| t == tag),
+        None => case.id.contains(f.as_str()),
+    })
 }
 
 /// What a run reports as it goes, for a progress display.

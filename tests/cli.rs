@@ -319,3 +319,47 @@ fn stale_and_passing_expectations_fail_the_run() {
     let stale = r["results"].as_array().unwrap().iter().any(|x| x["id"].as_str().unwrap().contains("no/such/case"));
     assert!(stale, "{r}");
 }
+
+#[test]
+fn notes_reach_people_and_tags_filter() {
+    let out = nllspec(&["show", "nll_loss/seed/unbatched_5_onehot_target@float32"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text.contains("note:") && text.contains("one-hot") && text.contains("For 1D input"), "{text}");
+    assert_eq!(nllspec(&["show", "no/such/case"]).status.code(), Some(2));
+    // tag: filters select by tag, in list and run alike
+    let list = String::from_utf8(nllspec(&["list", "--filter", "tag:seed-question"]).stdout).unwrap();
+    assert!(list.lines().count() > 0 && list.lines().all(|id| id.contains("/seed/")), "{list}");
+    let notes = String::from_utf8(nllspec(&["list", "--notes", "--filter", "tag:seed-question"]).stdout).unwrap();
+    assert!(notes.contains("[seed-question") && notes.contains("    The asker's call"), "{notes}");
+    let r = report(&nllspec(&["run", "--filter", "tag:seed-question", "--format", "json"]));
+    assert_eq!(r["summary"]["total"].as_u64(), Some(list.lines().count() as u64));
+    // a failing case's detail carries its note
+    let cmd = r#"exec:while read l; do id=$(printf '%s' "$l" | sed 's/^{"id":"\([^"]*\)".*/\1/'); printf '{"id":"%s","error":{"kind":"input_rank","message":"no"}}\n' "$id"; done"#;
+    let r = report(&nllspec(&["run", "--filter", "unbatched_5_onehot_target", "--impl", cmd, "--format", "json"]));
+    let detail = r["results"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("note (why this case exists): The asker's call"), "{detail}");
+}
+
+#[test]
+fn explain_answers_on_stdin_with_c_and_as_json() {
+    use std::io::Write;
+    let snippet = "import torch\nimport torch.nn as nn\nloss = nn.NLLLoss()\nloss(torch.randn(5), torch.tensor([1, 0, 0]))\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nllspec"))
+        .args(["explain", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(snippet.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text.contains("ValueError: For 1D input, 1D target must have size 1, but got target size: 3") && text.contains("Fix:"), "{text}");
+    let j: Value = serde_json::from_slice(&nllspec(&["explain", "--json", "-c", snippet]).stdout).unwrap();
+    assert_eq!((j["result"].as_str(), j["error"]["kind"].as_str()), (Some("error"), Some("target_shape")), "{j}");
+    let out = nllspec(&["explain", "--json", "-c", "import torch\nwhile True:\n    pass\n"]);
+    assert_eq!(out.status.code(), Some(2));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["result"], "unsupported");
+}
