@@ -4,7 +4,8 @@
 # JAX and ONNX Runtime run from a venv with the pinned adapters/requirements.txt (made on first
 # use: NLLSPEC_FRAMEWORKS_VENV, default $TMPDIR/nllspec-frameworks-venv). PyTorch runs where the
 # golden exporter's venv has torch (.venv, or NLLSPEC_TORCH_PYTHON), and is left out with a
-# message otherwise. Needs `cargo build --release` first. Exit status as `nllspec run`'s.
+# message otherwise. Runs NLLSPEC_BIN (default target/release/nllspec: `cargo build --release`
+# first). Exit status as `nllspec run`'s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 report=target/frameworks.json table=""
@@ -31,7 +32,7 @@ else
 fi
 mkdir -p "$(dirname "$report")"
 status=0
-target/release/nllspec run "${args[@]}" --format json --out "$report" || status=$?
+"${NLLSPEC_BIN:-target/release/nllspec}" run "${args[@]}" --format json --out "$report" || status=$?
 if [ -n "$table" ]; then
   "$py" adapters/table.py "$report" > "$table"
 fi
