@@ -57,7 +57,7 @@ CASE_KEYS = {"id", "op", "note", "tags", "dtypes", "inputs", "attrs", "matrix", 
              "expect_error", "tolerance"}
 TENSOR_KEYS = {"dtype", "shape", "data", "gen", "seed", "scale", "mean", "low", "high", "value",
                "specials", "dim"}
-GENS = {"normal", "uniform", "randint", "const", "probs", "onehot", "arange"}
+GENS = {"normal", "uniform", "randint", "const", "probs", "log_probs", "onehot", "arange"}
 ERROR_KINDS = ["input_rank", "batch_size_mismatch", "target_shape", "target_out_of_bounds",
                "target_dtype", "weight_shape", "dtype_mismatch", "input_dtype",
                "invalid_reduction", "dim_out_of_range", "invalid_argument"]
@@ -252,12 +252,14 @@ def make_tensor(spec, name, base_id, case_dtype, default_dtype):
             arr = np.full(shape, parse_value(spec["value"]), dtype=np.float64)
         elif gen == "arange":
             arr = np.arange(math.prod(shape), dtype=np.float64).reshape(shape) * spec.get("scale", 1.0) + spec.get("mean", 0.0)
-        elif gen in ("probs", "onehot"):
+        elif gen in ("probs", "log_probs", "onehot"):
             dim = spec.get("dim", 0 if len(shape) == 1 else 1)
-            if gen == "probs":
+            if gen in ("probs", "log_probs"):
                 z = rng.standard_normal(shape) * spec.get("scale", 1.0)
                 z = np.exp(z - z.max(axis=dim, keepdims=True))
                 arr = z / z.sum(axis=dim, keepdims=True)
+                if gen == "log_probs":  # what log_softmax gives NLLLoss
+                    arr = np.log(arr)
             else:
                 idx = rng.integers(0, shape[dim], [s for i, s in enumerate(shape) if i != dim])
                 arr = np.moveaxis(np.eye(shape[dim])[idx], -1, dim)
