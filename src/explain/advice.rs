@@ -54,14 +54,20 @@ fn one_hot_index(t: &TensorVal) -> Option<usize> {
         .flatten()
 }
 
-/// The snippet's line that made `t` rewritten to `replacement` (a tensor expression), if `t`
-/// was assigned to a variable: `target = torch.tensor(0)`.
-fn reassign(t: &TensorVal, replacement: &str) -> Option<String> {
-    t.var.as_ref().map(|(var, _)| format!("{var} = {replacement}"))
+/// The corrected line for `t` made as `replacement` (a tensor expression): its assignment
+/// (`target = torch.tensor(0)`), or the failing line with `t`'s inline expression replaced.
+fn reassign(t: &TensorVal, replacement: &str, source: &str, line: usize) -> Option<String> {
+    if let Some((var, _)) = &t.var {
+        return Some(format!("{var} = {replacement}"));
+    }
+    let text = source.lines().nth(line.saturating_sub(1))?.trim();
+    let expr = t.expr.as_deref()?;
+    text.contains(expr).then(|| text.replacen(expr, replacement, 1))
 }
 
+/// How the snippet names `t`: its variable, or the expression that made it inline.
 fn var_or(t: &TensorVal, fallback: &str) -> String {
-    t.var.as_ref().map_or_else(|| fallback.to_string(), |(v, _)| v.clone())
+    t.var.as_ref().map(|(v, _)| v.clone()).or_else(|| t.expr.clone()).unwrap_or_else(|| fallback.to_string())
 }
 
 pub fn implicit_dim(op: &str, s: &[usize], d: usize) -> String {
@@ -175,7 +181,7 @@ pub fn explain(e: &OpError, call: &Call, source: &str) -> (String, Option<String
                          one-hot row of {c} floats.)"
                     ));
                 }
-                return (why, reassign(t, &format!("torch.tensor({k})")).or_else(|| Some(format!("target: torch.tensor({k})"))));
+                return (why, reassign(t, &format!("torch.tensor({k})"), source, call.line));
             }
             why.push_str(&format!(
                 " If the {n} entries are the labels of {n} samples, the input needs a batch dimension: shape ({n}, {c})."
@@ -193,7 +199,7 @@ pub fn explain(e: &OpError, call: &Call, source: &str) -> (String, Option<String
                 x.t.shape()[0],
                 shape(t)
             );
-            let fix = reassign(t, &format!("{}.argmax(dim=1)", var_or(t, "target")));
+            let fix = reassign(t, &format!("{}.argmax(dim=1)", var_or(t, "target")), source, call.line);
             (why, fix)
         }
         ErrorKind::TargetShape => {
@@ -229,7 +235,7 @@ pub fn explain(e: &OpError, call: &Call, source: &str) -> (String, Option<String
                 why.push_str(&format!(
                     " The target looks like a one-hot row: {op} takes the class index instead (here {k})."
                 ));
-                return (why, reassign(t, &format!("torch.tensor([{k}])")));
+                return (why, reassign(t, &format!("torch.tensor([{k}])"), source, call.line));
             }
             (why, None)
         }
@@ -257,7 +263,7 @@ pub fn explain(e: &OpError, call: &Call, source: &str) -> (String, Option<String
                         t.t.dtype().torch_name(),
                         var_or(t, "target")
                     ),
-                    reassign(t, &format!("{}.float()", var_or(t, "target"))),
+                    reassign(t, &format!("{}.float()", var_or(t, "target")), source, call.line),
                 );
             }
             (
@@ -266,7 +272,7 @@ pub fn explain(e: &OpError, call: &Call, source: &str) -> (String, Option<String
                      floats convert with .long().",
                     t.t.dtype().name()
                 ),
-                reassign(t, &format!("{}.long()", var_or(t, "target"))),
+                reassign(t, &format!("{}.long()", var_or(t, "target")), source, call.line),
             )
         }
         ErrorKind::InputRank => (
@@ -293,7 +299,7 @@ pub fn explain(e: &OpError, call: &Call, source: &str) -> (String, Option<String
         }
         ErrorKind::InputDtype => (
             format!("{op} computes in floating point; this input is {}. Convert the scores with .float().", x.t.dtype().name()),
-            reassign(x, &format!("{}.float()", var_or(x, "input"))),
+            reassign(x, &format!("{}.float()", var_or(x, "input")), source, call.line),
         ),
         ErrorKind::WeightShape => (
             format!("The weight gives one factor per class: a 1-D tensor of C = {} entries.", classes.unwrap_or(0)),
@@ -306,7 +312,7 @@ pub fn explain(e: &OpError, call: &Call, source: &str) -> (String, Option<String
         }
         ErrorKind::InvalidArgument if e.message.starts_with("one_hot") => (
             "F.one_hot takes class indices as int64 (torch.long).".into(),
-            reassign(x, &format!("{}.long()", var_or(x, "t"))),
+            reassign(x, &format!("{}.long()", var_or(x, "t")), source, call.line),
         ),
         _ => generic(e),
     }

@@ -26,11 +26,13 @@ pub struct TensorVal {
     pub origin: Origin,
     /// The variable it was last assigned to, and that assignment's line (for fixes).
     pub var: Option<(String, usize)>,
+    /// The source text of the call that made it, when it was made inline (for fixes).
+    pub expr: Option<String>,
 }
 
 impl TensorVal {
     fn new(t: Tensor, known: bool) -> TensorVal {
-        TensorVal { t, known, requires_grad: false, origin: Origin::Plain, var: None }
+        TensorVal { t, known, requires_grad: false, origin: Origin::Plain, var: None, expr: None }
     }
 }
 
@@ -343,7 +345,11 @@ impl<'a> Interp<'a> {
                 }
                 let what = self.src.get(c.func.range().start().to_usize()..c.func.range().end().to_usize()).unwrap_or("a call").to_string();
                 let source = self.src.get(c.range().start().to_usize()..c.range().end().to_usize()).unwrap_or("").to_string();
-                self.call(f, Args { pos, kw, line, what }, source)
+                let mut v = self.call(f, Args { pos, kw, line, what }, source.clone())?;
+                if let Val::Tensor(t) = &mut v {
+                    t.expr = Some(source);
+                }
+                Ok(v)
             }
             Expr::Starred(_) => unsupported(line, "*args"),
             _ => unsupported(line, "this expression"),
@@ -699,7 +705,7 @@ impl<'a> Interp<'a> {
             out
         };
         let origin = if op == "softmax" { Origin::Softmax { dim: d } } else { Origin::LogSoftmax { dim: d } };
-        Ok(Box::new(TensorVal { t, known: x.known, requires_grad: x.requires_grad, origin, var: None }))
+        Ok(Box::new(TensorVal { t, known: x.known, requires_grad: x.requires_grad, origin, var: None, expr: None }))
     }
 
     fn loss(&mut self, call: Call, weight: Option<Tensor>, reduction: &str, ignore_index: i64, ls: f64) -> R<Box<TensorVal>> {
@@ -724,7 +730,7 @@ impl<'a> Interp<'a> {
             self.warn(line, w);
         }
         let known = x.known && target.known;
-        Ok(Box::new(TensorVal { t: out, known, requires_grad: x.requires_grad, origin: Origin::Plain, var: None }))
+        Ok(Box::new(TensorVal { t: out, known, requires_grad: x.requires_grad, origin: Origin::Plain, var: None, expr: None }))
     }
 }
 

@@ -134,6 +134,16 @@ fn the_askers_snippet_and_its_next_mistake() {
 }
 
 #[test]
+fn a_fix_rewrites_the_line_where_the_value_was_written_inline() {
+    // the question's own form: the target written inside the call
+    let code = "import torch\nimport torch.nn as nn\ninput = torch.randn(5, requires_grad=True)\nm = nn.LogSoftmax(dim=0)\n\
+                output = m(input)\nloss = nn.NLLLoss()\nprint(loss(output, torch.tensor([1, 0, 0])))\n";
+    assert_eq!(error(code).3.as_deref(), Some("print(loss(output, torch.tensor(0)))"));
+    let code = "import torch\nimport torch.nn.functional as F\nF.nll_loss(torch.randn(3, 5), torch.tensor([1.0, 0.0, 4.0]))\n";
+    assert_eq!(error(code).3.as_deref(), Some("F.nll_loss(torch.randn(3, 5), torch.tensor([1.0, 0.0, 4.0]).long())"));
+}
+
+#[test]
 fn each_error_kind_is_explained() {
     use crate::ErrorKind::*;
     let head = "import torch\nimport torch.nn.functional as F\nx = torch.randn(3, 5)\n";
