@@ -1,7 +1,7 @@
 //! What `nllspec explain` says about a snippet: why PyTorch rejected it, in the snippet's own
 //! shapes and values, the corrected line, and warnings for mistakes PyTorch lets through.
 
-use super::eval::{Origin, TensorVal};
+use super::value::{Origin, TensorVal};
 use crate::error::{ErrorKind, OpError};
 use crate::tensor::fmt_shape;
 

@@ -3,6 +3,7 @@
 
 mod advice;
 mod eval;
+mod value;
 #[cfg(test)]
 mod tests;
 
