@@ -1,8 +1,8 @@
 //! Results do not depend on the thread count: inputs above the kernels' parallel threshold
-//! (`kernels::fast::PARALLEL_MIN` elements) are computed on one thread and on four, and must
+//! (`kernels::PARALLEL_MIN` elements) are computed on one thread and on four, and must
 //! agree bit for bit, for every float dtype, rows and outer dims, and the fused losses.
 
-use nllspec::kernels::fast::PARALLEL_MIN;
+use nllspec::kernels::PARALLEL_MIN;
 use nllspec::ops::{self, Reduction};
 use nllspec::tensor::{DType, Data, Tensor};
 

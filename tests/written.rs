@@ -6,7 +6,8 @@
 
 use half::{bf16, f16};
 use nllspec::kernels::double::log_softmax_f64_uninit;
-use nllspec::kernels::fast::{PARALLEL_MIN, log_softmax_f32_uninit};
+use nllspec::kernels::fast::log_softmax_f32_uninit;
+use nllspec::kernels::{Lanes, PARALLEL_MIN};
 use nllspec::kernels::narrow::log_softmax_narrow_uninit;
 use std::mem::MaybeUninit;
 
@@ -27,13 +28,13 @@ fn values(outer: usize, len: usize, inner: usize) -> Vec<f64> {
     x
 }
 
-fn check<T: Copy>(name: &str, sentinel: T, bits: impl Fn(T) -> u64, run: impl Fn(&[f64], &mut [MaybeUninit<T>], usize, usize, usize)) {
+fn check<T: Copy>(name: &str, sentinel: T, bits: impl Fn(T) -> u64, run: impl Fn(&[f64], &mut [MaybeUninit<T>], Lanes)) {
     let mut checked_parallel = false;
     for (outer, len, inner) in SHAPES {
         let x = values(outer, len, inner);
         checked_parallel |= x.len() >= PARALLEL_MIN;
         let mut out = vec![MaybeUninit::new(sentinel); x.len()];
-        run(&x, &mut out, outer, len, inner);
+        run(&x, &mut out, Lanes { outer, len, inner });
         for (i, o) in out.iter().enumerate() {
             // SAFETY: every element was initialised with the sentinel, at least.
             let v = unsafe { o.assume_init() };
@@ -45,17 +46,17 @@ fn check<T: Copy>(name: &str, sentinel: T, bits: impl Fn(T) -> u64, run: impl Fn
 
 #[test]
 fn every_output_element_is_written() {
-    check("float32", f32::from_bits(0x7fa5_a5a5), |v| v.to_bits() as u64, |x, out, o, l, i| {
+    check("float32", f32::from_bits(0x7fa5_a5a5), |v| v.to_bits() as u64, |x, out, lanes| {
         let x: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-        log_softmax_f32_uninit(&x, out, o, l, i)
+        log_softmax_f32_uninit(&x, out, lanes)
     });
     check("float64", f64::from_bits(0x7ff4_a5a5_a5a5_a5a5), f64::to_bits, log_softmax_f64_uninit);
-    check("float16", f16::from_bits(0x7d5a), |v| v.to_bits() as u64, |x, out, o, l, i| {
+    check("float16", f16::from_bits(0x7d5a), |v| v.to_bits() as u64, |x, out, lanes| {
         let x: Vec<f16> = x.iter().map(|&v| f16::from_f64(v)).collect();
-        log_softmax_narrow_uninit(&x, out, o, l, i)
+        log_softmax_narrow_uninit(&x, out, lanes)
     });
-    check("bfloat16", bf16::from_bits(0x7f85), |v| v.to_bits() as u64, |x, out, o, l, i| {
+    check("bfloat16", bf16::from_bits(0x7f85), |v| v.to_bits() as u64, |x, out, lanes| {
         let x: Vec<bf16> = x.iter().map(|&v| bf16::from_f64(v)).collect();
-        log_softmax_narrow_uninit(&x, out, o, l, i)
+        log_softmax_narrow_uninit(&x, out, lanes)
     });
 }

@@ -199,7 +199,7 @@ pub(crate) fn native_bf16_for<E: Elem>() -> bool {
 /// Whether the CPU has AVX512_BF16 besides the AVX-512 level (both detections are cached).
 pub(crate) fn native_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return super::fast::level() == super::fast::Level::Avx512 && is_x86_feature_detected!("avx512bf16");
+    return super::simd::level() == super::simd::Level::Avx512 && is_x86_feature_detected!("avx512bf16");
     #[cfg(not(target_arch = "x86_64"))]
     false
 }

@@ -20,7 +20,9 @@
 //! `inner = w`). Each lane's result does not depend on the tiling, nor on the thread count.
 
 use super::elem::Elem;
-use super::fast::{log_softmax_f32, log_softmax_f32_uninit, split_lanes};
+use super::fast::{log_softmax_f32, log_softmax_f32_uninit};
+use super::lanes::{Lanes, split_lanes};
+use super::simd::{Level, level};
 use crate::tensor::as_uninit;
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
@@ -57,7 +59,7 @@ impl Narrow for f16 {
     fn narrow(src: &[f32], dst: &mut [MaybeUninit<f16>]) {
         // not at the portable level (which NLLSPEC_SIMD=portable forces, so that CI runs the loop below)
         #[cfg(target_arch = "x86_64")]
-        if super::fast::level() != super::fast::Level::Portable && is_x86_feature_detected!("f16c") {
+        if level() != Level::Portable && is_x86_feature_detected!("f16c") {
             // SAFETY: the features were detected.
             return unsafe { narrow_f16c(src, dst) };
         }
@@ -93,7 +95,7 @@ impl Narrow for bf16 {}
 /// AVX-512. Elsewhere their portable code would convert element by element, and tiles
 /// converted a slice at a time are faster.
 pub fn in_registers() -> bool {
-    super::fast::level() == super::fast::Level::Avx512
+    level() == Level::Avx512
 }
 
 /// Scratch for one tile: float32 input and output, kept per thread (a fresh 64 KiB buffer
@@ -130,7 +132,7 @@ fn rows<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], len: usize, s: &mut Scra
     for (xs, os) in x.chunks(per_tile).zip(out.chunks_mut(per_tile)) {
         let (a, b) = s.sized(xs.len());
         T::widen(xs, a);
-        log_softmax_f32(a, b, xs.len() / len, len, 1);
+        log_softmax_f32(a, b, Lanes { outer: xs.len() / len, len, inner: 1 });
         T::narrow(b, os);
     }
 }
@@ -145,7 +147,7 @@ fn block<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], len: usize, inner: usiz
         for k in 0..len {
             T::widen(&x[k * inner + i0..k * inner + i0 + w], &mut a[k * w..(k + 1) * w]);
         }
-        log_softmax_f32(a, b, 1, len, w);
+        log_softmax_f32(a, b, Lanes { outer: 1, len, inner: w });
         for k in 0..len {
             T::narrow(&b[k * w..(k + 1) * w], &mut out[k * inner + i0..k * inner + i0 + w]);
         }
@@ -155,25 +157,26 @@ fn block<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], len: usize, inner: usiz
 /// log_softmax of an `outer x len x inner` float16 or bfloat16 tensor over its `len` axis, into
 /// `out`: converted in registers where the CPU has AVX-512, a tile at a time elsewhere (the
 /// result is the same, bit for bit). Rows or blocks are spread over threads by [`split_lanes`].
-pub fn log_softmax_narrow<T: Narrow>(x: &[T], out: &mut [T], outer: usize, len: usize, inner: usize) {
+pub fn log_softmax_narrow<T: Narrow>(x: &[T], out: &mut [T], lanes: Lanes) {
     // SAFETY: the kernels write only values.
-    log_softmax_narrow_uninit(x, unsafe { as_uninit(out) }, outer, len, inner)
+    log_softmax_narrow_uninit(x, unsafe { as_uninit(out) }, lanes)
 }
 
 /// [`log_softmax_narrow`] into uninitialised storage: every element of `out` is written.
-pub fn log_softmax_narrow_uninit<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], outer: usize, len: usize, inner: usize) {
+pub fn log_softmax_narrow_uninit<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], lanes: Lanes) {
     if in_registers() {
-        return log_softmax_f32_uninit(x, out, outer, len, inner);
+        return log_softmax_f32_uninit(x, out, lanes);
     }
-    tiled(x, out, outer, len, inner)
+    tiled(x, out, lanes)
 }
 
 /// [`log_softmax_narrow`] through float32 tiles.
-fn tiled<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], outer: usize, len: usize, inner: usize) {
+fn tiled<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], lanes: Lanes) {
+    let Lanes { len, inner, .. } = lanes;
     split_lanes(
         x,
         out,
-        (outer, len, inner),
+        lanes,
         || (),
         |r, o, _| with_scratch(|s| rows(r, o, len, s)),
         |r, o, _| with_scratch(|s| block(r, o, len, inner, s)),
@@ -256,15 +259,15 @@ mod tests {
             }
             let wide: Vec<f32> = x.iter().map(|&v| v.to_f32()).collect();
             let mut y = vec![0.0f32; n];
-            log_softmax_f32(&wide, &mut y, outer, len, inner);
+            log_softmax_f32(&wide, &mut y, Lanes { outer: outer, len: len, inner: inner });
             let mut want = vec![T::default(); n];
             // SAFETY: as above.
             T::narrow(&y, unsafe { as_uninit(&mut want) });
             let mut direct = vec![T::default(); n];
-            log_softmax_narrow(&x, &mut direct, outer, len, inner);
+            log_softmax_narrow(&x, &mut direct, Lanes { outer: outer, len: len, inner: inner });
             let mut tiles = vec![T::default(); n];
             // SAFETY: as above.
-            tiled(&x, unsafe { as_uninit(&mut tiles) }, outer, len, inner);
+            tiled(&x, unsafe { as_uninit(&mut tiles) }, Lanes { outer, len, inner });
             for (path, out) in [("direct", &direct), ("tiled", &tiles)] {
                 for (i, (&a, &b)) in out.iter().zip(&want).enumerate() {
                     assert!(bits(a) == bits(b), "{path} {outer}x{len}x{inner} element {i}: {} vs {}", a.to_f32(), b.to_f32());

@@ -242,7 +242,7 @@ fn fused_forward_f32<E: Elem>(x: &[E], lanes: Lanes, plan: &nll_loss::Plan<'_>, 
         }
     }
     let (mut nll_sum, mut smooth_sum) = (ChunkedSum::default(), ChunkedSum::default());
-    kernels::fast::lane_lse_visit(x, lanes.outer, lanes.len, inner, |b, s0, stats| {
+    kernels::fast::lane_lse_visit(x, lanes, |b, s0, stats| {
         for (q, &(m, lse)) in stats.iter().enumerate() {
             let p = b * inner + s0 + q;
             let Some(t) = plan.class_at(p) else { continue };

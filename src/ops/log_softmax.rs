@@ -41,7 +41,7 @@ pub(crate) fn check(input: &Tensor, dim: Option<i64>) -> Result<usize, OpError> 
 pub(crate) fn forward_f64(input: &Tensor, d: usize) -> Vec<f64> {
     let x = input.to_f64_vec();
     let mut out = vec![0.0; x.len()];
-    kernels::log_softmax(&x, Lanes::along(input.shape(), d), &mut out);
+    kernels::double::log_softmax_f64(&x, &mut out, Lanes::along(input.shape(), d));
     out
 }
 
@@ -68,10 +68,10 @@ pub fn log_softmax_into(input: &Tensor, dim: Option<i64>, out: &mut Tensor) -> R
     }
     let l = Lanes::along(input.shape(), d);
     match (input.data(), out.data_mut()) {
-        (Data::F32(x), Data::F32(y)) => kernels::fast::log_softmax_f32(x, y, l.outer, l.len, l.inner),
-        (Data::F64(x), Data::F64(y)) => kernels::log_softmax(x, l, y),
-        (Data::F16(x), Data::F16(y)) => kernels::narrow::log_softmax_narrow(x, y, l.outer, l.len, l.inner),
-        (Data::BF16(x), Data::BF16(y)) => kernels::narrow::log_softmax_narrow(x, y, l.outer, l.len, l.inner),
+        (Data::F32(x), Data::F32(y)) => kernels::fast::log_softmax_f32(x, y, l),
+        (Data::F64(x), Data::F64(y)) => kernels::double::log_softmax_f64(x, y, l),
+        (Data::F16(x), Data::F16(y)) => kernels::narrow::log_softmax_narrow(x, y, l),
+        (Data::BF16(x), Data::BF16(y)) => kernels::narrow::log_softmax_narrow(x, y, l),
         (_, data) => *data = log_softmax(input, Some(d as i64))?.into_data(),
     }
     Ok(())
@@ -103,10 +103,10 @@ pub fn log_softmax_with_grad(
     let n = input.numel();
     let data = match input.data() {
         // SAFETY (each `written`): the kernels write every element of their output.
-        Data::F32(x) => Data::F32(unsafe { written(n, |y| kernels::fast::log_softmax_f32_uninit(x, y, l.outer, l.len, l.inner)) }),
-        Data::F64(x) => Data::F64(unsafe { written(n, |y| kernels::double::log_softmax_f64_uninit(x, y, l.outer, l.len, l.inner)) }),
-        Data::F16(x) => Data::F16(unsafe { written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l.outer, l.len, l.inner)) }),
-        Data::BF16(x) => Data::BF16(unsafe { written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l.outer, l.len, l.inner)) }),
+        Data::F32(x) => Data::F32(unsafe { written(n, |y| kernels::fast::log_softmax_f32_uninit(x, y, l)) }),
+        Data::F64(x) => Data::F64(unsafe { written(n, |y| kernels::double::log_softmax_f64_uninit(x, y, l)) }),
+        Data::F16(x) => Data::F16(unsafe { written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l)) }),
+        Data::BF16(x) => Data::BF16(unsafe { written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l)) }),
         _ => unreachable!("check() rejects non-empty integer inputs"),
     };
     let output = Tensor::new(input.shape().to_vec(), data).expect("input shape");
