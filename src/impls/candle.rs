@@ -10,16 +10,15 @@
 //! Argument checks are shared with the native implementation ([`super::native::validate`]):
 //! they are PyTorch's semantics, not numerics, and Candle has no equivalent of them.
 
+use super::candle_bridge::{CResult, cdtype, first_line, from_candle, to_candle};
 use super::native::validate;
 use super::{Implementation, Outcome, Request};
 use crate::golden::format::{Attrs, Op};
 use crate::ops::{Reduction, promote_float};
-use crate::tensor::{DType, Data, Tensor};
+use crate::tensor::{DType, Tensor};
 use candle_core::{D, DType as CDType, Device, Tensor as CTensor};
 
 pub struct CandleReference;
-
-type CResult<T> = candle_core::Result<T>;
 
 impl Implementation for CandleReference {
     fn name(&self) -> &str {
@@ -33,50 +32,9 @@ impl Implementation for CandleReference {
         match run(req) {
             Ok(Ok((output, grad_input))) => Outcome::Values { output, grad_input },
             Ok(Err(reason)) => Outcome::Unsupported(reason),
-            Err(e) => Outcome::Broken(format!("candle error: {}", super::candle_nn::first_line(&e.to_string()))),
+            Err(e) => Outcome::Broken(format!("candle error: {}", first_line(&e.to_string()))),
         }
     }
-}
-
-pub(crate) fn to_candle(t: &Tensor) -> CResult<CTensor> {
-    let dev = &Device::Cpu;
-    let shape = t.shape();
-    match t.data() {
-        Data::F16(v) => CTensor::from_vec(v.clone(), shape, dev),
-        Data::BF16(v) => CTensor::from_vec(v.clone(), shape, dev),
-        Data::F32(v) => CTensor::from_vec(v.clone(), shape, dev),
-        Data::F64(v) => CTensor::from_vec(v.clone(), shape, dev),
-        Data::I64(v) => CTensor::from_vec(v.clone(), shape, dev),
-        Data::I32(v) => CTensor::from_vec(v.clone(), shape, dev),
-        Data::U8(v) => CTensor::from_vec(v.clone(), shape, dev),
-    }
-}
-
-pub(crate) fn cdtype(d: DType) -> CDType {
-    match d {
-        DType::F16 => CDType::F16,
-        DType::BF16 => CDType::BF16,
-        DType::F32 => CDType::F32,
-        DType::F64 => CDType::F64,
-        DType::I64 => CDType::I64,
-        DType::I32 => CDType::I32,
-        DType::U8 => CDType::U8,
-    }
-}
-
-/// Reads a Candle tensor back, converted to `dtype`.
-pub(crate) fn from_candle(t: &CTensor, shape: &[usize], dtype: DType) -> CResult<Tensor> {
-    let flat = t.flatten_all()?.to_dtype(cdtype(dtype))?;
-    let data = match flat.dtype() {
-        CDType::F16 => Data::F16(flat.to_vec1()?),
-        CDType::BF16 => Data::BF16(flat.to_vec1()?),
-        CDType::F32 => Data::F32(flat.to_vec1()?),
-        CDType::F64 => Data::F64(flat.to_vec1()?),
-        CDType::I64 => Data::I64(flat.to_vec1()?),
-        CDType::U8 => Data::U8(flat.to_vec1()?),
-        other => candle_core::bail!("unexpected dtype {other:?}"),
-    };
-    Tensor::new(shape.to_vec(), data).map_err(|e| candle_core::Error::Msg(e.0))
 }
 
 /// float16 and bfloat16 are computed in float32, as PyTorch's CPU kernels accumulate them

@@ -7,7 +7,7 @@
 //! judged, and where candle-nn then diverges from PyTorch the divergence is listed, with its
 //! reason, in spec/expectations/candle-nn.json.
 
-use super::candle::{from_candle, to_candle};
+use super::candle_bridge::{first_line, from_candle, to_candle};
 use super::{Implementation, Outcome, Request};
 use crate::golden::format::{Attrs, Op};
 use candle_core::{Tensor as CTensor, Var};
@@ -97,10 +97,4 @@ fn run(req: &Request<'_>) -> candle_core::Result<(crate::Tensor, Option<crate::T
         }
     };
     Ok((output, grad))
-}
-
-/// Candle appends a backtrace to its errors when RUST_BACKTRACE is set; the first line is the
-/// message.
-pub(crate) fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
 }

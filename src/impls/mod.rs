@@ -7,6 +7,7 @@
 //! implements [`Implementation`] and runs the suite with [`crate::harness`].
 
 pub mod candle;
+mod candle_bridge;
 pub mod candle_nn;
 pub mod external;
 pub mod native;
