@@ -16,6 +16,8 @@
 //! | [`accuracy`] | the accuracy report: ulp error against a higher-precision computation |
 //! | [`spec`] | spec case files: strict reading and the golden ids they expand to |
 
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
 pub mod accuracy;
 pub mod error;
 pub mod explain;

@@ -404,7 +404,7 @@ mod tests {
             let r = to(ours);
             let (lo, hi) = if r <= v { (r, to(from_bits(bits(ours).wrapping_add(if r < 0.0 { -1i16 as u16 } else { 1 })))) } else { (to(from_bits(bits(ours).wrapping_add(if r < 0.0 { 1 } else { -1i16 as u16 }))), r) };
             let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
-            if !(lo <= v && v <= hi) || !lo.is_finite() || !hi.is_finite() {
+            if v.is_nan() || lo > v || v > hi || !lo.is_finite() || !hi.is_finite() {
                 return;
             }
             let mid = lo / 2.0 + hi / 2.0;

@@ -33,8 +33,8 @@ fn rel(p: &Path, base: &Path) -> String {
 fn every_spec_file_has_a_current_golden_file() {
     let spec_dir = root().join("spec/cases");
     let golden_dir = root().join("golden");
-    let specs = discover(&[spec_dir.clone()]).unwrap();
-    let goldens = discover(&[golden_dir.clone()]).unwrap();
+    let specs = discover(std::slice::from_ref(&spec_dir)).unwrap();
+    let goldens = discover(std::slice::from_ref(&golden_dir)).unwrap();
     assert!(!specs.is_empty() && !goldens.is_empty(), "no spec or golden files: refusing to pass on nothing");
     let tags = tags();
     let mut problems = Vec::new();
@@ -138,7 +138,7 @@ fn summary(cases: &[Case]) -> String {
 #[test]
 fn golden_review_snapshots() {
     let golden_dir = root().join("golden");
-    let files = discover(&[golden_dir.clone()]).unwrap();
+    let files = discover(std::slice::from_ref(&golden_dir)).unwrap();
     assert!(!files.is_empty());
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(root().join("tests/snapshots"));

@@ -207,7 +207,7 @@ mod tests {
         x[10] = f64::NEG_INFINITY;
         for (outer, len, inner) in [(15, 37, 1), (3, 37, 5), (111, 5, 1), (1, 555, 1), (5, 3, 37)] {
             let mut out = vec![0.0; x.len()];
-            log_softmax_f64(&x, &mut out, Lanes { outer: outer, len: len, inner: inner });
+            log_softmax_f64(&x, &mut out, Lanes { outer, len, inner });
             for (a, b) in out.iter().zip(scalar(&x, outer, len, inner)) {
                 assert!(ulps(*a, b) <= 2 || a == &b, "{outer}x{len}x{inner}: {a} vs {b}");
             }
@@ -216,7 +216,7 @@ mod tests {
         for inner in [1, 3] {
             let x: Vec<f64> = [0.0, -710.0].iter().flat_map(|&v| std::iter::repeat_n(v, inner)).collect();
             let mut out = vec![0.0; x.len()];
-            log_softmax_f64(&x, &mut out, Lanes { outer: 1, len: 2, inner: inner });
+            log_softmax_f64(&x, &mut out, Lanes { outer: 1, len: 2, inner });
             assert_eq!(out[0], -(-710f64).exp());
             assert!(out[0] < 0.0);
         }
@@ -235,7 +235,7 @@ mod tests {
             ] {
                 let x: Vec<f64> = row.iter().flat_map(|&v| std::iter::repeat_n(v, inner)).collect();
                 let mut out = vec![0.0; x.len()];
-                log_softmax_f64(&x, &mut out, Lanes { outer: 1, len: row.len(), inner: inner });
+                log_softmax_f64(&x, &mut out, Lanes { outer: 1, len: row.len(), inner });
                 for (k, w) in want.iter().enumerate() {
                     for i in 0..inner {
                         let o = out[k * inner + i];

@@ -64,21 +64,25 @@ impl Elem for f32 {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn load16(p: *const f32) -> __m512 {
+        // SAFETY: the trait's contract: `p[..16]` readable, AVX-512 available.
         unsafe { _mm512_loadu_ps(p) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn load16_masked(h: __mmask16, p: *const f32) -> __m512 {
+        // SAFETY: the trait's contract: the lanes `h` of `p[..16]` readable (the others are not read), AVX-512 available.
         unsafe { _mm512_maskz_loadu_ps(h, p) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn store16(p: *mut f32, v: __m512) {
+        // SAFETY: the trait's contract: `p[..16]` writable, AVX-512 available.
         unsafe { _mm512_storeu_ps(p, v) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn store16_masked(p: *mut f32, h: __mmask16, v: __m512) {
+        // SAFETY: the trait's contract: the lanes `h` of `p[..16]` writable (the others are not written), AVX-512 available.
         unsafe { _mm512_mask_storeu_ps(p, h, v) }
     }
 }
@@ -95,21 +99,25 @@ impl Elem for f16 {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn load16(p: *const f16) -> __m512 {
+        // SAFETY: the trait's contract: `p[..16]` readable, AVX-512 available.
         unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn load16_masked(h: __mmask16, p: *const f16) -> __m512 {
+        // SAFETY: the trait's contract: the lanes `h` of `p[..16]` readable (the others are not read), AVX-512 available.
         unsafe { _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(h, p.cast())) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn store16(p: *mut f16, v: __m512) {
+        // SAFETY: the trait's contract: `p[..16]` writable, AVX-512 available.
         unsafe { _mm256_storeu_si256(p.cast(), _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v)) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn store16_masked(p: *mut f16, h: __mmask16, v: __m512) {
+        // SAFETY: the trait's contract: the lanes `h` of `p[..16]` writable (the others are not written), AVX-512 available.
         unsafe { _mm256_mask_storeu_epi16(p.cast(), h, _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v)) }
     }
 }
@@ -119,6 +127,7 @@ impl Elem for f16 {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn bf16_lanes(v: __m512) -> __m512i {
+    // SAFETY: AVX-512 is this function's contract; the intrinsics touch registers only.
     unsafe {
         let b = _mm512_castps_si512(v);
         let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
@@ -152,21 +161,25 @@ impl Elem for bf16 {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn load16(p: *const bf16) -> __m512 {
+        // SAFETY: the trait's contract: `p[..16]` readable, AVX-512 available.
         unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast())))) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn load16_masked(h: __mmask16, p: *const bf16) -> __m512 {
+        // SAFETY: the trait's contract: the lanes `h` of `p[..16]` readable (the others are not read), AVX-512 available.
         unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(h, p.cast())))) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn store16(p: *mut bf16, v: __m512) {
+        // SAFETY: the trait's contract: `p[..16]` writable, AVX-512 available.
         unsafe { _mm256_storeu_si256(p.cast(), _mm512_cvtepi32_epi16(bf16_lanes(v))) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn store16_masked(p: *mut bf16, h: __mmask16, v: __m512) {
+        // SAFETY: the trait's contract: the lanes `h` of `p[..16]` writable (the others are not written), AVX-512 available.
         unsafe { _mm512_mask_cvtepi32_storeu_epi16(p.cast(), h, bf16_lanes(v)) }
     }
 }
@@ -230,6 +243,7 @@ pub(crate) unsafe fn as_native_out<E: Elem>(out: &mut [std::mem::MaybeUninit<E>]
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn bf16_native(v: __m512) -> __m256i {
+    // SAFETY: AVX-512 and AVX512-BF16 are this function's contract; the intrinsics touch registers only.
     unsafe {
         // SAFETY (layout): __m256bh and __m256i are both 32 bytes of lanes.
         let r: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
@@ -251,21 +265,25 @@ impl Elem for NativeBf16 {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn load16(p: *const NativeBf16) -> __m512 {
+        // SAFETY: the trait's contract: `p[..16]` readable, AVX-512 available.
         unsafe { bf16::load16(p.cast()) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn load16_masked(h: __mmask16, p: *const NativeBf16) -> __m512 {
+        // SAFETY: the trait's contract: the lanes `h` of `p[..16]` readable (the others are not read), AVX-512 available.
         unsafe { bf16::load16_masked(h, p.cast()) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn store16(p: *mut NativeBf16, v: __m512) {
+        // SAFETY: the trait's contract: `p[..16]` writable, AVX-512 available.
         unsafe { _mm256_storeu_si256(p.cast(), bf16_native(v)) }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn store16_masked(p: *mut NativeBf16, h: __mmask16, v: __m512) {
+        // SAFETY: the trait's contract: the lanes `h` of `p[..16]` writable (the others are not written), AVX-512 available.
         unsafe { _mm256_mask_storeu_epi16(p.cast(), h, bf16_native(v)) }
     }
 }
@@ -285,6 +303,7 @@ mod tests {
         #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx512bf16")]
         unsafe fn native(v: &[f32; 16], h: __mmask16) -> [u16; 16] {
             let mut out = [NativeBf16(bf16::from_bits(0xdead)); 16];
+            // SAFETY: the caller checked the features (`native_bf16`); `out` and `v` hold 16.
             unsafe {
                 if h == !0 {
                     NativeBf16::store16(out.as_mut_ptr(), _mm512_loadu_ps(v.as_ptr()))
@@ -313,6 +332,7 @@ mod tests {
                 *o = f32::from_bits(b);
             }
             let h = if chunk.len() == 16 { !0 } else { ((1u32 << chunk.len()) - 1) as __mmask16 };
+            // SAFETY: `native_bf16()` said the CPU has its features.
             let got = unsafe { native(&v, h) };
             for (l, &b) in chunk.iter().enumerate() {
                 assert_eq!(got[l], bf16_bits(f32::from_bits(b)), "{b:#010x}");

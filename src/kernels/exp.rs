@@ -6,7 +6,7 @@ use super::simd::MulAdd;
 
 /// fdlibm's split of ln 2: `LN2_HI` has 32 significant bits, so `n * LN2_HI` is exact for
 /// every exponent `n` of a float64 (the float64 kernels' exp and log, and the AVX-512 lanes').
-pub(crate) const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+pub(crate) const LN2_HI: f64 = 6.931_471_803_691_238e-1;
 pub(crate) const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 /// Cephes' float32 split of ln 2 ([`exp_diff32`]'s Cody-Waite reduction).
 pub(crate) const LN2_HI_F32: f32 = 0.693_359_4;
@@ -44,7 +44,7 @@ pub(crate) fn exp_diff32<F: MulAdd>(x: f32, m: f32) -> f32 {
     p = F::mul_add32(p, r, 8.333_452e-3);
     p = F::mul_add32(p, r, 4.166_579_6e-2);
     p = F::mul_add32(p, r, 1.666_666_5e-1);
-    p = F::mul_add32(p, r, 5.000_000_1e-1);
+    p = F::mul_add32(p, r, 5e-1);
     let e = F::mul_add32(p, r * r, r) + 1.0;
     let scale = f32::from_bits(k.to_bits().wrapping_add(127) << 23);
     if tiny { 0.0 } else { e * scale }

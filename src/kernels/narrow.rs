@@ -259,12 +259,12 @@ mod tests {
             }
             let wide: Vec<f32> = x.iter().map(|&v| v.to_f32()).collect();
             let mut y = vec![0.0f32; n];
-            log_softmax_f32(&wide, &mut y, Lanes { outer: outer, len: len, inner: inner });
+            log_softmax_f32(&wide, &mut y, Lanes { outer, len, inner });
             let mut want = vec![T::default(); n];
             // SAFETY: as above.
             T::narrow(&y, unsafe { as_uninit(&mut want) });
             let mut direct = vec![T::default(); n];
-            log_softmax_narrow(&x, &mut direct, Lanes { outer: outer, len: len, inner: inner });
+            log_softmax_narrow(&x, &mut direct, Lanes { outer, len, inner });
             let mut tiles = vec![T::default(); n];
             // SAFETY: as above.
             tiled(&x, unsafe { as_uninit(&mut tiles) }, Lanes { outer, len, inner });

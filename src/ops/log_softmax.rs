@@ -102,10 +102,14 @@ pub fn log_softmax_with_grad(
     let l = Lanes::along(input.shape(), d);
     let n = input.numel();
     let data = match input.data() {
-        // SAFETY (each `written`): the kernels write every element of their output.
+        // SAFETY: the kernels write every element of their output
+        // (tests/written.rs checks it).
         Data::F32(x) => Data::F32(unsafe { written(n, |y| kernels::fast::log_softmax_f32_uninit(x, y, l)) }),
+        // SAFETY: as above.
         Data::F64(x) => Data::F64(unsafe { written(n, |y| kernels::double::log_softmax_f64_uninit(x, y, l)) }),
+        // SAFETY: as above.
         Data::F16(x) => Data::F16(unsafe { written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l)) }),
+        // SAFETY: as above.
         Data::BF16(x) => Data::BF16(unsafe { written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l)) }),
         _ => unreachable!("check() rejects non-empty integer inputs"),
     };

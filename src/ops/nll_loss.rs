@@ -268,17 +268,15 @@ fn check_1d_2d(shape: &[usize], dtype: DType, target: &Tensor, weight: Option<&T
         ));
     }
     let c = shape[shape.len() - 1];
-    if let Some(w) = weight {
-        if w.ndim() != 1 || w.numel() != c {
-            return Err(err(
-                ErrorKind::WeightShape,
-                PyType::RuntimeError,
-                format!(
-                    "weight tensor should be defined either for all {c} classes or no classes but got weight tensor of shape: {}",
-                    fmt_shape(w.shape())
-                ),
-            ));
-        }
+    if let Some(w) = weight && (w.ndim() != 1 || w.numel() != c) {
+        return Err(err(
+            ErrorKind::WeightShape,
+            PyType::RuntimeError,
+            format!(
+                "weight tensor should be defined either for all {c} classes or no classes but got weight tensor of shape: {}",
+                fmt_shape(w.shape())
+            ),
+        ));
     }
     check_kernel_dtypes(dtype, weight, "nll_loss_out_frame")
 }
@@ -305,14 +303,12 @@ fn check_2d(
     if !is_index_dtype(target.dtype()) {
         return Err(target_dtype_error(target.dtype()));
     }
-    if let Some(w) = weight {
-        if w.numel() != shape[1] {
-            return Err(err(
-                ErrorKind::WeightShape,
-                PyType::RuntimeError,
-                "weight tensor should be defined either for all or no classes",
-            ));
-        }
+    if let Some(w) = weight && w.numel() != shape[1] {
+        return Err(err(
+            ErrorKind::WeightShape,
+            PyType::RuntimeError,
+            "weight tensor should be defined either for all or no classes",
+        ));
     }
     if really_4d {
         let t = target.shape();

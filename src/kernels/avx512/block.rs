@@ -22,21 +22,34 @@ pub(super) struct LaneStats {
 /// made a 1.6 MB frame that overflowed a 2 MB thread stack (the test harness's, rayon's); now
 /// 56 KB, and 192 KB here. Optimised, inlined as the code around it (a call per group made
 /// 64x3x4096 6% slower).
+///
+/// # Safety
+///
+/// AVX-512 F, DQ, VL and BW; for every class `c < len`, the lanes `h` of `x[at + c * inner..][..16]` are in bounds.
 #[cfg(debug_assertions)]
 #[inline(never)]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub(super) unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+    // SAFETY: this function's contract: AVX-512, and the lanes of every load in bounds.
     unsafe { lane_stats_body(x, len, inner, at, h) }
 }
 
+/// # Safety
+///
+/// AVX-512 F, DQ, VL and BW; for every class `c < len`, the lanes `h` of `x[at + c * inner..][..16]` are in bounds.
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub(super) unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+    // SAFETY: this function's contract: AVX-512, and the lanes of every load in bounds.
     unsafe { lane_stats_body(x, len, inner, at, h) }
 }
 
+/// # Safety
+///
+/// As [`lane_stats`].
 #[inline(always)]
 pub(super) unsafe fn lane_stats_body<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+    // SAFETY: the caller's contract: AVX-512, and every load below (lanes `h` of class `c < len` from `at + c * inner`) in bounds.
     unsafe {
         let p = x.as_ptr().add(at);
         let load = |c: usize| E::load16_masked(h, p.add(c * inner));
@@ -87,8 +100,13 @@ pub(super) unsafe fn lane_stats_body<E: Elem>(x: &[E], len: usize, inner: usize,
 ///
 /// Every element equal to the max is left out of the exp sum (exactly 1 each) and counted:
 /// the sum is then that count minus one plus the others' terms, with no argmax to track.
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
 pub(super) unsafe fn lane_sums<const MODE: u8>(load: impl Fn(usize) -> __m512, len: usize, m: __m512, consts: ExpConsts, scale: [__m512d; 2]) -> [__m512d; 2] {
+    // SAFETY: AVX-512 is available (this function's contract); memory is read only through `load`, the caller's.
     unsafe {
         let (mut a0, mut a1) = (_mm512_setzero_pd(), _mm512_setzero_pd());
         let mut ties = _mm512_setzero_si512();
@@ -165,8 +183,13 @@ impl<'a> Column<'a> {
 
     /// [`lane_stats`] of the 16 lanes from `at` (those outside `h` unused), copying them
     /// into the column's slot `g` first when there is one.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512; the lanes `h` of the group at `at` are in bounds of `x` for every class; `g` is below the group count the column was made for.
     #[inline(always)]
     pub(super) unsafe fn stats<E: Elem>(&mut self, x: &[E], inner: usize, at: usize, h: __mmask16, g: usize) -> LaneStats {
+        // SAFETY: the loads from `x` are the caller's contract; slot `g` spans `len * 16` floats from `start + g * len * 16`, inside `buf` (sized in `new` for every group and a page of slack, `start < 1024`).
         unsafe {
             let len = self.len;
             if self.buf.is_empty() {
@@ -182,8 +205,13 @@ impl<'a> Column<'a> {
     }
 
     /// Class `c` of the group [`Column::stats`] saw in slot `g`.
+    ///
+    /// # Safety
+    ///
+    /// As [`Column::stats`], for the group it saw in slot `g`.
     #[inline(always)]
     pub(super) unsafe fn load<E: Elem>(&self, x: &[E], inner: usize, at: usize, h: __mmask16, c: usize, g: usize) -> __m512 {
+        // SAFETY: as in `stats`: the load from `x` is the caller's contract, the column slot lies inside `buf`.
         unsafe {
             if self.buf.is_empty() {
                 E::load16_masked(h, x.as_ptr().add(at + c * inner))
@@ -208,8 +236,13 @@ pub(super) fn wants_column<E: Elem>(len: usize, inner: usize) -> bool {
 /// log_softmax of a `len x inner` block over its `len` axis (classes strided by `inner`),
 /// 16 lanes at a time: [`lane_stats`], then `out = ((x - m) - lse)` in float64, rounded once.
 /// `scratch` holds the [`Column`], if any.
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the float32 kernels call this only at the AVX-512 level). Lengths are checked: `x` and `out` must hold `len * inner` elements or it panics.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub(crate) unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, scratch: &mut Vec<f32>) {
+    // SAFETY: AVX-512 is this function's contract; `as_native` needs the check `native_bf16_for` just made (AVX512-BF16, `E` is bfloat16); the body asserts the lengths its pointer arithmetic relies on.
     unsafe {
         if native_bf16_for::<E>() {
             return block_log_softmax_native(as_native(x), as_native_out(out), len, inner, scratch);
@@ -219,8 +252,13 @@ pub(crate) unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<
 }
 
 /// [`block_log_softmax`] for bfloat16 where the CPU converts to it ([`NativeBf16`]).
+///
+/// # Safety
+///
+/// AVX-512 F, DQ, VL, BW and BF16.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,avx512bf16")]
 pub(super) unsafe fn block_log_softmax_native(x: &[NativeBf16], out: &mut [MaybeUninit<NativeBf16>], len: usize, inner: usize, scratch: &mut Vec<f32>) {
+    // SAFETY: the caller's contract (the CPU features); the body checks the lengths.
     unsafe { block_log_softmax_body(x, out, len, inner, scratch) }
 }
 
@@ -241,8 +279,12 @@ pub(super) fn tiled(column: bool, len: usize) -> bool {
     column || len > 40
 }
 
+/// # Safety
+///
+/// AVX-512 F, DQ, VL and BW (lengths are asserted here).
 #[inline(always)]
 pub(super) unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, scratch: &mut Vec<f32>) {
+    // SAFETY: AVX-512 is this function's contract; `x` and `out` hold `len * inner` elements (asserted first), which bounds every lane `tiles` touches.
     unsafe {
         assert!(x.len() >= len * inner && out.len() >= len * inner);
         let column = wants_column::<E>(len, inner);
@@ -257,8 +299,13 @@ pub(super) unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUn
 }
 
 /// [`block_log_softmax`] in tiles of `G` groups.
+///
+/// # Safety
+///
+/// AVX-512; `x` and `o` hold the block's `col.len * inner` elements.
 #[inline(always)]
 pub(super) unsafe fn tiles<E: Elem, const G: usize>(x: &[E], o: *mut E, inner: usize, col: &mut Column) {
+    // SAFETY: the caller's contract: every lane `tile` touches (below `inner`, classes below `len`) is inside `x` and `o`.
     unsafe {
         let mut t = 0;
         while t + 16 * G <= inner {
@@ -273,8 +320,13 @@ pub(super) unsafe fn tiles<E: Elem, const G: usize>(x: &[E], o: *mut E, inner: u
 
 /// The `G` groups from lane `t` (fewer if the block's `inner` lanes end first); `FULL` when
 /// all of them have 16 lanes, so that every mask is a constant.
+///
+/// # Safety
+///
+/// AVX-512; `x` and `o` hold the block's `col.len * inner` elements and `t < inner`.
 #[inline(always)]
 pub(super) unsafe fn tile<E: Elem, const G: usize, const FULL: bool>(x: &[E], o: *mut E, inner: usize, t: usize, col: &mut Column) {
+    // SAFETY: the caller's contract: each group's lanes are below `inner` (`steps` stops there, masks cover partial groups), each class below `len`, so every load and store is inside `x` and `o`; prefetches never fault.
     unsafe {
         let len = col.len;
         col.place(o.add(t) as usize);
@@ -312,8 +364,13 @@ pub(super) unsafe fn tile<E: Elem, const G: usize, const FULL: bool>(x: &[E], o:
 
 /// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of a `len x inner` block
 /// (`scratch` as for [`block_log_softmax`]).
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW. Lengths are checked: `x` must hold `len * inner` elements and `from + out.len() <= inner`, or it panics.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub(crate) unsafe fn block_lse<E: Elem>(x: &[E], len: usize, inner: usize, from: usize, out: &mut [(f64, f64)], scratch: &mut Vec<f32>) {
+    // SAFETY: AVX-512 is this function's contract; the lengths every load relies on are asserted first; the stores are into local arrays of 16.
     unsafe {
         let to = from + out.len();
         assert!(x.len() >= len * inner && to <= inner);

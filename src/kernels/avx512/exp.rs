@@ -36,14 +36,19 @@ pub(super) struct ExpConsts {
 }
 
 impl ExpConsts {
+    /// # Safety
+    ///
+    /// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
     #[inline(always)]
     pub(super) unsafe fn new(m: f32) -> Self {
+        // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
         unsafe { Self::lanes(_mm512_set1_ps(m)) }
     }
 
     /// A max per lane (the outer-dim kernel).
     #[inline(always)]
     pub(super) unsafe fn lanes(m: __m512) -> Self {
+        // SAFETY: AVX-512 is available (this function's contract); the two table loads read 16 `u32`s from arrays of 16.
         unsafe {
             ExpConsts {
                 m,
@@ -73,7 +78,8 @@ pub(super) const BELOW: u8 = 2;
 /// The cheapest exact mode for a row with max `m` (finite) and min `mn` (NaN skipped).
 #[inline(always)]
 pub(super) fn mode(m: f32, mn: f32) -> u8 {
-    if !(mn >= m - 100.0) {
+    // a NaN `mn` (a lane of NaN) must land here: hence not `mn < m - 100.0`
+    if mn.partial_cmp(&(m - 100.0)).is_none_or(|o| o.is_lt()) {
         GENERAL
     } else if m <= 0.0 {
         BELOW
@@ -85,8 +91,13 @@ pub(super) fn mode(m: f32, mn: f32) -> u8 {
 }
 
 /// `exp(x - m)` on 16 lanes for `x <= m`, 0 in the lanes outside `keep`, for any row.
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
 pub(super) unsafe fn exp16(x: __m512, c: ExpConsts, keep: __mmask16) -> __m512 {
+    // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
     unsafe { exp16xn::<1, GENERAL>([x], c, [keep])[0] }
 }
 
@@ -94,8 +105,13 @@ pub(super) unsafe fn exp16(x: __m512, c: ExpConsts, keep: __mmask16) -> __m512 {
 /// dependency chain of one vector is about 50 cycles long, and interleaving keeps enough
 /// independent work in the scheduler to fill both vector ports. `MODE` must suit the row
 /// ([`mode`]).
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
 pub(super) unsafe fn exp16xn<const N: usize, const MODE: u8>(x: [__m512; N], c: ExpConsts, keep: [__mmask16; N]) -> [__m512; N] {
+    // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
     unsafe {
         let z = _mm512_setzero_ps();
         let (mut t, mut err, mut n16, mut r, mut y) = ([z; N], [z; N], [z; N], [z; N], [z; N]);
@@ -154,8 +170,13 @@ pub(super) unsafe fn exp16xn<const N: usize, const MODE: u8>(x: [__m512; N], c: 
 
 /// The per-lane [`mode`] of 16 lanes with maxima `m` and minima `mn`: the cheapest one that
 /// suits every lane.
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
 pub(super) unsafe fn lanes_mode(m: __m512, mn: __m512) -> u8 {
+    // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
     unsafe {
         let near = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(mn, _mm512_sub_ps(m, _mm512_set1_ps(100.0)));
         if near != !0 {
@@ -176,8 +197,13 @@ pub(super) unsafe fn lanes_mode(m: __m512, mn: __m512) -> u8 {
 /// every `|x|` in the lane (`max(m, 2^e)`, `2^e` the power of two in the largest magnitude's
 /// binade), so that `x - M` is exact with [`ABOVE`]'s Fast2Sum. `None` when a lane is not
 /// finite or too wide for every `e^(x - M)` to stay a normal float32 (`M - mn > 87`): those groups take TwoSum.
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
 pub(super) unsafe fn lane_shift(m: __m512, mn: __m512) -> Option<__m512> {
+    // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
     unsafe {
         let a = _mm512_max_ps(_mm512_abs_ps(m), _mm512_abs_ps(mn));
         let binade = _mm512_and_ps(a, _mm512_castsi512_ps(_mm512_set1_epi32(0x7f80_0000)));
@@ -209,8 +235,13 @@ pub(super) const EXP2_64: [u64; 16] = [
 
 /// A 16-entry float64 table looked up by the low 4 bits of each lane of `idx` (two registers,
 /// `vpermt2pd`).
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
 pub(super) unsafe fn lookup16(table: &[u64; 16], idx: __m512i) -> __m512d {
+    // SAFETY: AVX-512 is available (this function's contract); the two loads read the table's two halves of 8.
     unsafe {
         let p = table.as_ptr().cast::<f64>();
         _mm512_permutex2var_pd(_mm512_loadu_pd(p), idx, _mm512_loadu_pd(p.add(8)))
@@ -230,8 +261,13 @@ pub(super) unsafe fn lookup16(table: &[u64; 16], idx: __m512i) -> __m512d {
 /// `|r| < 1/32`, or `[0, 1/16)` where `j = 0`, whose `inv` is 1 so that `ln y` for `y` near 1
 /// is the polynomial alone, without cancellation. `ln(1 + r)` is its Taylor series through
 /// `r^9` (the next term is below 2^-39 of `r`).
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
 pub(super) unsafe fn log1p_pd(s: __m512d) -> __m512d {
+    // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
     unsafe {
         let one = _mm512_set1_pd(1.0);
         let y = _mm512_add_pd(one, s);
@@ -256,8 +292,13 @@ pub(super) unsafe fn log1p_pd(s: __m512d) -> __m512d {
 /// scale back, [`lane_shift`]): `d = (16 n + j) ln2/16 + r`, `|r| <= ln2/32`, `e^d = 2^n
 /// 2^(j/16) e^r`, `e^r - 1` through `r^6` (the next term is below 2^-51), `2^n` by
 /// `vscalefpd`. [`super::double::exp64`]'s 13-term polynomial, lane by lane, cost 3% of 8x21x128x128.
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
 pub(super) unsafe fn exp_pd(d: __m512d) -> __m512d {
+    // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
     unsafe {
         const SHIFTER: f64 = 6_755_399_441_055_744.0;
         let k = _mm512_fmadd_pd(d, _mm512_set1_pd(23.083_120_654_223_414), _mm512_set1_pd(SHIFTER));

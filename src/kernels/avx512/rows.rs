@@ -11,8 +11,13 @@ use std::mem::MaybeUninit;
 /// NaN gives `(-inf, +inf)`) and the first position of the max (0 if none). `known` is
 /// `(max, min)` when an earlier pass computed them ([`sum_exp`] does, for the next row):
 /// only the position is searched then.
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the float32 kernels call this only at the AVX-512 level).
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub(crate) unsafe fn row_max<E: Elem>(x: &[E], known: Option<(f32, f32)>) -> (f32, f32, usize) {
+    // SAFETY: AVX-512 is this function's contract; each load is of `x[i..]` masked to the lanes below `x.len()`.
     unsafe {
         let n = x.len();
         let p = x.as_ptr();
@@ -32,14 +37,20 @@ pub(crate) unsafe fn row_max<E: Elem>(x: &[E], known: Option<(f32, f32)>) -> (f3
 }
 
 /// The max of `x`, NaN elements skipped (`-inf` if there is none).
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub(crate) unsafe fn max(x: &[f32]) -> f32 {
+    // SAFETY: AVX-512 is this function's contract; `extremes` reads only inside `x`.
     unsafe { extremes::<f32>(x).0 }
 }
 
 /// `(max, min)` of `x`, NaN elements skipped (`(-inf, +inf)` if there is none).
 #[inline(always)]
 pub(super) unsafe fn extremes<E: Elem>(x: &[E]) -> (f32, f32) {
+    // SAFETY: AVX-512 is this function's contract; `span` covers whole vectors below `n & !15` and `masked` the lanes below `n` of the last.
     unsafe {
         let n = x.len();
         let mut a = Extremes::new();
@@ -58,8 +69,13 @@ pub(super) unsafe fn extremes<E: Elem>(x: &[E]) -> (f32, f32) {
 /// max and min are computed in the same loop and returned (that row is in L2 by then:
 /// `ahead`, the row after it, is prefetched on the way), so that no row needs a pass of its
 /// own for them and memory traffic overlaps arithmetic.
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the float32 kernels call this only at the AVX-512 level).
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub(crate) unsafe fn sum_exp<E: Elem>(x: &[E], m: f32, mn: f32, skip: usize, next: &[E], ahead: &[E]) -> (f64, Option<(f32, f32)>) {
+    // SAFETY: AVX-512 is this function's contract; the loads are of whole vectors below `x.len() & !15` and masked partial ones; `next` is as long as `x` (or is `x`); `ahead` is only prefetched, which never faults.
     unsafe {
         let n = x.len();
         let c = ExpConsts::new(m);
@@ -112,8 +128,13 @@ pub(super) struct Pass {
 /// Four vectors of terms are added in float32 ((e0 + e1) + (e2 + e3): two roundings of at
 /// most half an ulp of a partial sum) before the float64 accumulation, whose conversions
 /// would otherwise cost more than a sixth of the loop.
+///
+/// # Safety
+///
+/// AVX-512 F, DQ, VL and BW; `from..to` lies within `x` and `next`.
 #[inline(always)]
 pub(super) unsafe fn sum_span<E: Elem, const MODE: u8>(x: &[E], from: usize, to: usize, c: ExpConsts, next: &[E], ahead: &[E], pass: &mut Pass) {
+    // SAFETY: the caller's contract: every load is of a whole vector inside `from..to`, within `x` and `next`; prefetches never fault.
     unsafe {
         let p = x.as_ptr();
         let q = next.as_ptr();
@@ -158,8 +179,13 @@ pub(super) unsafe fn sum_span<E: Elem, const MODE: u8>(x: &[E], from: usize, to:
 }
 
 /// A row's log-probabilities `x - m - lse` into `out` (same length), see [`shifted`].
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the float32 kernels call this only at the AVX-512 level).
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 pub(crate) unsafe fn write_row<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], m: f64, lse: f64) {
+    // SAFETY: AVX-512 is this function's contract; `as_native` needs the check `native_bf16_for` just made (AVX512-BF16, `E` is bfloat16).
     unsafe {
         if native_bf16_for::<E>() {
             return write_row_native(as_native(x), as_native_out(out), m, lse);
@@ -169,13 +195,22 @@ pub(crate) unsafe fn write_row<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], m: 
 }
 
 /// [`write_row`] for bfloat16 where the CPU converts to it ([`NativeBf16`]).
+///
+/// # Safety
+///
+/// AVX-512 F, DQ, VL, BW and BF16.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,avx512bf16")]
 pub(super) unsafe fn write_row_native(x: &[NativeBf16], out: &mut [MaybeUninit<NativeBf16>], m: f64, lse: f64) {
+    // SAFETY: the caller's contract: the CPU features.
     unsafe { write_row_body(x, out, m, lse) }
 }
 
+/// # Safety
+///
+/// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
 pub(super) unsafe fn write_row_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], m: f64, lse: f64) {
+    // SAFETY: AVX-512 is this function's contract; loads and stores are of whole vectors below `n = min(x.len(), out.len())` and one masked partial vector.
     unsafe {
         let n = x.len().min(out.len());
         let (hi, lo) = split_shift(m, lse);

@@ -8,7 +8,10 @@ use std::arch::x86_64::*;
 use crate::tensor::as_uninit;
 
 fn available() -> bool {
-    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq") && is_x86_feature_detected!("avx512vl")
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512dq")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512bw")
 }
 
 #[test]
@@ -41,6 +44,7 @@ fn log_and_exp_tables_are_what_they_say() {
 /// [`log1p_pd`] and [`exp_pd`] on one value, through all 8 lanes.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
 unsafe fn log1p_exp_pd(v: f64) -> (f64, f64) {
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     unsafe {
         let (mut l, mut e) = ([0f64; 8], [0f64; 8]);
         _mm512_storeu_pd(l.as_mut_ptr(), log1p_pd(_mm512_set1_pd(v)));
@@ -65,6 +69,7 @@ fn lane_log1p_and_exp_meet_their_bounds() {
         for k in 0..64 {
             let v = s * (1.0 + k as f64 / 64.0);
             for v in [v, v.next_up(), v.next_down()] {
+                // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
                 let (l, _) = unsafe { log1p_exp_pd(v) };
                 worst.0 = worst.0.max(((l - v.ln_1p()) / v.ln_1p()).abs());
             }
@@ -73,14 +78,17 @@ fn lane_log1p_and_exp_meet_their_bounds() {
     }
     let mut d = -100.0;
     while d <= 100.0 {
+        // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         let (_, e) = unsafe { log1p_exp_pd(d) };
         worst.1 = worst.1.max(((e - d.exp()) / d.exp()).abs());
         d += 0.001_37;
     }
     assert!(worst.0 < 2f64.powi(-39), "log1p: {:e}", worst.0);
     assert!(worst.1 < 2f64.powi(-50), "exp: {:e}", worst.1);
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     let (l, e) = unsafe { log1p_exp_pd(0.0) };
     assert_eq!((l, e), (0.0, 1.0));
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     let (l, e) = unsafe { log1p_exp_pd(f64::NAN) };
     assert!(l.is_nan() && e.is_nan());
 }
@@ -93,6 +101,7 @@ fn exp16_is_within_0_7_ulp() {
     }
     #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
     unsafe fn one(x: f32, m: f32) -> f32 {
+        // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         unsafe {
             let v = exp16(_mm512_set1_ps(x), ExpConsts::new(m), !0);
             let mut o = [0f32; 16];
@@ -104,6 +113,7 @@ fn exp16_is_within_0_7_ulp() {
     for i in 0..400_000u32 {
         let m = ((i % 97) as f32 - 40.0) * 1.37 + (i % 13) as f32 * 1.3e-3;
         let x = m - (i as f32) * 0.000_261_7;
+        // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         let v = unsafe { one(x, m) } as f64;
         let truth = (x as f64 - m as f64).exp();
         if truth >= f32::MIN_POSITIVE as f64 {
@@ -117,8 +127,10 @@ fn exp16_is_within_0_7_ulp() {
     // the final rounding, plus the table's and the cubic's remainders (measured 0.659)
     assert!(worst < 0.7, "worst error {worst} ulp");
     for (x, m, want) in [(0.0, 0.0, 1.0f32), (f32::NEG_INFINITY, 0.0, 0.0), (-200.0, 0.0, 0.0), (-1e30, 1e30, 0.0)] {
+        // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         assert_eq!(unsafe { one(x, m) }, want, "exp({x} - {m})");
     }
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     assert!(unsafe { one(f32::NAN, 0.0) }.is_nan());
 }
 
@@ -143,15 +155,18 @@ fn row_max_and_sum_match_the_portable_code() {
             for at in [0, len / 2, len - 1] {
                 let top = 11.0 + shift;
                 x[at] = top;
+                // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
                 let (m, mn, k) = unsafe { row_max(&x, None) };
                 assert_eq!((m, mn), extremes(&x), "len {len}");
                 assert_eq!(k, x.iter().position(|&v| v == top).unwrap(), "len {len}");
+                // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
                 assert_eq!(unsafe { row_max(&x, Some((m, mn))) }, (m, mn, k));
                 // the next row: this one reversed, with a NaN (skipped by the extremes)
                 let mut next: Vec<f32> = x.iter().rev().map(|v| v - 1.5).collect();
                 next[len / 3] = f32::NAN;
                 let truth: f64 = x.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, &v)| (v as f64 - top as f64).exp()).sum();
                 for (nx, want) in [(&next[..], Some(extremes(&next))), (&[][..], None), (&next[1..], None)] {
+                    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
                     let (s, got) = unsafe { sum_exp(&x, m, mn, k, nx, &[]) };
                     assert!((s - truth).abs() <= 2e-7 * truth + 1e-300, "shift {shift} len {len}: {s} vs {truth}");
                     assert_eq!(got, want, "len {len}");
@@ -161,12 +176,16 @@ fn row_max_and_sum_match_the_portable_code() {
     }
     for len in [0usize, 5, 64, 100] {
         let x: Vec<f32> = (0..len).map(|i| if i % 7 == 3 { f32::NAN } else { (i as f32 * 0.37).sin() }).collect();
+        // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         assert_eq!(unsafe { max(&x) }, extremes(&x).0, "len {len}");
     }
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     let (m, mn, k) = unsafe { row_max(&[f32::NAN, 1.0, f32::NAN, 3.0, 3.0], None) };
     assert_eq!((m, mn, k), (3.0, 1.0, 3));
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     assert_eq!(unsafe { row_max(&[f32::NAN; 20], None) }, (f32::NEG_INFINITY, f32::INFINITY, 0));
     for x in [[1.0, f32::NAN, 0.0], [-1.0, f32::NAN, -2.0]] {
+        // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         assert!(unsafe { sum_exp(&x, x[0], x[2], 0, &[], &[]) }.0.is_nan());
     }
 }
@@ -221,6 +240,7 @@ fn row_writes_keep_what_float64_would() {
     let x = [50.0f32, -40.0, f32::NEG_INFINITY, 49.999996];
     let (m, lse) = (50.0f64, 1e-20f64);
     let mut out = [0f32; 4];
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     unsafe { write_row(&x, as_uninit(&mut out), m, lse) };
     for (o, &v) in out.iter().zip(&x) {
         assert_eq!(*o, ((v as f64 - m) - lse) as f32, "x = {v}");
@@ -236,6 +256,7 @@ fn row_writes_keep_what_float64_would() {
             let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
             let lse = x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
             let mut out = vec![0f32; len];
+            // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
             unsafe { write_row(&x, as_uninit(&mut out), m, lse) };
             for (o, &v) in out.iter().zip(&x) {
                 worst = worst.max(ulps(*o, (v as f64 - m) - lse));
@@ -275,6 +296,7 @@ fn shifted_lanes_stay_within_an_ulp() {
     }
     #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
     unsafe fn shifted(x: &[f32], len: usize, inner: usize, at: usize) -> bool {
+        // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         unsafe {
             let load = |c: usize| _mm512_loadu_ps(x.as_ptr().add(at + c * inner));
             let (mut m, mut mn) = (load(0), load(0));
@@ -285,9 +307,12 @@ fn shifted_lanes_stay_within_an_ulp() {
             lanes_mode(m, mn) == GENERAL && lane_shift(m, mn).is_some()
         }
     }
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     let groups = (0..inner).step_by(16).filter(|&at| unsafe { shifted(&x, len, inner, at) }).count();
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     assert!(groups >= 1 && unsafe { shifted(&x, len, inner, 48) }, "{groups} groups took the shifted path");
     let mut out = vec![0f32; x.len()];
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     unsafe { block_log_softmax(&x, as_uninit(&mut out), len, inner, &mut Vec::new()) };
     for i in 0..inner {
         for (c, want) in lane_reference(&x, len, inner, i).into_iter().enumerate() {
@@ -320,10 +345,12 @@ fn float32_column_gives_the_direct_reads_bits() {
         wide[c * padded..c * padded + inner].copy_from_slice(&x[c * inner..(c + 1) * inner]);
     }
     let mut direct = vec![0f32; wide.len()];
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     unsafe { block_log_softmax(&wide, as_uninit(&mut direct), len, padded, &mut Vec::new()) };
     let mut storage = vec![0f32; len * inner + 1024];
     for shift in (0..1024).step_by(64) {
         let out = &mut storage[shift..shift + len * inner];
+        // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         unsafe { block_log_softmax(&x, as_uninit(out), len, inner, &mut Vec::new()) };
         for c in 0..len {
             for i in 0..inner {
@@ -372,9 +399,12 @@ fn block_kernel_case(len: usize, inner: usize) {
     }
     x[3 * inner + 8] = 40.0;
     let mut out = vec![0f32; x.len()];
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     unsafe { block_log_softmax(&x, as_uninit(&mut out), len, inner, &mut Vec::new()) };
     let mut lse_out = vec![(0.0, 0.0); inner];
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     unsafe { block_lse(&x, len, inner, 0, &mut lse_out[..20], &mut Vec::new()) };
+    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     unsafe { block_lse(&x, len, inner, 20, &mut lse_out[20..], &mut Vec::new()) };
     for i in 0..inner {
         let nan_lane = matches!(i, 3..=5);

@@ -46,6 +46,11 @@ use crate::tensor::as_uninit;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
+/// A row's `(max, lse)`.
+type RowStats = (f64, f64);
+/// A row's `(max, min)`, NaN skipped.
+type Extremes = (f32, f32);
+
 /// `(max, lse)` of a row, or `None` when the row is all NaN by PyTorch's rules (+inf in it,
 /// or only -inf; a NaN in it makes `lse` NaN, which has the same effect).
 ///
@@ -53,7 +58,7 @@ use std::mem::MaybeUninit;
 /// the row the caller reads after this one, whose `(max, min)` the second result carries
 /// when the pass computed them on the way; `ahead` is the row after `next`.
 #[inline(always)]
-fn row_stats<F: Kernel32, E: Elem>(x: &[E], known: Option<(f32, f32)>, next: &[E], ahead: &[E]) -> (Option<(f64, f64)>, Option<(f32, f32)>) {
+fn row_stats<F: Kernel32, E: Elem>(x: &[E], known: Option<(f32, f32)>, next: &[E], ahead: &[E]) -> (Option<RowStats>, Option<Extremes>) {
     let (m, min, k) = F::row_max32(x, known);
     if !m.is_finite() {
         return (None, None);

@@ -11,8 +11,9 @@ fn fused_and_plain_agree_within_an_ulp() {
     let x: Vec<f32> = (0..1000).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.03).collect();
     let mut a = vec![0.0f32; 1000];
     let mut b = vec![0.0f32; 1000];
-    // SAFETY (both): the kernels write only values.
+    // SAFETY: the kernels write only values.
     log_softmax_rows_body::<Plain, f32>(&x, unsafe { as_uninit(&mut a) }, 1000);
+    // SAFETY: the kernels write only values.
     log_softmax_rows(&x, unsafe { as_uninit(&mut b) }, 1000);
     for (p, q) in a.iter().zip(&b) {
         assert!((p.to_bits() as i64 - q.to_bits() as i64).abs() <= 1, "{p} vs {q}");
@@ -61,15 +62,15 @@ fn kernels_run_on_a_1_mib_stack() {
             for (outer, len, inner) in [(3, 1000, 1), (2, 21, 1024), (2, 45, 101), (2, 21, 37)] {
                 let x: Vec<f32> = (0..outer * len * inner).map(|i| ((i * 7919 % 1009) as f32 - 500.0) * 0.02).collect();
                 let mut y = vec![0.0f32; x.len()];
-                log_softmax_f32(&x, &mut y, Lanes { outer: outer, len: len, inner: inner });
+                log_softmax_f32(&x, &mut y, Lanes { outer, len, inner });
                 assert!(y.iter().all(|v| v.is_finite() && *v <= 0.0));
                 let xb: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
                 let mut yb = vec![half::bf16::ZERO; x.len()];
-                log_softmax_f32(&xb, &mut yb, Lanes { outer: outer, len: len, inner: inner });
+                log_softmax_f32(&xb, &mut yb, Lanes { outer, len, inner });
                 let xh: Vec<half::f16> = x.iter().map(|&v| half::f16::from_f32(v)).collect();
                 let mut yh = vec![half::f16::ZERO; x.len()];
-                log_softmax_f32(&xh, &mut yh, Lanes { outer: outer, len: len, inner: inner });
-                assert_eq!(lane_lse_f32(&x, Lanes { outer: outer, len: len, inner: inner }).len(), outer * inner);
+                log_softmax_f32(&xh, &mut yh, Lanes { outer, len, inner });
+                assert_eq!(lane_lse_f32(&x, Lanes { outer, len, inner }).len(), outer * inner);
             }
         })
         .unwrap()
