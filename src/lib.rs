@@ -1,36 +1,50 @@
 //! nllspec: a conformance suite and reference kernels for LogSoftmax, NLLLoss and
 //! CrossEntropyLoss, with PyTorch 2.15 (CPU) as the specification.
 //!
+//! The library a framework's Rust gate uses:
+//!
 //! | module | concern |
 //! | --- | --- |
 //! | [`tensor`] | the dense tensor, dtypes, float16/bfloat16 rounding, checked shape arithmetic |
 //! | [`error`] | the contract's error kinds and the error value the ops return |
 //! | [`ops`] | the three ops: semantics, argument checks in PyTorch's order, forward and backward |
-//! | [`kernels`] | the numeric kernels behind the ops |
 //! | [`golden`] | the golden file format, strict parsing, discovery |
 //! | [`judge`] | comparison (assert_close, ulp), judging an outcome, expectations files |
-//! | [`impls`] | the implementations under test: native, Candle, candle-nn, external |
-//! | [`harness`] | the libtest-mimic matrix (implementation x case) and the one-call gate for other crates |
-//! | [`runner`] | a whole `nllspec run`: files x implementations into a report |
-//! | [`report`] | human, json, junit and markdown reports |
-//! | [`accuracy`] | the accuracy report: ulp error against a higher-precision computation |
-//! | [`spec`] | spec case files: strict reading and the golden ids they expand to |
+//! | [`impls`] | the implementation trait, and the implementations under test: native, Candle, candle-nn, external |
+//! | [`harness`] | running a case under an implementation and judging it; the libtest-mimic matrix and the one-call gate for other crates |
+//!
+//! The command line's own modules (`kernels`, `runner`, `report`, `accuracy`, `spec`,
+//! `explain`) are reachable for its binary, benchmarks and tests but hidden from the
+//! documentation: they are not a stable interface.
 
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
-pub mod accuracy;
 pub mod error;
-pub mod explain;
 pub mod golden;
 pub mod harness;
 pub mod impls;
 pub mod judge;
-pub mod kernels;
 pub mod ops;
-pub mod report;
-pub mod runner;
-pub mod spec;
 pub mod tensor;
+
+/// The accuracy report: ulp error against a higher-precision computation.
+#[doc(hidden)]
+pub mod accuracy;
+/// `nllspec explain`: a pasted PyTorch snippet evaluated and explained.
+#[doc(hidden)]
+pub mod explain;
+/// The numeric kernels behind the ops.
+#[doc(hidden)]
+pub mod kernels;
+/// Human, JSON, JUnit and Markdown reports.
+#[doc(hidden)]
+pub mod report;
+/// A whole `nllspec run`: files x implementations into a report.
+#[doc(hidden)]
+pub mod runner;
+/// Spec case files: strict reading and the golden ids they expand to.
+#[doc(hidden)]
+pub mod spec;
 
 pub use error::{ErrorKind, OpError};
 pub use tensor::{DType, Data, Tensor};

@@ -97,6 +97,18 @@ pub enum Data {
     U8(Vec<u8>),
 }
 
+/// Storage borrowed for writing in place: the elements can change, the length cannot.
+#[derive(Debug, PartialEq)]
+pub enum DataMut<'a> {
+    F16(&'a mut [f16]),
+    BF16(&'a mut [bf16]),
+    F32(&'a mut [f32]),
+    F64(&'a mut [f64]),
+    I64(&'a mut [i64]),
+    I32(&'a mut [i32]),
+    U8(&'a mut [u8]),
+}
+
 impl Data {
     pub fn dtype(&self) -> DType {
         match self {
@@ -226,9 +238,18 @@ impl Tensor {
         &self.data
     }
 
-    /// The storage, for writing in place (its length, and so the shape, cannot change).
-    pub fn data_mut(&mut self) -> &mut Data {
-        &mut self.data
+    /// The storage, for writing in place: slices, so that its length, and so the shape,
+    /// cannot change.
+    pub fn data_mut(&mut self) -> DataMut<'_> {
+        match &mut self.data {
+            Data::F16(v) => DataMut::F16(v),
+            Data::BF16(v) => DataMut::BF16(v),
+            Data::F32(v) => DataMut::F32(v),
+            Data::F64(v) => DataMut::F64(v),
+            Data::I64(v) => DataMut::I64(v),
+            Data::I32(v) => DataMut::I32(v),
+            Data::U8(v) => DataMut::U8(v),
+        }
     }
 
     pub fn into_data(self) -> Data {

@@ -13,8 +13,18 @@ use half::{bf16, f16};
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// A float type the float32 kernels read and write.
-pub trait Elem: Copy + Send + Sync + Default + 'static {
+/// Keeps [`Elem`] to the types here: its loads and stores are part of the kernels' safety
+/// argument, and the kernels tell bfloat16 apart by type.
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for half::bf16 {}
+    impl Sealed for super::NativeBf16 {}
+}
+
+/// A float type the float32 kernels read and write (sealed: float32, float16, bfloat16).
+pub trait Elem: sealed::Sealed + Copy + Send + Sync + Default + 'static {
     /// The value, exactly.
     fn to_f32(self) -> f32;
     /// `v` rounded to nearest, ties to even (NaN stays NaN).
@@ -26,7 +36,7 @@ pub trait Elem: Copy + Send + Sync + Default + 'static {
     ///
     /// Like every function below: `p[..16]` is readable (for the masked ones, the lanes of the
     /// mask), and the caller is compiled with AVX-512 F, BW and VL, called after
-    /// `fast::level()` detected them.
+    /// `simd::level()` detected them.
     #[cfg(target_arch = "x86_64")]
     unsafe fn load16(p: *const Self) -> __m512;
     /// The elements `h` of `p[..16]`, 0 in the other lanes (which are not read).
@@ -197,8 +207,7 @@ impl Elem for bf16 {
 #[repr(transparent)]
 pub(crate) struct NativeBf16(pub bf16);
 
-/// Whether `E` is bfloat16: a type test, not a trait constant, which an outside
-/// implementation of [`Elem`] could set.
+/// Whether `E` is bfloat16: a type test, not a trait constant.
 fn is_bf16<E: Elem>() -> bool {
     std::any::TypeId::of::<E>() == std::any::TypeId::of::<bf16>()
 }

@@ -14,7 +14,7 @@
 use super::{Outputs, check_grad_output, invalid_argument, wrap_dim};
 use crate::error::{ErrorKind, OpError, PyType};
 use crate::kernels::{self, Lanes};
-use crate::tensor::{DType, Data, Tensor, written};
+use crate::tensor::{DType, Data, DataMut, Tensor, written};
 
 /// PyTorch's `_get_softmax_dim` for `F.log_softmax(x, dim=None)`.
 pub fn implicit_dim(ndim: usize) -> i64 {
@@ -68,11 +68,12 @@ pub fn log_softmax_into(input: &Tensor, dim: Option<i64>, out: &mut Tensor) -> R
     }
     let l = Lanes::along(input.shape(), d);
     match (input.data(), out.data_mut()) {
-        (Data::F32(x), Data::F32(y)) => kernels::fast::log_softmax_f32(x, y, l),
-        (Data::F64(x), Data::F64(y)) => kernels::double::log_softmax_f64(x, y, l),
-        (Data::F16(x), Data::F16(y)) => kernels::narrow::log_softmax_narrow(x, y, l),
-        (Data::BF16(x), Data::BF16(y)) => kernels::narrow::log_softmax_narrow(x, y, l),
-        (_, data) => *data = log_softmax(input, Some(d as i64))?.into_data(),
+        (Data::F32(x), DataMut::F32(y)) => kernels::fast::log_softmax_f32(x, y, l),
+        (Data::F64(x), DataMut::F64(y)) => kernels::double::log_softmax_f64(x, y, l),
+        (Data::F16(x), DataMut::F16(y)) => kernels::narrow::log_softmax_narrow(x, y, l),
+        (Data::BF16(x), DataMut::BF16(y)) => kernels::narrow::log_softmax_narrow(x, y, l),
+        // check() admits non-empty float inputs only, and `out` has the input's dtype
+        _ => return Err(invalid_argument(format!("log_softmax_into: no kernel for dtype {}", input.dtype()))),
     }
     Ok(())
 }

@@ -48,14 +48,6 @@ impl Reduction {
             )),
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Reduction::None => "none",
-            Reduction::Mean => "mean",
-            Reduction::Sum => "sum",
-        }
-    }
 }
 
 /// A forward result together with, when a `grad_output` was given, the gradient with respect

@@ -405,13 +405,13 @@ fn html(s: &str) -> String {
 }
 
 /// The first two lines of a Markdown table: `columns` then one column per name.
-pub fn markdown_header(columns: &[&str], names: &[&str]) -> String {
+pub(crate) fn markdown_header(columns: &[&str], names: &[&str]) -> String {
     let all: Vec<&str> = columns.iter().chain(names).copied().collect();
     format!("| {} |\n|{}\n", all.join(" | "), " --- |".repeat(all.len()))
 }
 
 /// A path relative to the working directory when it lies below it (shorter in reports).
-pub fn display_path(p: &std::path::Path) -> String {
+pub(crate) fn display_path(p: &std::path::Path) -> String {
     std::env::current_dir()
         .ok()
         .and_then(|d| p.strip_prefix(d).ok().map(|r| r.display().to_string()))
@@ -423,7 +423,7 @@ fn first(s: &str) -> &str {
 }
 
 /// XML text and attribute escaping; characters XML 1.0 cannot carry at all are replaced.
-pub fn xml(s: &str) -> String {
+pub(crate) fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
