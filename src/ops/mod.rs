@@ -1,11 +1,12 @@
 //! The three ops with PyTorch 2.15 (CPU) semantics: forward, backward, and every rejection.
 //!
 //! Each op validates its arguments in the order PyTorch does (so that of two problems the same
-//! one is reported), then hands contiguous float64 rows to [`crate::kernels`]. Results are rounded
-//! once, at the end, into the output dtype: float16/bfloat16/float32 values are therefore
-//! the correctly rounded (or within an ulp or two of the correctly rounded) result, which is
-//! more accurate than PyTorch's own kernels and always within the contract's tolerance of them
-//! (see `expected.reference` in spec/FORMAT.md).
+//! one is reported), then hands the input, in its own dtype, to the kernel for that dtype
+//! (`crate::kernels`: float64, float32, float16 and bfloat16 each read and written as they
+//! are). The kernels compute in float32 or float64 with exact differences and compensated sums,
+//! and round each result once into the output dtype: float16/bfloat16/float32 values are within
+//! an ulp or two of the correctly rounded result, more accurate than PyTorch's own kernels and
+//! always within the contract's tolerance of them (see `expected.reference` in spec/FORMAT.md).
 //!
 //! | op | PyTorch | module |
 //! | --- | --- | --- |

@@ -18,10 +18,10 @@ pub(super) struct LaneStats {
 /// The [`LaneStats`] of 16 lanes.
 ///
 /// With debug assertions (the dev and test profiles: unoptimised) a function of its own:
-/// there every inlined copy gets its own stack, and the outer-dim kernel's four tile variants
-/// made a 1.6 MB frame that overflowed a 2 MB thread stack (the test harness's, rayon's); now
-/// 56 KB, and 192 KB here. Optimised, inlined as the code around it (a call per group made
-/// 64x3x4096 6% slower).
+/// unoptimised, every inlined copy gets its own stack slots, and the outer-dim kernel's tile
+/// variants would need a frame larger than the 2 MB stacks of the test harness's and rayon's
+/// threads. Optimised, inlined as the code around it: a call per group is measurably slower
+/// (docs/PERFORMANCE.md, "Measurements behind the kernels").
 ///
 /// # Safety
 ///
@@ -153,7 +153,7 @@ pub(super) const COLUMN_MAX: usize = 4096;
 /// the previous class made at the same page offset ("4K aliasing", 7-19% depending on where
 /// the output lies from the input). See [`wants_column`].
 ///
-/// It holds the groups of one tile ([`TILE`]), one after another.
+/// It holds the groups of one tile ([`TILE_GROUPS`]), one after another.
 pub(super) struct Column<'a> {
     pub(super) buf: &'a mut [f32],
     pub(super) start: usize,
@@ -262,16 +262,15 @@ pub(super) unsafe fn block_log_softmax_native(x: &[NativeBf16], out: &mut [Maybe
     unsafe { block_log_softmax_body(x, out, len, inner, scratch) }
 }
 
-/// 16-lane groups [`block_log_softmax`] takes together, where it tiles ([`tiled`]): their
-/// statistics one after another, then their writes class by class (a class's 4 groups are 256
-/// contiguous bytes of output). One group's statistics are a long dependency chain (max,
-/// sums, log), and the next group's no longer wait behind this one's writes. Against one group
-/// at a time (interleaved runs, one probe process each): 8x21x128x128 float32 2.15 -> 1.94-1.97
-/// ms, float16 / bfloat16 1.86 / 2.08 -> 1.65-1.71 / 1.82-1.87 ms, 4x1000x256 0.97-0.99 ->
-/// 0.82-0.85 ms, 64x3x4096 1.12 -> 1.08-1.09 ms; 2 and 8 groups 1-4% slower than 4.
-pub(super) const TILE: usize = 4;
+/// 16-lane groups [`block_log_softmax`] takes together where it tiles ([`tiled`]): a tile is
+/// `16 * TILE_GROUPS` lanes. Their statistics are computed one after another, then their writes
+/// class by class (a class's 4 groups are 256 contiguous bytes of output): one group's
+/// statistics are a long dependency chain (max, sums, log), and the next group's then do not
+/// wait behind this one's writes. Four is faster than one, two or eight on every benchmark
+/// shape (docs/PERFORMANCE.md, "Measurements behind the kernels").
+pub(super) const TILE_GROUPS: usize = 4;
 
-/// Whether [`block_log_softmax`] runs [`TILE`] groups at a time: where it reads through a
+/// Whether [`block_log_softmax`] runs [`TILE_GROUPS`] groups at a time: where it reads through a
 /// [`Column`] (in L1), or the class axis is long; without one, 24 to 32 classes were 10-15%
 /// slower tiled (8x24x10000, 6x32x10000, 8x21x10000: 5%), 40 the same, 50 and more faster
 /// (16x50x1000 6%, 8x100x1000 18%).
@@ -290,7 +289,7 @@ pub(super) unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUn
         let column = wants_column::<E>(len, inner);
         let o = out.as_mut_ptr().cast::<E>();
         if tiled(column, len) {
-            tiles::<E, TILE>(x, o, inner, &mut Column::new(scratch, len, TILE, column));
+            tiles::<E, TILE_GROUPS>(x, o, inner, &mut Column::new(scratch, len, TILE_GROUPS, column));
         } else {
             // a column always tiles
             tiles::<E, 1>(x, o, inner, &mut Column::new(scratch, len, 1, false));
@@ -353,8 +352,7 @@ pub(super) unsafe fn tile<E: Elem, const G: usize, const FULL: bool>(x: &[E], o:
                 let v = col.load(x, inner, at, h, c, g);
                 // The output line 16 groups on in this class's plane, read into L1 ahead of its
                 // store: the store then finds it there (owned: no other core holds it) rather
-                // than waiting on a read-for-ownership. 4-5% over 8x21x128x128 and 8x21x100x100
-                // one group at a time; tiled, 0-3% there and 5-8% over 64x3x4096 and 4x1000x256.
+                // than waiting on a read-for-ownership (measured: docs/PERFORMANCE.md).
                 _mm_prefetch::<_MM_HINT_T0>(o.wrapping_add(at + c * inner + 256).cast::<i8>());
                 E::store16_masked(o.add(at + c * inner), h, shifted(v, hi, neg_hi, lo));
             }

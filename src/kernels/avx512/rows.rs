@@ -151,9 +151,9 @@ pub(super) unsafe fn sum_span<E: Elem, const MODE: u8>(x: &[E], from: usize, to:
                 }
             }
             // Into L1, 1024 elements ahead, this row's and the next row's elements (both come
-            // from L2: a row is longer than L1): with the L2 prefetch above, the ratio of this
-            // loop to one plain read of the input fell from about 1.55 to 1.37 at 1024x32000
-            // (min of 25 runs, three alternating runs each).
+            // from L2: a row is longer than L1), so that the loads do not wait on L2; with the
+            // L2 prefetch above, this loop comes closer to one plain read of the input
+            // (measured: docs/PERFORMANCE.md).
             for line in 0..std::mem::size_of::<E>() {
                 _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(i + 1024).cast::<i8>().wrapping_add(64 * line));
                 _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + 1024).cast::<i8>().wrapping_add(64 * line));

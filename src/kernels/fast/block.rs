@@ -55,8 +55,8 @@ fn block_stats_body<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: usize, i0: u
     // The row kernel's float32 exp (`exp_diff32`, exact differences), four classes at a time
     // in a loop of float32 only (so that the exp runs on full vectors), each term widened to
     // float64 in a second loop (adding the four in float32 first made the worst lane 2 ulp
-    // off instead of 1). Against the float64 exp: NLLSPEC_SIMD=avx2 8x21x128x128 4.5-4.7 ->
-    // 3.5-3.6 ms, 4x1000x256 1.43 -> 1.0 ms, float16 5.6 -> 4.4-4.6 ms; portable 17.2 -> 14.1 ms.
+    // off instead of 1). The float64 exp here ran on half-width vectors and was slower at every
+    // level (measured: docs/PERFORMANCE.md).
     let mut c = 0;
     while c + 4 <= len {
         let (r0, r1, r2, r3) = (&x[lanes(c)], &x[lanes(c + 1)], &x[lanes(c + 2)], &x[lanes(c + 3)]);
