@@ -69,7 +69,7 @@ fn ulps_against(dtype: DType, actual: &Tensor, truth: &[f64]) -> Option<Vec<u64>
 }
 
 fn run(imp: &dyn Implementation, op: Op, inputs: &Inputs, attrs: &Attrs) -> Option<Tensor> {
-    match crate::harness::run_guarded(imp, &Request { id: "accuracy", op, inputs, attrs }) {
+    match crate::execution::run_guarded(imp, &Request { id: "accuracy", op, inputs, attrs }) {
         Outcome::Values { output, .. } | Outcome::ForwardOnly { output, .. } => Some(output),
         _ => None,
     }

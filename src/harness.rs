@@ -1,4 +1,5 @@
-//! The libtest-mimic matrix of implementation x golden case, for `cargo test`.
+//! The libtest-mimic matrix of implementation x golden case, for `cargo test`: each trial runs
+//! one case through [`crate::execution`], the path `nllspec run` takes too.
 //!
 //! Each trial is named `<implementation>/<case id>` (`native/nll_loss/weight/NC_positive/reduction=mean@float32`),
 //! so one string runs, filters (`cargo test -- candle/nll_loss`) and keys the expectations
@@ -24,119 +25,13 @@
 //! }
 //! ```
 
+pub use crate::execution::{CaseResult, Target, run_case, run_guarded, run_guarded_logged};
 use crate::golden::load::{LoadedCase, default_golden_dir, load_all};
-use crate::impls::{Implementation, Outcome, Request};
+use crate::impls::Implementation;
 use crate::judge::expectations::{Expectations, Status};
-use crate::judge::{Verdict, judge, judge_with};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use std::cell::{Cell, RefCell};
-use std::panic::AssertUnwindSafe;
-use std::sync::Once;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// An implementation and the divergences it is known to have.
-#[derive(Clone)]
-pub struct Target {
-    pub implementation: Arc<dyn Implementation>,
-    pub expectations: Arc<Expectations>,
-}
-
-impl Target {
-    pub fn new(implementation: impl Implementation + 'static, expectations: Expectations) -> Target {
-        Target { implementation: Arc::new(implementation), expectations: Arc::new(expectations) }
-    }
-}
-
-thread_local! {
-    static IN_IMPLEMENTATION: Cell<bool> = const { Cell::new(false) };
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Installs (once) a panic hook that keeps panics raised inside an implementation quiet:
-/// their message becomes the case's failure detail instead of a backtrace on stderr.
-fn install_quiet_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if IN_IMPLEMENTATION.with(Cell::get) {
-                let msg = info
-                    .payload()
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "(non-string panic payload)".into());
-                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-                LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
-            } else {
-                default(info);
-            }
-        }));
-    });
-}
-
-/// Runs an implementation on a request; a panic becomes [`Outcome::Broken`], never a crash.
-pub fn run_guarded(imp: &dyn Implementation, req: &Request<'_>) -> Outcome {
-    run_guarded_logged(imp, req).0
-}
-
-/// [`run_guarded`], with what the implementation logged while it ran.
-pub fn run_guarded_logged(imp: &dyn Implementation, req: &Request<'_>) -> (Outcome, Option<String>) {
-    install_quiet_hook();
-    IN_IMPLEMENTATION.with(|f| f.set(true));
-    let r = std::panic::catch_unwind(AssertUnwindSafe(|| imp.run_logged(req)));
-    IN_IMPLEMENTATION.with(|f| f.set(false));
-    r.unwrap_or_else(|_| {
-        let msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
-        (Outcome::Broken(format!("the implementation panicked: {msg}")), None)
-    })
-}
-
-/// One case's end for one target.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CaseResult {
-    pub status: Status,
-    /// Why (empty for a plain pass).
-    pub detail: String,
-    /// For a failure: what it has in common with others that failed alike (reports group by it).
-    pub cause: Option<String>,
-    /// The tolerance entries (`pattern (field)`) without which the case would have failed.
-    pub loosened_by: Vec<String>,
-}
-
-/// Runs one case through one target and judges it.
-pub fn run_case(target: &Target, case: &LoadedCase) -> CaseResult {
-    let imp = &target.implementation;
-    let id = case.case.id.as_str();
-    let (outcome, log) = run_guarded_logged(imp.as_ref(), &Request::of(&case.case));
-    let mut verdict = judge(&case.case, &outcome, imp.exact_messages());
-    let mut loosened_by = Vec::new();
-    if let (Verdict::Fail(_), Some((loosen, entries))) = (&verdict, target.expectations.loosen(id)) {
-        let again = judge_with(&case.case, &outcome, imp.exact_messages(), &loosen);
-        if matches!(again, Verdict::Pass | Verdict::ForwardOnly(_)) {
-            verdict = again;
-            loosened_by = entries.iter().map(|e| e.label()).collect();
-        }
-    }
-    let (status, mut detail) = target.expectations.apply(id, &verdict);
-    let cause = match (&verdict, status) {
-        (_, Status::Xpass) => Some("passed, but an expected failure".to_string()),
-        (Verdict::Fail(f), Status::Fail) => Some(f.cause.clone()),
-        _ => None,
-    };
-    if !loosened_by.is_empty() && status.ok() {
-        let within = format!("passed only within the tolerance entry {}", loosened_by.join(", "));
-        detail = if detail.is_empty() { within } else { format!("{detail}; {within}") };
-    }
-    if let (false, Some(note)) = (status.ok(), &case.case.note) {
-        detail.push_str(&format!("\nnote (why this case exists): {note}"));
-    }
-    if let (false, Some(log)) = (status.ok(), log) {
-        detail.push_str(&format!("\n--- stderr while this request was pending (last {} bytes at most) ---\n{log}", crate::impls::external::STDERR_TAIL));
-    }
-    CaseResult { status, detail, cause, loosened_by }
-}
 
 /// A failing trial's message: the case, its file, the detail, and, since a new case may meet a
 /// known divergence, where to record one.
@@ -231,7 +126,6 @@ pub fn golden_paths_for(args: &Arguments, golden_dir: &Path) -> Vec<PathBuf> {
 /// (command-line filters work as with `cargo test`) and exits. `expectations` is an optional
 /// known-failures file in the format of spec/expectations/.
 pub fn main(implementation: impl Implementation + 'static, expectations: Option<&Path>) -> ! {
-    let args = Arguments::from_args();
     let exp = match expectations {
         Some(p) => Expectations::load(p).unwrap_or_else(|e| {
             eprintln!("nllspec: {e}");
@@ -239,9 +133,15 @@ pub fn main(implementation: impl Implementation + 'static, expectations: Option<
         }),
         None => Expectations::none(implementation.name()),
     };
-    let target = Target::new(implementation, exp);
+    main_targets(vec![Target::new(implementation, exp)])
+}
+
+/// [`main`] for several implementations at once (each a [`Target`] with its expectations):
+/// the trials of all of them over the shipped suite, as `cargo test`'s conformance matrix runs.
+pub fn main_targets(targets: Vec<Target>) -> ! {
+    let args = Arguments::from_args();
     let trials = match load_or_fail(&golden_paths_for(&args, &default_golden_dir())) {
-        Ok(cases) => trials(&[target], cases),
+        Ok(cases) => trials(&targets, cases),
         Err(trial) => vec![trial],
     };
     libtest_mimic::run(&args, trials).exit()

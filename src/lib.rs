@@ -11,7 +11,8 @@
 //! | [`golden`] | the golden file format, strict parsing, discovery |
 //! | [`judge`] | comparison (assert_close, ulp), judging an outcome, expectations files |
 //! | [`impls`] | the implementation trait, and the implementations under test: native, Candle, candle-nn, external |
-//! | [`harness`] | running a case under an implementation and judging it; the libtest-mimic matrix and the one-call gate for other crates |
+//! | [`execution`] | one case under one implementation, judged: the path both drivers take |
+//! | [`harness`] | the libtest-mimic matrix and the one-call gate for other crates |
 //!
 //! The command line's own modules (`kernels`, `runner`, `report`, `accuracy`, `spec`,
 //! `explain`) are reachable for its binary, benchmarks and tests but hidden from the
@@ -20,6 +21,7 @@
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod error;
+pub mod execution;
 pub mod golden;
 pub mod harness;
 pub mod impls;

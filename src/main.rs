@@ -4,11 +4,9 @@
 //! (clap's own usage errors exit 2 as well).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use nllspec::golden::format::Expected;
 use nllspec::golden::load::{default_golden_dir, discover, load_file};
-use nllspec::report::{Format, Report};
+use nllspec::report::{CaseCounts, Format, Report};
 use nllspec::runner::{RunOptions, UsageError, run};
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -259,19 +257,10 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
 fn list_command(a: ListArgs) -> Result<u8, UsageError> {
     let files = discover(&goldens(a.golden))?;
     let mut ids = Vec::new();
-    let mut counts: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
+    let mut counts = CaseCounts::default();
     for f in &files {
         for c in load_file(f)?.cases.into_iter().filter(|c| nllspec::runner::selected(c, &a.filter)) {
-            *counts.entry(("op", c.op.name().to_string())).or_default() += 1;
-            *counts.entry(("dtype", c.inputs.input.dtype().name().to_string())).or_default() += 1;
-            let outcome = if matches!(c.expected, Expected::Error(_)) { "error" } else { "values" };
-            *counts.entry(("expected", outcome.to_string())).or_default() += 1;
-            if c.inputs.grad_output.is_some() {
-                *counts.entry(("expected", "grad_input".to_string())).or_default() += 1;
-            }
-            for t in &c.tags {
-                *counts.entry(("tag", t.clone())).or_default() += 1;
-            }
+            counts.add(&c);
             if a.notes {
                 let tags = if c.tags.is_empty() { String::new() } else { format!(" [{}]", c.tags.join(", ")) };
                 ids.push(format!("{}{tags}\n    {}", c.id, c.note.as_deref().unwrap_or("(no note)")));
@@ -284,7 +273,7 @@ fn list_command(a: ListArgs) -> Result<u8, UsageError> {
         return Err(UsageError(format!("--filter {:?} selects no case", a.filter.unwrap_or_default())));
     }
     if a.counts {
-        say(&nllspec::report::counts_markdown(ids.len(), &counts))?;
+        say(&counts.markdown())?;
     } else {
         say(&(ids.join("\n") + "\n"))?;
     }

@@ -5,13 +5,12 @@
 //! file's tensors are in memory at once.
 
 use crate::golden::format::Case;
-use crate::golden::load::{LoadError, discover, load_file};
-use crate::harness::{Target, run_case};
+use crate::golden::load::{LoadError, LoadedCase, discover, for_each_case, load_file};
+use crate::execution::{Target, run_case, shipped_expectations};
 use crate::impls::external::Limits;
-use crate::impls::{BUILTIN, ImplSpec};
-use crate::judge::expectations::{Expectations, Status};
+use crate::impls::ImplSpec;
+use crate::judge::expectations::Expectations;
 use crate::report::{Report, ResultRow, Unneeded};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -41,12 +40,6 @@ impl From<LoadError> for UsageError {
     fn from(e: LoadError) -> UsageError {
         UsageError(e.to_string())
     }
-}
-
-/// The expectations file shipped for a built-in implementation, if any.
-pub fn shipped_expectations(name: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/expectations").join(format!("{name}.json"));
-    (BUILTIN.contains(&name) && p.exists()).then_some(p)
 }
 
 /// The targets named in `opts`, with their expectations.
@@ -123,27 +116,15 @@ impl Progress<'_> {
 pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Report, UsageError> {
     let targets = targets(opts)?;
     let files = discover(&opts.golden)?;
-    // Pass 1: every file parses, ids are unique.
-    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    // Pass 1: every file parses, ids are unique (the loader's checks).
     let mut all_ids: Vec<String> = Vec::new();
     let mut selected_cases = 0usize;
-    for f in &files {
-        for case in load_file(f)?.cases {
-            if let Some(first) = seen.get(&case.id) {
-                return Err(UsageError(format!(
-                    "{}: case {}: id: duplicate case id (first in {})",
-                    f.display(),
-                    case.id,
-                    first.display()
-                )));
-            }
-            seen.insert(case.id.clone(), f.clone());
-            if selected(&case, &opts.filter) {
-                selected_cases += 1;
-            }
-            all_ids.push(case.id);
+    for_each_case(&files, |_, case| {
+        if selected(&case, &opts.filter) {
+            selected_cases += 1;
         }
-    }
+        all_ids.push(case.id);
+    })?;
     if all_ids.is_empty() {
         return Err(UsageError("no golden cases found".into()));
     }
@@ -159,7 +140,7 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<
         let cases: Vec<_> = golden.cases.into_iter().filter(|c| selected(c, &opts.filter)).collect();
         progress(Progress::File { index: n + 1, files: files.len(), path: f, cases: cases.len() });
         for case in cases {
-            let loaded = crate::golden::load::LoadedCase { file: f.clone(), case };
+            let loaded = LoadedCase { file: f.clone(), case };
             for t in &targets {
                 let result = run_case(t, &loaded);
                 if let Some(fatal) = t.implementation.fatal() {
@@ -205,15 +186,4 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<
     report.elapsed = started.elapsed();
     report.implementations = targets.iter().map(|t| t.implementation.name().to_string()).collect();
     Ok(report)
-}
-
-impl Report {
-    /// 0 when every case ended as expected, 1 otherwise (contract section 3).
-    pub fn exit_code(&self) -> i32 {
-        if self.results.iter().all(|r| r.status.ok()) { 0 } else { 1 }
-    }
-
-    pub fn count(&self, s: Status) -> usize {
-        self.results.iter().filter(|r| r.status == s).count()
-    }
 }

@@ -111,12 +111,17 @@ pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<GoldenFile, LoadError> {
 
 /// Loads every file, checking that case ids are unique across all of them.
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedCase>, LoadError> {
-    let files = discover(paths)?;
-    let mut seen: HashMap<String, PathBuf> = HashMap::new();
     let mut out = Vec::new();
+    for_each_case(&discover(paths)?, |file, case| out.push(LoadedCase { file: file.to_path_buf(), case }))?;
+    Ok(out)
+}
+
+/// Hands `f` every case of `files`, in order, one file in memory at a time, checking that case
+/// ids are unique across all of them (the one place that check is made).
+pub fn for_each_case(files: &[PathBuf], mut f: impl FnMut(&Path, Case)) -> Result<(), LoadError> {
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for file in files {
-        let golden = load_file(&file)?;
-        for case in golden.cases {
+        for case in load_file(file)?.cases {
             if let Some(first) = seen.get(&case.id) {
                 return Err(LoadError {
                     file: file.clone(),
@@ -126,10 +131,10 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedCase>, LoadError> {
                 });
             }
             seen.insert(case.id.clone(), file.clone());
-            out.push(LoadedCase { file: file.clone(), case });
+            f(file, case);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The golden suite `--golden` defaults to: the checkout's golden/ when this binary runs

@@ -1,0 +1,135 @@
+//! One case under one implementation, judged: the one execution path under both drivers, the
+//! command line's run ([`crate::runner`]) and `cargo test`'s libtest-mimic matrix
+//! ([`crate::harness`]). An implementation runs guarded (a panic is a broken answer, never a
+//! crash), its outcome is judged against the golden case, a tolerance entry may loosen the
+//! comparison, and the expectations turn the verdict into the case's status.
+
+use crate::golden::load::LoadedCase;
+use crate::impls::{BUILTIN, Implementation, Outcome, Request};
+use crate::judge::expectations::{Expectations, Status};
+use crate::judge::{Verdict, judge, judge_with};
+use std::cell::{Cell, RefCell};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+
+/// An implementation and the divergences it is known to have.
+#[derive(Clone)]
+pub struct Target {
+    pub implementation: Arc<dyn Implementation>,
+    pub expectations: Arc<Expectations>,
+}
+
+impl Target {
+    pub fn new(implementation: impl Implementation + 'static, expectations: Expectations) -> Target {
+        Target { implementation: Arc::new(implementation), expectations: Arc::new(expectations) }
+    }
+
+    /// A built-in implementation with the expectations file shipped for it (none if there is
+    /// none), as `cargo test` and `nllspec run` judge it.
+    pub fn shipped(implementation: impl Implementation + 'static) -> Result<Target, String> {
+        let name = implementation.name().to_string();
+        let expectations = match shipped_expectations(&name) {
+            Some(p) => Expectations::load(&p)?,
+            None => Expectations::none(&name),
+        };
+        Ok(Target::new(implementation, expectations))
+    }
+}
+
+/// The expectations file shipped for a built-in implementation, if any.
+pub fn shipped_expectations(name: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/expectations").join(format!("{name}.json"));
+    (BUILTIN.contains(&name) && p.exists()).then_some(p)
+}
+
+thread_local! {
+    static IN_IMPLEMENTATION: Cell<bool> = const { Cell::new(false) };
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs (once) a panic hook that keeps panics raised inside an implementation quiet:
+/// their message becomes the case's failure detail instead of a backtrace on stderr.
+fn install_quiet_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_IMPLEMENTATION.with(Cell::get) {
+                let msg = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(non-string panic payload)".into());
+                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
+            } else {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Runs an implementation on a request; a panic becomes [`Outcome::Broken`], never a crash.
+pub fn run_guarded(imp: &dyn Implementation, req: &Request<'_>) -> Outcome {
+    run_guarded_logged(imp, req).0
+}
+
+/// [`run_guarded`], with what the implementation logged while it ran.
+pub fn run_guarded_logged(imp: &dyn Implementation, req: &Request<'_>) -> (Outcome, Option<String>) {
+    install_quiet_hook();
+    IN_IMPLEMENTATION.with(|f| f.set(true));
+    let r = std::panic::catch_unwind(AssertUnwindSafe(|| imp.run_logged(req)));
+    IN_IMPLEMENTATION.with(|f| f.set(false));
+    r.unwrap_or_else(|_| {
+        let msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
+        (Outcome::Broken(format!("the implementation panicked: {msg}")), None)
+    })
+}
+
+/// One case's end for one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    pub status: Status,
+    /// Why (empty for a plain pass).
+    pub detail: String,
+    /// For a failure: what it has in common with others that failed alike (reports group by it).
+    pub cause: Option<String>,
+    /// The tolerance entries (`pattern (field)`) without which the case would have failed.
+    pub loosened_by: Vec<String>,
+}
+
+/// Runs one case through one target and judges it.
+pub fn run_case(target: &Target, case: &LoadedCase) -> CaseResult {
+    let imp = &target.implementation;
+    let id = case.case.id.as_str();
+    let (outcome, log) = run_guarded_logged(imp.as_ref(), &Request::of(&case.case));
+    let mut verdict = judge(&case.case, &outcome, imp.exact_messages());
+    let mut loosened_by = Vec::new();
+    if let (Verdict::Fail(_), Some((loosen, entries))) = (&verdict, target.expectations.loosen(id)) {
+        let again = judge_with(&case.case, &outcome, imp.exact_messages(), &loosen);
+        if matches!(again, Verdict::Pass | Verdict::ForwardOnly(_)) {
+            verdict = again;
+            loosened_by = entries.iter().map(|e| e.label()).collect();
+        }
+    }
+    let (status, mut detail) = target.expectations.apply(id, &verdict);
+    let cause = match (&verdict, status) {
+        (_, Status::Xpass) => Some("passed, but an expected failure".to_string()),
+        (Verdict::Fail(f), Status::Fail) => Some(f.cause.clone()),
+        _ => None,
+    };
+    if !loosened_by.is_empty() && status.ok() {
+        let within = format!("passed only within the tolerance entry {}", loosened_by.join(", "));
+        detail = if detail.is_empty() { within } else { format!("{detail}; {within}") };
+    }
+    if let (false, Some(note)) = (status.ok(), &case.case.note) {
+        detail.push_str(&format!("\nnote (why this case exists): {note}"));
+    }
+    if let (false, Some(log)) = (status.ok(), log) {
+        detail.push_str(&format!("\n--- stderr while this request was pending (last {} bytes at most) ---\n{log}", crate::impls::external::STDERR_TAIL));
+    }
+    CaseResult { status, detail, cause, loosened_by }
+}
+
