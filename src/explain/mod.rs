@@ -2,7 +2,9 @@
 //! no torch), answered with what PyTorch 2.15 does, why, and the fix (spec/EXPLAIN.md).
 
 mod advice;
+mod args;
 mod eval;
+mod stop;
 mod value;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
-//! The values `nllspec explain` reasons about: a tensor with where it came from, shared by the
-//! interpreter and the advice (which import it, not each other).
+//! The values `nllspec explain` reasons about: the Python values of the subset, and a tensor
+//! with where it came from, shared by the interpreter and the advice (which import it, not
+//! each other).
 
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// Where a tensor came from, as far as the warnings care.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,3 +31,31 @@ impl TensorVal {
     }
 }
 
+/// A constructed `nn` module, called later.
+#[derive(Debug, Clone)]
+pub enum Module {
+    LogSoftmax(Option<i64>),
+    Softmax(Option<i64>),
+    Loss { cross_entropy: bool, weight: Option<Box<TensorVal>>, reduction: String, ignore_index: i64, label_smoothing: f64 },
+}
+
+/// A Python value of the subset.
+#[derive(Debug, Clone)]
+pub enum Val {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    List(Vec<Val>),
+    Tuple(Vec<Val>),
+    DType(DType),
+    Tensor(Box<TensorVal>),
+    Size(Vec<usize>),
+    Module(Module),
+    /// `torch`, `torch.nn`, `torch.nn.functional`.
+    Namespace(&'static str),
+    /// A function of a namespace, or a builtin: `torch.tensor`, `F.nll_loss`, `print`.
+    Func(String),
+    Method(Box<TensorVal>, String),
+}
