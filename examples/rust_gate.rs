@@ -11,7 +11,7 @@
 //! The implementation below is deliberately simple: a naive float64 log_softmax, and
 //! `unsupported` for the losses. It passes every log_softmax case and skips the rest.
 
-use nllspec::golden::format::{Attrs, Op};
+use nllspec::ops::Call;
 use nllspec::impls::{Implementation, Outcome, Request};
 use nllspec::{DType, ErrorKind, Tensor};
 
@@ -23,17 +23,16 @@ impl Implementation for NaiveLogSoftmax {
     }
 
     fn run(&self, req: &Request<'_>) -> Outcome {
-        let (Op::LogSoftmax, Attrs::LogSoftmax { dim }) = (req.op, req.attrs) else {
+        let Call::LogSoftmax { input: x, dim } = req.call else {
             return Outcome::Unsupported("this example implements log_softmax only".into());
         };
-        let x = &req.inputs.input;
         let nd = x.ndim().max(1) as i64;
         let dim = dim.unwrap_or(if matches!(x.ndim(), 0 | 1 | 3) { 0 } else { 1 });
         if dim < -nd || dim >= nd {
             return Outcome::Error { kind: Some(ErrorKind::DimOutOfRange), message: format!("dim {dim}") };
         }
         if x.numel() == 0 {
-            let grad_input = req.inputs.grad_output.as_ref().map(|_| x.clone());
+            let grad_input = req.grad_output.map(|_| x.clone());
             return Outcome::Values { output: x.clone(), grad_input };
         }
         if !x.dtype().is_float() {
@@ -54,7 +53,7 @@ impl Implementation for NaiveLogSoftmax {
                 }
             }
         }
-        let grad_input = req.inputs.grad_output.as_ref().map(|g| {
+        let grad_input = req.grad_output.map(|g| {
             let g = g.to_f64_vec();
             let mut gi = vec![0.0; g.len()];
             for o in 0..g.len() / (len * inner) {

@@ -8,7 +8,8 @@
 //! The golden files add PyTorch's own figures: its outputs against the float64 reference the
 //! exporter recorded.
 
-use crate::golden::format::{Attrs, Expected, Inputs, Op};
+use crate::golden::format::Expected;
+use crate::ops::{Call, Op};
 use crate::golden::load::LoadedCase;
 use crate::impls::{Implementation, Outcome, Request};
 use crate::judge::compare::ulp_distance;
@@ -68,8 +69,8 @@ fn ulps_against(dtype: DType, actual: &Tensor, truth: &[f64]) -> Option<Vec<u64>
     Some(a.iter().zip(&t).map(|(&x, &y)| ulp_distance(dtype, x, y)).collect())
 }
 
-fn run(imp: &dyn Implementation, op: Op, inputs: &Inputs, attrs: &Attrs) -> Option<Tensor> {
-    match crate::execution::run_guarded(imp, &Request { id: "accuracy", op, inputs, attrs }) {
+fn run(imp: &dyn Implementation, call: &Call) -> Option<Tensor> {
+    match crate::execution::run_guarded(imp, &Request { id: "accuracy", call, grad_output: None }) {
         Outcome::Values { output, .. } | Outcome::ForwardOnly { output, .. } => Some(output),
         _ => None,
     }
@@ -95,29 +96,29 @@ pub fn synthetic(impls: &[&dyn Implementation], elements: usize) -> Vec<Row> {
                     let x = Tensor::from_f64(dtype, vec![n, len], &logits(n * len, scale, len as u64 ^ scale.to_bits()))
                         .expect("shape");
                     let wide = Tensor::new(vec![n, len], Data::F64(x.to_f64_vec())).expect("shape");
-                    let (inputs, attrs, wide_inputs) = match op {
-                        Op::LogSoftmax => (
-                            Inputs { input: x, target: None, weight: None, grad_output: None },
-                            Attrs::LogSoftmax { dim: Some(1) },
-                            Inputs { input: wide, target: None, weight: None, grad_output: None },
-                        ),
+                    let (call, wide_call) = match op {
+                        Op::LogSoftmax => (Call::LogSoftmax { input: x, dim: Some(1) }, Call::LogSoftmax { input: wide, dim: Some(1) }),
                         _ => {
                             let t = Tensor::new(vec![n], Data::I64((0..n as i64).map(|i| (i * 7919) % len as i64).collect()))
                                 .expect("shape");
-                            (
-                                Inputs { input: x, target: Some(t.clone()), weight: None, grad_output: None },
-                                Attrs::CrossEntropy { reduction: "none".into(), ignore_index: -100, label_smoothing: 0.0 },
-                                Inputs { input: wide, target: Some(t), weight: None, grad_output: None },
-                            )
+                            let ce = |input: Tensor, target: Tensor| Call::CrossEntropy {
+                                input,
+                                target,
+                                weight: None,
+                                reduction: "none".into(),
+                                ignore_index: -100,
+                                label_smoothing: 0.0,
+                            };
+                            (ce(x, t.clone()), ce(wide, t))
                         }
                     };
-                    let truth = match run(&crate::impls::native::Native, op, &wide_inputs, &attrs) {
+                    let truth = match run(&crate::impls::native::Native, &wide_call) {
                         Some(t) => t.to_f64_vec(),
                         None => continue,
                     };
                     let per_impl = impls
                         .iter()
-                        .map(|imp| run(*imp, op, &inputs, &attrs).and_then(|o| ulps_against(dtype, &o, &truth)).map(stats))
+                        .map(|imp| run(*imp, &call).and_then(|o| ulps_against(dtype, &o, &truth)).map(stats))
                         .collect();
                     rows.push(Row { op, dtype, scale, len, per_impl });
                 }
@@ -141,27 +142,22 @@ pub fn from_goldens(cases: &[LoadedCase], impls: &[&dyn Implementation]) -> BTre
     for lc in cases {
         let c = &lc.case;
         let Expected::Values { torch, .. } = &c.expected else { continue };
-        if !matches!(c.inputs.input.dtype(), DType::F16 | DType::BF16 | DType::F32) {
+        if !matches!(c.call.input().dtype(), DType::F16 | DType::BF16 | DType::F32) {
             continue;
         }
-        let wide = Inputs {
-            input: widen(&c.inputs.input),
-            target: c.inputs.target.as_ref().map(widen),
-            weight: c.inputs.weight.as_ref().map(widen),
-            grad_output: None,
-        };
+        let wide = c.call.map_tensors(widen);
         let dtype = torch.output.dtype();
-        let Some(truth) = run(&crate::impls::native::Native, c.op, &wide, &c.attrs) else { continue };
+        let op = c.call.op();
+        let Some(truth) = run(&crate::impls::native::Native, &wide) else { continue };
         let Ok(truth) = Tensor::from_f64(dtype, truth.shape().to_vec(), &truth.to_f64_vec()) else { continue };
         let r = truth.to_f64_vec();
-        let entry = out.entry((c.op, dtype)).or_insert_with(|| vec![vec![]; impls.len() + 1]);
+        let entry = out.entry((op, dtype)).or_insert_with(|| vec![vec![]; impls.len() + 1]);
         let ulps = |t: &Tensor| -> Vec<u64> {
             t.to_f64_vec().iter().zip(&r).filter(|(a, b)| a.is_finite() && b.is_finite()).map(|(&a, &b)| ulp_distance(dtype, a, b)).collect()
         };
         entry[0].extend(ulps(&torch.output));
-        let plain = Inputs { grad_output: None, ..c.inputs.clone() };
         for (i, imp) in impls.iter().enumerate() {
-            if let Some(o) = run(*imp, c.op, &plain, &c.attrs).filter(|o| o.dtype() == dtype && o.shape() == torch.output.shape()) {
+            if let Some(o) = run(*imp, &c.call).filter(|o| o.dtype() == dtype && o.shape() == torch.output.shape()) {
                 entry[i + 1].extend(ulps(&o));
             }
         }

@@ -308,13 +308,14 @@ fn explain_command(a: ExplainArgs) -> Result<u8, UsageError> {
 }
 
 fn show_command(a: ShowArgs) -> Result<u8, UsageError> {
-    use nllspec::golden::format::{Expected, attrs_to_json};
+    use nllspec::golden::format::Expected;
+    use nllspec::impls::protocol::attrs_to_json;
     use nllspec::tensor::fmt_shape;
     for f in discover(&goldens(a.golden))? {
         let Some(c) = load_file(&f)?.cases.into_iter().find(|c| c.id == a.id) else { continue };
-        let mut out = format!("{}\n  file:     {}\n  op:       {}\n  attrs:    {}\n", c.id, f.display(), c.op.name(), attrs_to_json(&c.attrs));
-        let i = &c.inputs;
-        for (name, t) in [("input", Some(&i.input)), ("target", i.target.as_ref()), ("weight", i.weight.as_ref()), ("grad_output", i.grad_output.as_ref())] {
+        let mut out = format!("{}\n  file:     {}\n  op:       {}\n  attrs:    {}\n", c.id, f.display(), c.call.op().name(), attrs_to_json(&c.call));
+        let k = &c.call;
+        for (name, t) in [("input", Some(k.input())), ("target", k.target()), ("weight", k.weight()), ("grad_output", c.grad_output.as_ref())] {
             if let Some(t) = t {
                 out.push_str(&format!("  {name:<9} {} {}\n", t.dtype().name(), fmt_shape(t.shape())));
             }

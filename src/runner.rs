@@ -6,7 +6,7 @@
 
 use crate::golden::format::Case;
 use crate::golden::load::{LoadError, LoadedCase, discover, for_each_case, load_file};
-use crate::execution::{Target, run_case, shipped_expectations};
+use crate::execution::{Messages, Target, run_case, shipped_expectations};
 use crate::impls::external::Limits;
 use crate::impls::ImplSpec;
 use crate::judge::expectations::Expectations;
@@ -76,7 +76,11 @@ pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, UsageError> {
             (None, Some(p)) => Expectations::load(&p).map_err(UsageError)?,
             (None, None) => Expectations::none(name),
         };
-        out.push(Target { implementation: spec.build(limits).into(), expectations: exp.into() });
+        let messages = match spec {
+            ImplSpec::Builtin(name) => Messages::for_builtin(name),
+            ImplSpec::Exec { .. } => Messages::Kind,
+        };
+        out.push(Target { implementation: spec.build(limits).into(), expectations: exp.into(), messages });
     }
     Ok(out)
 }

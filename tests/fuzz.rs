@@ -5,9 +5,9 @@
 //!
 //! Inputs that once broke something are kept below as named regression tests.
 
-use nllspec::golden::format::{Attrs, Inputs, Op};
+use nllspec::ops::Call;
 use nllspec::golden::load::parse_bytes;
-use nllspec::impls::external::parse_response;
+use nllspec::impls::protocol::parse_response;
 use nllspec::impls::{Implementation, Outcome, Request};
 use nllspec::ops::{self, Reduction};
 use nllspec::tensor::{DType, Data, Tensor};
@@ -130,10 +130,9 @@ proptest! {
     /// candle is caught and reported as a broken case).
     #[test]
     fn candle_implementations_never_crash_the_harness(x in tensor(3), t in tensor(2), r in reduction()) {
-        let attrs = Attrs::CrossEntropy { reduction: r, ignore_index: -100, label_smoothing: 0.0 };
-        let inputs = Inputs { input: x, target: Some(t), weight: None, grad_output: None };
+        let call = Call::CrossEntropy { input: x, target: t, weight: None, reduction: r, ignore_index: -100, label_smoothing: 0.0 };
         for imp in [&nllspec::impls::candle::CandleReference as &dyn Implementation, &nllspec::impls::candle_nn::CandleNn] {
-            let o = nllspec::harness::run_guarded(imp, &Request { id: "fuzz", op: Op::CrossEntropy, inputs: &inputs, attrs: &attrs });
+            let o = nllspec::harness::run_guarded(imp, &Request { id: "fuzz", call: &call, grad_output: None });
             if let Outcome::Broken(d) = &o {
                 prop_assert!(!d.is_empty());
             }
@@ -157,9 +156,8 @@ fn regression_0d_target_with_empty_batch() {
 fn regression_candle_integer_exp_panics_are_contained() {
     // candle-core 0.11 panics ("no unary function for i64") on exp of an integer tensor.
     let x = Tensor::new(vec![2, 3], Data::I64(vec![1; 6])).unwrap();
-    let inputs = Inputs { input: x, target: None, weight: None, grad_output: None };
-    let attrs = Attrs::LogSoftmax { dim: Some(1) };
-    let o = nllspec::harness::run_guarded(&nllspec::impls::candle_nn::CandleNn, &Request { id: "r", op: Op::LogSoftmax, inputs: &inputs, attrs: &attrs });
+    let call = Call::LogSoftmax { input: x, dim: Some(1) };
+    let o = nllspec::harness::run_guarded(&nllspec::impls::candle_nn::CandleNn, &Request { id: "r", call: &call, grad_output: None });
     match o {
         Outcome::Broken(d) => assert!(d.contains("panicked"), "{d}"),
         other => panic!("expected a contained panic, got {other:?}"),

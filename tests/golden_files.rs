@@ -8,7 +8,7 @@
 //!   reviewed with `cargo insta review` as a diff of ids, shapes, messages and value digests;
 //! - spec/COUNTS.md is what `nllspec list --counts` prints.
 
-use nllspec::golden::format::{Attrs, Case, Expected};
+use nllspec::golden::format::{Call, Case, Expected};
 use nllspec::golden::load::{discover, load_file};
 use nllspec::spec::{read_spec, sha256_hex};
 use nllspec::tensor::Tensor;
@@ -97,18 +97,18 @@ fn summary(cases: &[Case]) -> String {
     let mut out = String::new();
     for c in cases {
         writeln!(out, "{}", c.id).unwrap();
-        let i = &c.inputs;
-        let mut ins = format!("  in: input {} {:?}", i.input.dtype(), i.input.shape());
-        for (k, t) in [("target", &i.target), ("weight", &i.weight), ("grad_output", &i.grad_output)] {
+        let k = &c.call;
+        let mut ins = format!("  in: input {} {:?}", k.input().dtype(), k.input().shape());
+        for (k, t) in [("target", k.target()), ("weight", k.weight()), ("grad_output", c.grad_output.as_ref())] {
             if let Some(t) = t {
                 write!(ins, ", {k} {} {:?}", t.dtype(), t.shape()).unwrap();
             }
         }
         writeln!(out, "{ins}").unwrap();
-        let attrs = match &c.attrs {
-            Attrs::LogSoftmax { dim } => format!("dim={dim:?}"),
-            Attrs::NllLoss { reduction, ignore_index } => format!("reduction={reduction} ignore_index={ignore_index}"),
-            Attrs::CrossEntropy { reduction, ignore_index, label_smoothing } => {
+        let attrs = match &c.call {
+            Call::LogSoftmax { dim, .. } => format!("dim={dim:?}"),
+            Call::NllLoss { reduction, ignore_index, .. } => format!("reduction={reduction} ignore_index={ignore_index}"),
+            Call::CrossEntropy { reduction, ignore_index, label_smoothing, .. } => {
                 format!("reduction={reduction} ignore_index={ignore_index} label_smoothing={label_smoothing}")
             }
         };

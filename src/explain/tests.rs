@@ -2,7 +2,7 @@
 //! message, the same values), each error kind and warning, and a snippet outside the subset.
 
 use super::{Answer, Shown, explain};
-use crate::golden::format::{Attrs, Case, Expected};
+use crate::golden::format::{Call, Case, Expected};
 use crate::golden::load::{default_golden_dir, load_all};
 use crate::impls::Outcome;
 use crate::judge::{Verdict, judge};
@@ -40,22 +40,22 @@ fn literal(t: &Tensor) -> String {
 
 /// The golden case as the snippet a person would write.
 fn snippet(case: &Case) -> String {
-    let i = &case.inputs;
+    let c = &case.call;
     let mut s = String::from("import torch\nimport torch.nn.functional as F\n");
-    s.push_str(&format!("input = {}\n", literal(&i.input)));
-    if let Some(t) = &i.target {
+    s.push_str(&format!("input = {}\n", literal(c.input())));
+    if let Some(t) = c.target() {
         s.push_str(&format!("target = {}\n", literal(t)));
     }
-    if let Some(w) = &i.weight {
+    if let Some(w) = c.weight() {
         s.push_str(&format!("weight = {}\n", literal(w)));
     }
-    let weight = if i.weight.is_some() { "weight=weight, " } else { "" };
-    s.push_str(&match &case.attrs {
-        Attrs::LogSoftmax { dim } => format!("F.log_softmax(input, dim={})\n", dim.map_or("None".into(), |d| d.to_string())),
-        Attrs::NllLoss { reduction, ignore_index } => {
+    let weight = if c.weight().is_some() { "weight=weight, " } else { "" };
+    s.push_str(&match c {
+        Call::LogSoftmax { dim, .. } => format!("F.log_softmax(input, dim={})\n", dim.map_or("None".into(), |d| d.to_string())),
+        Call::NllLoss { reduction, ignore_index, .. } => {
             format!("F.nll_loss(input, target, {weight}reduction={reduction:?}, ignore_index={ignore_index})\n")
         }
-        Attrs::CrossEntropy { reduction, ignore_index, label_smoothing } => format!(
+        Call::CrossEntropy { reduction, ignore_index, label_smoothing, .. } => format!(
             "F.cross_entropy(input, target, {weight}reduction={reduction:?}, ignore_index={ignore_index}, label_smoothing={label_smoothing:?})\n"
         ),
     });

@@ -6,58 +6,12 @@
 //! `tolerence` must not silently fall back to the default tolerance.
 
 use crate::error::ErrorKind;
+pub use crate::ops::{Call, Op};
 use crate::tensor::{DType, Data, Tensor, checked_numel, MAX_ELEMENTS};
 use serde_json::{Map, Number, Value};
 use std::fmt;
 
 pub const FORMAT_V1: &str = "nllspec-golden-v1";
-
-/// The three ops of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Op {
-    LogSoftmax,
-    NllLoss,
-    CrossEntropy,
-}
-
-impl Op {
-    pub const ALL: [Op; 3] = [Op::LogSoftmax, Op::NllLoss, Op::CrossEntropy];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::LogSoftmax => "log_softmax",
-            Op::NllLoss => "nll_loss",
-            Op::CrossEntropy => "cross_entropy",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Op> {
-        Op::ALL.into_iter().find(|o| o.name() == s)
-    }
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// An op's attributes, defaults filled in (contract section 1).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Attrs {
-    /// `dim: None` is PyTorch's implicit rule.
-    LogSoftmax { dim: Option<i64> },
-    NllLoss { reduction: String, ignore_index: i64 },
-    CrossEntropy { reduction: String, ignore_index: i64, label_smoothing: f64 },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Inputs {
-    pub input: Tensor,
-    pub target: Option<Tensor>,
-    pub weight: Option<Tensor>,
-    pub grad_output: Option<Tensor>,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Values {
@@ -87,9 +41,10 @@ pub struct Tolerance {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
     pub id: String,
-    pub op: Op,
-    pub inputs: Inputs,
-    pub attrs: Attrs,
+    /// The op and its inputs and attributes.
+    pub call: Call,
+    /// The gradient of the output to propagate back (a backward case), if any.
+    pub grad_output: Option<Tensor>,
     pub expected: Expected,
     /// A per-case override and its reason.
     pub tolerance: Option<(Tolerance, String)>,
@@ -215,7 +170,7 @@ fn parse_case(v: &Value, path: &str) -> R<Case> {
         Ok,
     )?;
     let inputs = parse_inputs(op, required(m, "inputs", path)?, &format!("{path}.inputs"))?;
-    let attrs = parse_attrs(op, m.get("attrs"), &format!("{path}.attrs"))?;
+    let (call, grad_output) = parse_call(op, inputs, m.get("attrs"), &format!("{path}.attrs"))?;
     let expected = parse_expected(required(m, "expected", path)?, &format!("{path}.expected"))?;
     let tolerance = match m.get("tolerance") {
         None => None,
@@ -234,7 +189,15 @@ fn parse_case(v: &Value, path: &str) -> R<Case> {
         None => None,
         Some(n) => Some(string(n, &format!("{path}.note"))?.to_string()),
     };
-    Ok(Case { id, op, inputs, attrs, expected, tolerance, tags, note })
+    Ok(Case { id, call, grad_output, expected, tolerance, tags, note })
+}
+
+/// The tensors of a case's `inputs`, before they are paired with the op's attributes.
+struct Inputs {
+    input: Tensor,
+    target: Option<Tensor>,
+    weight: Option<Tensor>,
+    grad_output: Option<Tensor>,
 }
 
 fn parse_inputs(op: Op, v: &Value, path: &str) -> R<Inputs> {
@@ -255,7 +218,10 @@ fn parse_inputs(op: Op, v: &Value, path: &str) -> R<Inputs> {
     Ok(Inputs { input, target, weight: get("weight")?, grad_output: get("grad_output")? })
 }
 
-fn parse_attrs(op: Op, v: Option<&Value>, path: &str) -> R<Attrs> {
+/// The op's [`Call`] from its inputs (a loss has a target: `parse_inputs` checked) and attrs,
+/// and the case's `grad_output`.
+fn parse_call(op: Op, inputs: Inputs, v: Option<&Value>, path: &str) -> R<(Call, Option<Tensor>)> {
+    let Inputs { input, target, weight, grad_output } = inputs;
     let empty = Map::new();
     let m = match v {
         None => &empty,
@@ -274,17 +240,23 @@ fn parse_attrs(op: Op, v: Option<&Value>, path: &str) -> R<Attrs> {
                 Value::Null => None,
                 d => Some(integer(d, &format!("{path}.dim"))?),
             };
-            Ok(Attrs::LogSoftmax { dim })
+            Ok((Call::LogSoftmax { input, dim }, grad_output))
         }
-        Op::NllLoss => {
-            only_keys(m, &["reduction", "ignore_index"], path)?;
-            Ok(Attrs::NllLoss { reduction: reduction()?, ignore_index: ignore_index()? })
-        }
-        Op::CrossEntropy => {
+        Op::NllLoss | Op::CrossEntropy => {
+            let Some(target) = target else {
+                return ferr(path, format!("missing \"target\" ({op} needs one)"));
+            };
+            // the checks in the order they were always made: keys, then values
+            if op == Op::NllLoss {
+                only_keys(m, &["reduction", "ignore_index"], path)?;
+                let (reduction, ignore_index) = (reduction()?, ignore_index()?);
+                return Ok((Call::NllLoss { input, target, weight, reduction, ignore_index }, grad_output));
+            }
             only_keys(m, &["reduction", "ignore_index", "label_smoothing"], path)?;
             let label_smoothing =
                 m.get("label_smoothing").map_or(Ok(0.0), |v| float_value(v, &format!("{path}.label_smoothing")))?;
-            Ok(Attrs::CrossEntropy { reduction: reduction()?, ignore_index: ignore_index()?, label_smoothing })
+            let (reduction, ignore_index) = (reduction()?, ignore_index()?);
+            Ok((Call::CrossEntropy { input, target, weight, reduction, ignore_index, label_smoothing }, grad_output))
         }
     }
 }
@@ -450,30 +422,6 @@ pub fn float_to_json(x: f64) -> Value {
     } else {
         Number::from_f64(x).map_or(Value::Null, Value::Number)
     }
-}
-
-/// The request fields of a case (contract section 4): its id, op, inputs and attrs.
-pub fn attrs_to_json(attrs: &Attrs) -> Value {
-    match attrs {
-        Attrs::LogSoftmax { dim } => serde_json::json!({"dim": dim}),
-        Attrs::NllLoss { reduction, ignore_index } => {
-            serde_json::json!({"reduction": reduction, "ignore_index": ignore_index})
-        }
-        Attrs::CrossEntropy { reduction, ignore_index, label_smoothing } => serde_json::json!({
-            "reduction": reduction, "ignore_index": ignore_index, "label_smoothing": float_to_json(*label_smoothing)
-        }),
-    }
-}
-
-pub fn inputs_to_json(inputs: &Inputs) -> Value {
-    let mut m = Map::new();
-    m.insert("input".into(), tensor_to_json(&inputs.input));
-    for (k, t) in [("target", &inputs.target), ("weight", &inputs.weight), ("grad_output", &inputs.grad_output)] {
-        if let Some(t) = t {
-            m.insert(k.into(), tensor_to_json(t));
-        }
-    }
-    Value::Object(m)
 }
 
 #[cfg(test)]

@@ -11,10 +11,8 @@
 //! they are PyTorch's semantics, not numerics, and Candle has no equivalent of them.
 
 use super::candle_bridge::{CResult, cdtype, first_line, from_candle, to_candle};
-use super::native::validate;
 use super::{Implementation, Outcome, Request};
-use crate::golden::format::{Attrs, Op};
-use crate::ops::{Reduction, promote_float};
+use crate::ops::{Call, Op, Reduction, promote_float};
 use crate::tensor::{DType, Tensor};
 use candle_core::{D, DType as CDType, Device, Tensor as CTensor};
 
@@ -26,7 +24,7 @@ impl Implementation for CandleReference {
     }
 
     fn run(&self, req: &Request<'_>) -> Outcome {
-        if let Err(e) = validate(req) {
+        if let Err(e) = req.call.check() {
             return Outcome::Error { kind: Some(e.kind), message: e.message };
         }
         match run(req) {
@@ -49,38 +47,54 @@ fn wide(d: CDType) -> CDType {
 /// `Ok(Err(reason))` is a case Candle cannot express.
 type Run = CResult<Result<(Tensor, Option<Tensor>), String>>;
 
-fn run(req: &Request<'_>) -> Run {
-    let i = req.inputs;
-    // Candle's max/log_softmax reject empty tensors and 0-d inputs; nll_loss needs neither.
-    if (i.input.numel() == 0 && req.op != Op::NllLoss) || (i.input.ndim() == 0 && req.op == Op::LogSoftmax) {
-        return Ok(Err(empty_or_scalar(req)));
-    }
-    match (req.op, req.attrs) {
-        (Op::LogSoftmax, Attrs::LogSoftmax { dim }) => log_softmax(req, *dim),
-        (Op::NllLoss, Attrs::NllLoss { reduction, .. }) => loss(req, Reduction::parse(reduction).ok(), None),
-        (Op::CrossEntropy, Attrs::CrossEntropy { reduction, label_smoothing, .. }) => {
-            loss(req, Reduction::parse(reduction).ok(), Some(*label_smoothing))
-        }
-        _ => unreachable!("the loader pairs each op with its own attrs"),
-    }
+/// A loss call's arguments, the reduction parsed; `label_smoothing` is `None` for nll_loss.
+struct LossArgs<'a> {
+    x: &'a Tensor,
+    target: &'a Tensor,
+    weight: Option<&'a Tensor>,
+    reduction: Reduction,
+    ignore_index: i64,
+    label_smoothing: Option<f64>,
+    grad_output: Option<&'a Tensor>,
 }
 
-fn empty_or_scalar(req: &Request<'_>) -> String {
-    if req.inputs.input.numel() == 0 {
+fn run(req: &Request<'_>) -> Run {
+    let x = req.call.input();
+    let op = req.call.op();
+    // Candle's max/log_softmax reject empty tensors and 0-d inputs; nll_loss needs neither.
+    if (x.numel() == 0 && op != Op::NllLoss) || (x.ndim() == 0 && op == Op::LogSoftmax) {
+        return Ok(Err(empty_or_scalar(x)));
+    }
+    let (target, weight, reduction, ignore_index, label_smoothing) = match req.call {
+        Call::LogSoftmax { input, dim } => return log_softmax(input, *dim, req.grad_output),
+        Call::NllLoss { target, weight, reduction, ignore_index, .. } => (target, weight, reduction, *ignore_index, None),
+        Call::CrossEntropy { target, weight, reduction, ignore_index, label_smoothing, .. } => {
+            (target, weight, reduction, *ignore_index, Some(*label_smoothing))
+        }
+    };
+    // `check()` passed, so the reduction parses; an error here would be a case Candle cannot run
+    let reduction = match Reduction::parse(reduction) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e.message)),
+    };
+    loss(LossArgs { x, target, weight: weight.as_ref(), reduction, ignore_index, label_smoothing, grad_output: req.grad_output })
+}
+
+fn empty_or_scalar(x: &Tensor) -> String {
+    if x.numel() == 0 {
         "Candle's max reduction, inside log_softmax, rejects empty tensors (\"empty tensor for reduce\")".into()
     } else {
         "Candle's log_softmax needs a dimension to reduce; a 0-d tensor has none".into()
     }
 }
 
-fn log_softmax(req: &Request<'_>, dim: Option<i64>) -> Run {
-    let x = &req.inputs.input;
+fn log_softmax(x: &Tensor, dim: Option<i64>, grad_output: Option<&Tensor>) -> Run {
     let d = dim.unwrap_or_else(|| crate::ops::implicit_dim(x.ndim()));
     let d = if d < 0 { (d + x.ndim() as i64) as usize } else { d as usize };
     let cx = to_candle(x)?;
     let cx = cx.to_dtype(wide(cx.dtype()))?;
     let out = candle_nn::ops::log_softmax(&cx, d)?;
-    let grad = match &req.inputs.grad_output {
+    let grad = match grad_output {
         None => None,
         Some(g) => {
             let g = to_candle(g)?.to_dtype(cx.dtype())?;
@@ -122,24 +136,18 @@ fn from_rows(rows: &CTensor, shape: &[usize]) -> CResult<CTensor> {
     }
 }
 
-fn loss(req: &Request<'_>, reduction: Option<Reduction>, label_smoothing: Option<f64>) -> Run {
-    let i = &req.inputs;
-    let reduction = reduction.expect("validated");
-    let target = i.target.as_ref().expect("validated");
-    let x = &i.input;
+fn loss(a: LossArgs<'_>) -> Run {
+    let LossArgs { x, target, weight, reduction, ignore_index, label_smoothing, grad_output } = a;
     let prob = label_smoothing.is_some() && target.shape() == x.shape();
     let ls = label_smoothing.unwrap_or(0.0);
     let ls = if ls > 0.0 { ls } else { 0.0 };
-    let ignore_index = match req.attrs {
-        Attrs::NllLoss { ignore_index, .. } | Attrs::CrossEntropy { ignore_index, .. } => *ignore_index,
-        Attrs::LogSoftmax { .. } => unreachable!(),
-    };
     let rows = to_rows(&to_candle(x)?.to_dtype(wide(cdtype(x.dtype())))?)?;
     let (p, c) = rows.dims2()?;
     let dt = rows.dtype();
     // cross_entropy works on log-probabilities, nll_loss on the input as given
     let logp = if label_smoothing.is_some() { candle_nn::ops::log_softmax(&rows, 1)? } else { rows.clone() };
-    let weight = match &i.weight {
+    let weight_in = weight;
+    let weight = match weight_in {
         Some(w) => Some(to_candle(w)?.flatten_all()?.to_dtype(wide(cdtype(w.dtype())))?),
         None => None,
     };
@@ -152,7 +160,7 @@ fn loss(req: &Request<'_>, reduction: Option<Reduction>, label_smoothing: Option
     if prob {
         let out_dtype = {
             let mut d = promote_float(x.dtype(), target.dtype());
-            if let Some(w) = &i.weight {
+            if let Some(w) = weight_in {
                 d = promote_float(d, w.dtype());
             }
             d
@@ -173,7 +181,7 @@ fn loss(req: &Request<'_>, reduction: Option<Reduction>, label_smoothing: Option
             Reduction::Sum => per_row.sum_all()?,
             Reduction::Mean => per_row.sum_all()?.affine(1.0 / p as f64, 0.0)?,
         };
-        let grad = match &i.grad_output {
+        let grad = match grad_output {
             None => None,
             Some(g) => {
                 let g = to_candle(g)?.to_dtype(odt)?;
@@ -217,7 +225,7 @@ fn loss(req: &Request<'_>, reduction: Option<Reduction>, label_smoothing: Option
         let smooth = keep.where_cond(&weighted.sum(1)?.neg()?, &zero)?;
         out = out.affine(1.0 - ls, 0.0)?.add(&reduce(&smooth)?.affine(ls / c as f64, 0.0)?)?;
     }
-    let grad = match &i.grad_output {
+    let grad = match grad_output {
         None => None,
         Some(g) => {
             let g = to_candle(g)?.to_dtype(dt)?;

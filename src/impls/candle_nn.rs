@@ -9,7 +9,7 @@
 
 use super::candle_bridge::{first_line, from_candle, to_candle};
 use super::{Implementation, Outcome, Request};
-use crate::golden::format::{Attrs, Op};
+use crate::ops::{Call, Op};
 use candle_core::{Tensor as CTensor, Var};
 
 pub struct CandleNn;
@@ -32,58 +32,53 @@ impl Implementation for CandleNn {
 }
 
 fn unsupported(req: &Request<'_>) -> Option<String> {
-    let i = req.inputs;
-    if let Op::LogSoftmax = req.op {
-        return None;
-    }
-    if i.weight.is_some() {
+    let (input, target, weight, reduction, ls) = match req.call {
+        Call::LogSoftmax { .. } => return None,
+        Call::NllLoss { input, target, weight, reduction, .. } => (input, target, weight, reduction, 0.0),
+        Call::CrossEntropy { input, target, weight, reduction, label_smoothing, .. } => {
+            (input, target, weight, reduction, *label_smoothing)
+        }
+    };
+    if weight.is_some() {
         return Some("candle-nn's loss functions take no class weight".into());
     }
-    let (reduction, ls) = match req.attrs {
-        Attrs::NllLoss { reduction, .. } => (reduction.as_str(), 0.0),
-        Attrs::CrossEntropy { reduction, label_smoothing, .. } => (reduction.as_str(), *label_smoothing),
-        Attrs::LogSoftmax { .. } => unreachable!(),
-    };
     if reduction != "mean" {
         return Some(format!("candle-nn's loss functions always take the mean (reduction \"{reduction}\" requested)"));
     }
     if ls > 0.0 {
         return Some("candle-nn's cross_entropy has no label smoothing".into());
     }
-    let target = i.target.as_ref()?;
-    if req.op == Op::CrossEntropy && target.shape() == i.input.shape() {
+    if req.call.op() == Op::CrossEntropy && target.shape() == input.shape() {
         return Some("candle-nn's cross_entropy takes class indices only, not probabilities".into());
     }
-    if i.input.ndim() != 2 {
+    if input.ndim() != 2 {
         return Some(format!(
             "candle-nn's loss functions take (N, C) inputs only, not {}-d",
-            i.input.ndim()
+            input.ndim()
         ));
     }
     None
 }
 
 fn run(req: &Request<'_>) -> candle_core::Result<(crate::Tensor, Option<crate::Tensor>)> {
-    let i = req.inputs;
-    let x = Var::from_tensor(&to_candle(&i.input)?)?;
-    let out: CTensor = match req.attrs {
-        Attrs::LogSoftmax { dim } => {
-            let n = i.input.ndim() as i64;
-            let d = dim.unwrap_or_else(|| crate::ops::implicit_dim(i.input.ndim()));
+    let input = req.call.input();
+    let x = Var::from_tensor(&to_candle(input)?)?;
+    let out: CTensor = match req.call {
+        Call::LogSoftmax { dim, .. } => {
+            let n = input.ndim() as i64;
+            let d = dim.unwrap_or_else(|| crate::ops::implicit_dim(input.ndim()));
             let d = if d < 0 { d + n } else { d };
             if d < 0 {
                 candle_core::bail!("dim {d} out of range");
             }
             candle_nn::ops::log_softmax(x.as_tensor(), d as usize)?
         }
-        Attrs::NllLoss { .. } => candle_nn::loss::nll(x.as_tensor(), &to_candle(i.target.as_ref().expect("target"))?)?,
-        Attrs::CrossEntropy { .. } => {
-            candle_nn::loss::cross_entropy(x.as_tensor(), &to_candle(i.target.as_ref().expect("target"))?)?
-        }
+        Call::NllLoss { target, .. } => candle_nn::loss::nll(x.as_tensor(), &to_candle(target)?)?,
+        Call::CrossEntropy { target, .. } => candle_nn::loss::cross_entropy(x.as_tensor(), &to_candle(target)?)?,
     };
     let out_shape: Vec<usize> = out.dims().to_vec();
-    let output = from_candle(&out, &out_shape, i.input.dtype())?;
-    let grad = match &i.grad_output {
+    let output = from_candle(&out, &out_shape, input.dtype())?;
+    let grad = match req.grad_output {
         None => None,
         Some(g) => {
             let g = to_candle(g)?;
@@ -93,7 +88,7 @@ fn run(req: &Request<'_>) -> candle_core::Result<(crate::Tensor, Option<crate::T
                 Some(gi) => gi.clone(),
                 None => x.as_tensor().zeros_like()?,
             };
-            Some(from_candle(&gi, i.input.shape(), i.input.dtype())?)
+            Some(from_candle(&gi, input.shape(), input.dtype())?)
         }
     };
     Ok((output, grad))

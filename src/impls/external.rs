@@ -21,8 +21,7 @@
 //! a process's first request, since it started): never an earlier request's or process's.
 
 use super::{Implementation, Outcome, Request};
-use crate::error::ErrorKind;
-use crate::golden::format::{attrs_to_json, inputs_to_json, parse_tensor};
+use super::protocol::{not_json, parse_response, preview, request_line};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::fs::File;
@@ -316,88 +315,6 @@ impl External {
     }
 }
 
-/// The detail for a line that is not JSON, with the fix when the cause is a common one.
-fn not_json(line: &str, e: &serde_json::Error) -> String {
-    match bare_non_finite(line) {
-        Some(word) => format!(
-            "malformed response: bare {word} is not JSON: write \"{word}\" (a string), as golden files do: {}",
-            preview(line)
-        ),
-        None => format!("malformed response (not JSON: {e}): {}", preview(line)),
-    }
-}
-
-/// `NaN`, `Infinity` or `-Infinity` written outside a string (Python's `json.dumps` default).
-fn bare_non_finite(line: &str) -> Option<&'static str> {
-    let b = line.as_bytes();
-    let (mut in_string, mut escaped) = (false, false);
-    for i in 0..b.len() {
-        let c = b[i];
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        if c == b'"' {
-            in_string = true;
-        } else if b[i..].starts_with(b"NaN") {
-            return Some("NaN");
-        } else if b[i..].starts_with(b"-Infinity") {
-            return Some("-Infinity");
-        } else if b[i..].starts_with(b"Infinity") {
-            return Some("Infinity");
-        }
-    }
-    None
-}
-
-fn preview(s: &str) -> String {
-    let t: String = s.trim_end().chars().take(200).collect();
-    if t.len() < s.trim_end().len() { format!("{t}...") } else { t }
-}
-
-/// Reads a response object (already checked to be for this id).
-pub fn parse_response(v: &Value) -> Result<Outcome, String> {
-    let Some(m) = v.as_object() else { return Err("response is not an object".into()) };
-    for k in m.keys() {
-        if !["id", "output", "grad_input", "grad_input_unsupported", "error", "unsupported"].contains(&k.as_str()) {
-            return Err(format!("unknown key \"{k}\" in the response"));
-        }
-    }
-    if let Some(reason) = m.get("unsupported") {
-        return Ok(Outcome::Unsupported(reason.as_str().unwrap_or("(no reason given)").to_string()));
-    }
-    if let Some(e) = m.get("error") {
-        let kind_s = e.get("kind").and_then(Value::as_str).ok_or("error without a string \"kind\"")?;
-        let message = e.get("message").and_then(Value::as_str).unwrap_or("").to_string();
-        return Ok(match ErrorKind::parse(kind_s) {
-            Some(k) => Outcome::Error { kind: Some(k), message },
-            None => Outcome::Error { kind: None, message: format!("(unknown kind \"{kind_s}\") {message}") },
-        });
-    }
-    let tensor = |key: &str, v: &Value| {
-        parse_tensor(v, key).map_err(|e| {
-            let fix = if e.message.contains("is not exactly a") { ": round answers to the output dtype" } else { "" };
-            format!("malformed response: {e}{fix}")
-        })
-    };
-    let output = m.get("output").ok_or("response has none of output, error, unsupported")?;
-    let output = tensor("output", output)?;
-    match (m.get("grad_input"), m.get("grad_input_unsupported")) {
-        (Some(_), Some(_)) => Err("response has both grad_input and grad_input_unsupported".into()),
-        (Some(g), None) => Ok(Outcome::Values { output, grad_input: Some(tensor("grad_input", g)?) }),
-        (None, Some(reason)) => {
-            let reason = reason.as_str().ok_or("grad_input_unsupported must be a string (the reason)")?;
-            Ok(Outcome::ForwardOnly { output, reason: reason.to_string() })
-        }
-        (None, None) => Ok(Outcome::Values { output, grad_input: None }),
-    }
-}
-
 impl Implementation for External {
     fn name(&self) -> &str {
         &self.name
@@ -416,14 +333,7 @@ impl Implementation for External {
         if let Some(f) = &state.fatal {
             return (Outcome::Broken(f.clone()), None);
         }
-        // Written by hand so that "id" comes first: adapters can route on it cheaply.
-        let line = format!(
-            "{{\"id\":{},\"op\":\"{}\",\"inputs\":{},\"attrs\":{}}}\n",
-            Value::from(req.id),
-            req.op.name(),
-            inputs_to_json(req.inputs),
-            attrs_to_json(req.attrs)
-        );
+        let line = request_line(req);
         loop {
             // A process that exited after its last answer is replaced before it is sent anything.
             if state.process.as_mut().is_some_and(|p| p.child.try_wait().ok().flatten().is_some()) {
@@ -492,15 +402,3 @@ impl Implementation for External {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bare_non_finite_words_are_found_outside_strings_only() {
-        assert_eq!(bare_non_finite(r#"{"id":"a","output":{"data":[NaN]}}"#), Some("NaN"));
-        assert_eq!(bare_non_finite(r#"{"data":[1.0, -Infinity]}"#), Some("-Infinity"));
-        assert_eq!(bare_non_finite(r#"{"data":[Infinity]}"#), Some("Infinity"));
-        assert_eq!(bare_non_finite(r#"{"id":"NaN \"Infinity\"","data":["NaN"]}"#), None);
-    }
-}

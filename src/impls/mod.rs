@@ -1,7 +1,7 @@
 //! Implementations under test, behind one trait.
 //!
-//! An implementation sees a [`Request`]: the case's id, op, inputs and attrs, never its
-//! expectations. It answers with an [`Outcome`]. `native` is this crate's ops; `candle` a
+//! An implementation sees a [`Request`]: the case's id, its [`Call`] (the op with exactly its
+//! inputs and attributes) and `grad_output`, never its expectations. It answers with an [`Outcome`]. `native` is this crate's ops; `candle` a
 //! reference composed of Candle tensor ops; `candle-nn` candle-nn's own functions as they
 //! are; `exec:COMMAND` any program speaking protocol 1 (spec/PROTOCOL.md). Another Rust crate
 //! implements [`Implementation`] and runs the suite with [`crate::harness`].
@@ -11,23 +11,26 @@ mod candle_bridge;
 pub mod candle_nn;
 pub mod external;
 pub mod native;
+pub mod protocol;
 
 use crate::error::ErrorKind;
-use crate::golden::format::{Attrs, Case, Inputs, Op};
+use crate::golden::format::Case;
+use crate::ops::Call;
 use crate::tensor::Tensor;
 
 /// What an implementation is asked: the case without its expectations.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     pub id: &'a str,
-    pub op: Op,
-    pub inputs: &'a Inputs,
-    pub attrs: &'a Attrs,
+    /// The op with exactly its inputs and attributes.
+    pub call: &'a Call,
+    /// For a backward case, the gradient of the output: the answer then carries `grad_input`.
+    pub grad_output: Option<&'a Tensor>,
 }
 
 impl<'a> Request<'a> {
     pub fn of(case: &'a Case) -> Request<'a> {
-        Request { id: &case.id, op: case.op, inputs: &case.inputs, attrs: &case.attrs }
+        Request { id: &case.id, call: &case.call, grad_output: case.grad_output.as_ref() }
     }
 }
 
@@ -63,11 +66,6 @@ pub trait Implementation: Send + Sync {
     /// run stops with exit status 2 and this message instead of failing every case alike.
     fn fatal(&self) -> Option<String> {
         None
-    }
-    /// Whether error messages must equal PyTorch's verbatim (only the native implementation
-    /// promises that; everyone else is judged on the error kind).
-    fn exact_messages(&self) -> bool {
-        false
     }
 }
 

@@ -95,8 +95,8 @@ pub fn case_tolerance(case: &Case) -> Tolerance {
     if let Some((t, _)) = &case.tolerance {
         return *t;
     }
-    let i = &case.inputs;
-    let mut dtypes: Vec<DType> = [Some(&i.input), i.target.as_ref(), i.weight.as_ref(), i.grad_output.as_ref()]
+    let c = &case.call;
+    let mut dtypes: Vec<DType> = [Some(c.input()), c.target(), c.weight(), case.grad_output.as_ref()]
         .into_iter()
         .flatten()
         .map(Tensor::dtype)
@@ -105,7 +105,7 @@ pub fn case_tolerance(case: &Case) -> Tolerance {
         dtypes.push(torch.output.dtype());
     }
     let least = dtypes.into_iter().filter(|d| d.is_float()).min_by_key(|d| d.mantissa_bits());
-    least.map_or_else(|| default_tolerance(case.inputs.input.dtype()), default_tolerance)
+    least.map_or_else(|| default_tolerance(c.input().dtype()), default_tolerance)
 }
 
 fn wider(a: Tolerance, b: Option<Tolerance>) -> Tolerance {

@@ -14,10 +14,12 @@
 //! | `nll_loss(input, target, weight, reduction, ignore_index)` | `F.nll_loss` | [`nll_loss`](mod@nll_loss) |
 //! | `cross_entropy(..., label_smoothing)` | `F.cross_entropy` | [`cross_entropy`](mod@cross_entropy) |
 
+pub mod call;
 pub mod cross_entropy;
 pub mod log_softmax;
 pub mod nll_loss;
 
+pub use call::{Call, Op};
 pub use cross_entropy::{cross_entropy, cross_entropy_backward};
 pub use log_softmax::{implicit_dim, log_softmax, log_softmax_backward, log_softmax_into};
 pub use nll_loss::{nll_loss, nll_loss_backward};

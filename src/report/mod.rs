@@ -36,8 +36,8 @@ impl ResultRow {
             detail: result.detail,
             cause: result.cause,
             loosened_by: result.loosened_by,
-            op: case.case.op.name().to_string(),
-            dtype: case.case.inputs.input.dtype().name().to_string(),
+            op: case.case.call.op().name().to_string(),
+            dtype: case.case.call.input().dtype().name().to_string(),
             file: Some(case.file.clone()),
         }
     }
@@ -453,10 +453,10 @@ impl CaseCounts {
     pub fn add(&mut self, case: &Case) {
         self.total += 1;
         let mut one = |group: &'static str, name: &str| *self.counts.entry((group, name.to_string())).or_default() += 1;
-        one("op", case.op.name());
-        one("dtype", case.inputs.input.dtype().name());
+        one("op", case.call.op().name());
+        one("dtype", case.call.input().dtype().name());
         one("expected", if matches!(case.expected, Expected::Error(_)) { "error" } else { "values" });
-        if case.inputs.grad_output.is_some() {
+        if case.grad_output.is_some() {
             one("expected", "grad_input");
         }
         for t in &case.tags {
