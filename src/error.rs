@@ -74,6 +74,13 @@ pub enum PyType {
 }
 
 impl PyType {
+    pub const ALL: [PyType; 4] = [PyType::ValueError, PyType::RuntimeError, PyType::IndexError, PyType::NotImplementedError];
+
+    /// The exception type called `s`.
+    pub fn parse(s: &str) -> Option<PyType> {
+        PyType::ALL.into_iter().find(|t| t.name() == s)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             PyType::ValueError => "ValueError",
@@ -81,6 +88,12 @@ impl PyType {
             PyType::IndexError => "IndexError",
             PyType::NotImplementedError => "NotImplementedError",
         }
+    }
+}
+
+impl std::fmt::Display for PyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -321,7 +321,7 @@ fn show_command(a: ShowArgs) -> Result<u8, UsageError> {
             }
         }
         match &c.expected {
-            Expected::Error(e) => out.push_str(&format!("  PyTorch:  {}: {} (kind {})\n", e.py_type, e.message, e.kind)),
+            Expected::Error(e) => out.push_str(&format!("  PyTorch:  {}: {} (kind {})\n", e.type_name(), e.message, e.kind)),
             Expected::Values { torch, .. } => {
                 out.push_str(&format!("  PyTorch:  output {} {}", torch.output.dtype().name(), fmt_shape(torch.output.shape())));
                 if let Some(g) = &torch.grad_input {

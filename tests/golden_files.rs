@@ -114,7 +114,7 @@ fn summary(cases: &[Case]) -> String {
         };
         writeln!(out, "  attrs: {attrs}").unwrap();
         match &c.expected {
-            Expected::Error(e) => writeln!(out, "  error: {} ({}: {})", e.kind, e.py_type, e.message).unwrap(),
+            Expected::Error(e) => writeln!(out, "  error: {} ({}: {})", e.kind, e.type_name(), e.message).unwrap(),
             Expected::Values { torch, reference } => {
                 writeln!(out, "  output: {}", digest(&torch.output)).unwrap();
                 if let Some(g) = &torch.grad_input {

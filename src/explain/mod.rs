@@ -22,7 +22,7 @@ pub enum Answer {
     Ok { output: Shown, warnings: Vec<String> },
     /// PyTorch raises.
     Error {
-        py_type: String,
+        py_type: crate::error::PyType,
         message: String,
         kind: crate::ErrorKind,
         line: usize,
@@ -62,7 +62,7 @@ pub fn explain(source: &str) -> Answer {
         Err(Stop::Raise { error, line, call }) => {
             let (explanation, fix) = advice::explain(&error, &call, source);
             Answer::Error {
-                py_type: error.py_type.name().to_string(),
+                py_type: error.py_type,
                 message: error.message,
                 kind: error.kind,
                 line,
@@ -172,7 +172,7 @@ impl Answer {
             }
             Answer::Error { py_type, message, kind, line, explanation, fix, warnings, .. } => json!({
                 "result": "error",
-                "error": {"type": py_type, "message": message, "kind": kind.name(), "line": line},
+                "error": {"type": py_type.name(), "message": message, "kind": kind.name(), "line": line},
                 "explanation": explanation,
                 "fix": fix,
                 "warnings": warnings,

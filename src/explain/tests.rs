@@ -72,7 +72,7 @@ fn every_seed_question_case_explains_as_pytorch_ran_it() {
         let code = snippet(case);
         match (explain(&code), &case.expected) {
             (Answer::Error { py_type, message, kind, .. }, Expected::Error(e)) => {
-                assert_eq!((&py_type, &message, kind), (&e.py_type, &e.message, e.kind), "{}\n{code}", case.id);
+                assert_eq!((py_type.name(), &message, kind), (e.type_name(), &e.message, e.kind), "{}\n{code}", case.id);
             }
             (Answer::Ok { output: Shown::Tensor { tensor, known: true }, .. }, Expected::Values { .. }) => {
                 // judged like any implementation: its output against PyTorch's (no gradient asked)

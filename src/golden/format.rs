@@ -5,7 +5,7 @@
 //! about (`cases[3].inputs.target.data[7]`). Unknown keys are errors: a misspelled
 //! `tolerence` must not silently fall back to the default tolerance.
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, PyType};
 pub use crate::ops::{Call, Op};
 use crate::tensor::{DType, Data, Tensor, checked_numel, MAX_ELEMENTS};
 use serde_json::{Map, Number, Value};
@@ -22,8 +22,16 @@ pub struct Values {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpectedError {
     pub kind: ErrorKind,
-    pub py_type: String,
+    /// The Python exception type PyTorch raised (`type`; optional in the format).
+    pub py_type: Option<PyType>,
     pub message: String,
+}
+
+impl ExpectedError {
+    /// The exception type's name, empty when the case does not say.
+    pub fn type_name(&self) -> &'static str {
+        self.py_type.map_or("", PyType::name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -271,7 +279,15 @@ fn parse_expected(v: &Value, path: &str) -> R<Expected> {
         let kind_s = string(required(em, "kind", &ep)?, &format!("{ep}.kind"))?;
         let kind = ErrorKind::parse(kind_s)
             .map_or_else(|| ferr(&format!("{ep}.kind"), format!("unknown error kind \"{kind_s}\"")), Ok)?;
-        let py_type = em.get("type").map_or(Ok(""), |t| string(t, &format!("{ep}.type")))?.to_string();
+        let py_type = match em.get("type") {
+            None => None,
+            Some(t) => {
+                let s = string(t, &format!("{ep}.type"))?;
+                let known: Vec<&str> = PyType::ALL.iter().map(|t| t.name()).collect();
+                let unknown = || ferr(&format!("{ep}.type"), format!("unknown exception type \"{s}\" ({})", known.join(", ")));
+                Some(PyType::parse(s).map_or_else(unknown, Ok)?)
+            }
+        };
         let message = em.get("message").map_or(Ok(""), |t| string(t, &format!("{ep}.message")))?.to_string();
         return Ok(Expected::Error(ExpectedError { kind, py_type, message }));
     }
@@ -471,5 +487,20 @@ mod tests {
         let e = parse_document(&doc).unwrap_err();
         assert_eq!(e.case_id.as_deref(), Some("a"));
         assert!(e.message.contains("tolerence"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_exception_type_is_an_error() {
+        let case = |ty: &str| json!({"format": FORMAT_V1, "cases": [{
+            "id": "a", "op": "log_softmax", "attrs": {"dim": 0},
+            "inputs": {"input": {"dtype": "int64", "shape": [1], "data": [1]}},
+            "expected": {"error": {"kind": "input_dtype", "type": ty, "message": "m"}}
+        }]});
+        let ok = parse_document(&case("NotImplementedError")).unwrap();
+        let Expected::Error(e) = &ok.cases[0].expected else { panic!("an error case") };
+        assert_eq!(e.py_type, Some(PyType::NotImplementedError));
+        let e = parse_document(&case("TypeErorr")).unwrap_err();
+        assert_eq!(e.path, "cases[0].expected.error.type");
+        assert!(e.message.contains("unknown exception type \"TypeErorr\""), "{e}");
     }
 }

@@ -131,10 +131,10 @@ pub fn judge_with(case: &Case, outcome: &Outcome, exact_messages: bool, loosen: 
                 let got = kind.map_or("an error of no contract kind".to_string(), |k| format!("error kind {k}"));
                 return Verdict::Fail(Failure::new(
                     format!("expected error kind {}, got {got}", e.kind),
-                    format!("expected error kind {} (torch: {}: {}), got {got}: {message}", e.kind, e.py_type, e.message),
+                    format!("expected error kind {} (torch: {}: {}), got {got}: {message}", e.kind, e.type_name(), e.message),
                 ));
             }
-            let torch = format!("{}: {}", e.py_type, e.message);
+            let torch = format!("{}: {}", e.type_name(), e.message);
             if exact_messages && *message != torch {
                 return Verdict::Fail(Failure::new(
                     format!("error kind {}: message differs", e.kind),
@@ -149,7 +149,7 @@ pub fn judge_with(case: &Case, outcome: &Outcome, exact_messages: bool, loosen: 
                 format!(
                     "expected error kind {} (torch: {}: {}), got an output of shape {:?}",
                     e.kind,
-                    e.py_type,
+                    e.type_name(),
                     e.message,
                     output.shape()
                 ),
