@@ -6,7 +6,7 @@
 
 use crate::golden::load::LoadedCase;
 use crate::impls::{BUILTIN, Implementation, Outcome, Request};
-use crate::judge::expectations::{Expectations, Status};
+use crate::judge::expectations::{Expectations, ExpectationsError, Status};
 use crate::judge::{Verdict, judge, judge_with};
 use std::cell::{Cell, RefCell};
 use std::panic::AssertUnwindSafe;
@@ -46,7 +46,7 @@ impl Target {
 
     /// A built-in implementation with the expectations file shipped for it (none if there is
     /// none), as `cargo test` and `nllspec run` judge it.
-    pub fn shipped(implementation: impl Implementation + 'static) -> Result<Target, String> {
+    pub fn shipped(implementation: impl Implementation + 'static) -> Result<Target, ExpectationsError> {
         let name = implementation.name().to_string();
         let expectations = match shipped_expectations(&name) {
             Some(p) => Expectations::load(&p)?,

@@ -6,11 +6,35 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nllspec::golden::load::{default_golden_dir, discover, load_file};
 use nllspec::report::{CaseCounts, Format, Report};
-use nllspec::runner::{RunOptions, UsageError, run};
+use nllspec::golden::load::LoadError;
+use nllspec::runner::{RunError, RunOptions, run};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// Why a command cannot do its work (exit status 2): the library's typed errors, and the
+/// command line's own, as the text printed after `nllspec: `.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<RunError> for UsageError {
+    fn from(e: RunError) -> UsageError {
+        UsageError(e.to_string())
+    }
+}
+
+impl From<LoadError> for UsageError {
+    fn from(e: LoadError) -> UsageError {
+        UsageError(e.to_string())
+    }
+}
 
 #[derive(Parser)]
 #[command(name = "nllspec", about = "Conformance suite for LogSoftmax, NLLLoss and CrossEntropyLoss (PyTorch 2.15 is the specification)")]
@@ -237,9 +261,9 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
                 }
                 None => say(&text)?,
             }
-            return Err(e);
+            return Err(e.into());
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let text = report.render(format);
     match &a.out {

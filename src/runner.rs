@@ -8,8 +8,8 @@ use crate::golden::format::Case;
 use crate::golden::load::{LoadError, LoadedCase, discover, for_each_case, load_file};
 use crate::execution::{Messages, Target, run_case, shipped_expectations};
 use crate::impls::external::Limits;
-use crate::impls::ImplSpec;
-use crate::judge::expectations::Expectations;
+use crate::impls::{ImplSpec, ImplSpecError};
+use crate::judge::expectations::{Expectations, ExpectationsError};
 use crate::report::{Report, ResultRow, Unneeded};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,44 +26,80 @@ pub struct RunOptions {
     pub expectations: Vec<PathBuf>,
 }
 
-/// Why a run cannot start (exit status 2).
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageError(pub String);
+/// Why a run cannot start, or cannot go on (exit status 2).
+#[derive(Debug)]
+pub enum RunError {
+    /// A golden file cannot be read or is malformed, or two cases share an id.
+    Load(LoadError),
+    /// An expectations file cannot be used.
+    Expectations(ExpectationsError),
+    /// An `--impl` argument names no implementation.
+    Implementation(ImplSpecError),
+    /// Two `--impl` arguments give the same name.
+    SameName(String),
+    /// An `--expectations` file is for none of the implementations run.
+    ExpectationsForNone { file: PathBuf, implementation: String, names: Vec<String> },
+    /// The golden paths hold no case.
+    NoCases,
+    /// `--filter` selects no case.
+    FilterSelectsNothing(String),
+    /// An implementation cannot be run at all ([`crate::impls::Implementation::fatal`]).
+    Fatal(String),
+}
 
-impl std::fmt::Display for UsageError {
+impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            RunError::Load(e) => e.fmt(f),
+            RunError::Expectations(e) => e.fmt(f),
+            RunError::Implementation(e) => e.fmt(f),
+            RunError::SameName(name) => {
+                write!(f, "two implementations are called \"{name}\": name them apart with --impl NAME=exec:COMMAND")
+            }
+            RunError::ExpectationsForNone { file, implementation, names } => write!(
+                f,
+                "{}: expectations for \"{implementation}\", which is not among the implementations run ({})",
+                file.display(),
+                names.join(", ")
+            ),
+            RunError::NoCases => f.write_str("no golden cases found"),
+            RunError::FilterSelectsNothing(filter) => write!(f, "--filter {filter:?} selects no case"),
+            RunError::Fatal(message) => f.write_str(message),
+        }
     }
 }
 
-impl From<LoadError> for UsageError {
-    fn from(e: LoadError) -> UsageError {
-        UsageError(e.to_string())
+impl std::error::Error for RunError {}
+
+impl From<LoadError> for RunError {
+    fn from(e: LoadError) -> RunError {
+        RunError::Load(e)
+    }
+}
+
+impl From<ExpectationsError> for RunError {
+    fn from(e: ExpectationsError) -> RunError {
+        RunError::Expectations(e)
     }
 }
 
 /// The targets named in `opts`, with their expectations.
-pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, UsageError> {
-    let specs = opts.impls.iter().map(|s| ImplSpec::parse(s).map_err(UsageError)).collect::<Result<Vec<_>, _>>()?;
+pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, RunError> {
+    let specs = opts.impls.iter().map(|s| ImplSpec::parse(s).map_err(RunError::Implementation)).collect::<Result<Vec<_>, _>>()?;
     for (i, a) in specs.iter().enumerate() {
         if specs[..i].iter().any(|b| b.name() == a.name()) {
-            return Err(UsageError(format!(
-                "two implementations are called \"{}\": name them apart with --impl NAME=exec:COMMAND",
-                a.name()
-            )));
+            return Err(RunError::SameName(a.name().to_string()));
         }
     }
     let mut extra: Vec<Option<Expectations>> = specs.iter().map(|_| None).collect();
     for p in &opts.expectations {
-        let e = Expectations::load(p).map_err(UsageError)?;
+        let e = Expectations::load(p)?;
         let Some(i) = specs.iter().position(|s| s.answers_to(&e.implementation)) else {
-            let names: Vec<&str> = specs.iter().map(ImplSpec::name).collect();
-            return Err(UsageError(format!(
-                "{}: expectations for \"{}\", which is not among the implementations run ({})",
-                p.display(),
-                e.implementation,
-                names.join(", ")
-            )));
+            return Err(RunError::ExpectationsForNone {
+                file: p.clone(),
+                implementation: e.implementation,
+                names: specs.iter().map(|s| s.name().to_string()).collect(),
+            });
         };
         extra[i] = Some(e);
     }
@@ -73,7 +109,7 @@ pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, UsageError> {
         let name = spec.name();
         let exp = match (extra, shipped_expectations(name)) {
             (Some(e), _) => e,
-            (None, Some(p)) => Expectations::load(&p).map_err(UsageError)?,
+            (None, Some(p)) => Expectations::load(&p)?,
             (None, None) => Expectations::none(name),
         };
         let messages = match spec {
@@ -117,7 +153,7 @@ impl Progress<'_> {
 }
 
 /// Runs the suite, telling `progress` as it goes.
-pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Report, UsageError> {
+pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Report, RunError> {
     let targets = targets(opts)?;
     let files = discover(&opts.golden)?;
     // Pass 1: every file parses, ids are unique (the loader's checks).
@@ -130,10 +166,10 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<
         all_ids.push(case.id);
     })?;
     if all_ids.is_empty() {
-        return Err(UsageError("no golden cases found".into()));
+        return Err(RunError::NoCases);
     }
     if selected_cases == 0 {
-        return Err(UsageError(format!("--filter {:?} selects no case", opts.filter.as_deref().unwrap_or(""))));
+        return Err(RunError::FilterSelectsNothing(opts.filter.clone().unwrap_or_default()));
     }
     progress(Progress::Start { results: selected_cases * targets.len() });
     // Pass 2: run, one file at a time.
@@ -148,7 +184,7 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<
             for t in &targets {
                 let result = run_case(t, &loaded);
                 if let Some(fatal) = t.implementation.fatal() {
-                    return Err(UsageError(fatal));
+                    return Err(RunError::Fatal(fatal));
                 }
                 report.results.push(ResultRow::new(&loaded, t.implementation.name(), result));
                 progress(Progress::Result { id: &loaded.case.id });

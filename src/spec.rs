@@ -50,73 +50,94 @@ fn fragment(v: &Value) -> Result<String, String> {
     })
 }
 
+/// A spec file that cannot be used: the file, where in it (`cases[3]`,
+/// `cases[3].inputs.target`), and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecError {
+    pub file: std::path::PathBuf,
+    pub at: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(at) = &self.at {
+            write!(f, ": {at}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
 /// Reads and checks a spec file. `prefix` is the id prefix its path imposes
 /// (`nll_loss/weight/` for spec/cases/nll_loss/weight.json); `tags` the allowed tags.
-pub fn read_spec(path: &Path, prefix: &str, tags: &BTreeSet<String>) -> Result<SpecFile, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let where_ = path.display().to_string();
-    let top = doc.as_object().ok_or(format!("{where_}: not an object"))?;
+pub fn read_spec(path: &Path, prefix: &str, tags: &BTreeSet<String>) -> Result<SpecFile, SpecError> {
+    let err = |at: Option<&str>, message: String| SpecError { file: path.to_path_buf(), at: at.map(str::to_string), message };
+    let bytes = std::fs::read(path).map_err(|e| err(None, e.to_string()))?;
+    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| err(None, e.to_string()))?;
+    let top = doc.as_object().ok_or_else(|| err(None, "not an object".into()))?;
     for k in top.keys() {
         if k != "cases" && k != "note" {
-            return Err(format!("{where_}: unknown key \"{k}\""));
+            return Err(err(None, format!("unknown key \"{k}\"")));
         }
     }
-    let cases = top.get("cases").and_then(Value::as_array).ok_or(format!("{where_}: no cases array"))?;
+    let cases = top.get("cases").and_then(Value::as_array).ok_or_else(|| err(None, "no cases array".into()))?;
     let mut out = SpecFile { case_ids: vec![], golden_ids: BTreeSet::new(), sha256: sha256_hex(&bytes) };
     for (i, c) in cases.iter().enumerate() {
-        let at = format!("{where_}: cases[{i}]");
-        let m = c.as_object().ok_or(format!("{at}: not an object"))?;
+        let at = format!("cases[{i}]");
+        let m = c.as_object().ok_or_else(|| err(Some(&at), "not an object".into()))?;
         for k in m.keys() {
             if !CASE_KEYS.contains(&k.as_str()) {
-                return Err(format!("{at}: unknown key \"{k}\""));
+                return Err(err(Some(&at), format!("unknown key \"{k}\"")));
             }
         }
-        let id = m.get("id").and_then(Value::as_str).ok_or(format!("{at}: no id"))?;
+        let id = m.get("id").and_then(Value::as_str).ok_or_else(|| err(Some(&at), "no id".into()))?;
         if !id.starts_with(prefix) || id.contains('@') || !crate::golden::format::valid_id(id) {
-            return Err(format!("{at}: id \"{id}\" must start with \"{prefix}\" and use [A-Za-z0-9_./=-]"));
+            return Err(err(Some(&at), format!("id \"{id}\" must start with \"{prefix}\" and use [A-Za-z0-9_./=-]")));
         }
-        for (name, t) in m.get("inputs").and_then(Value::as_object).ok_or(format!("{at}: no inputs"))? {
-            for k in t.as_object().ok_or(format!("{at}.inputs.{name}: not an object"))?.keys() {
+        for (name, t) in m.get("inputs").and_then(Value::as_object).ok_or_else(|| err(Some(&at), "no inputs".into()))? {
+            for k in t.as_object().ok_or_else(|| err(Some(&format!("{at}.inputs.{name}")), "not an object".into()))?.keys() {
                 if !TENSOR_KEYS.contains(&k.as_str()) {
-                    return Err(format!("{at}.inputs.{name}: unknown key \"{k}\""));
+                    return Err(err(Some(&format!("{at}.inputs.{name}")), format!("unknown key \"{k}\"")));
                 }
             }
         }
         for t in m.get("tags").and_then(Value::as_array).into_iter().flatten() {
-            let t = t.as_str().ok_or(format!("{at}: tags must be strings"))?;
+            let t = t.as_str().ok_or_else(|| err(Some(&at), "tags must be strings".into()))?;
             if !tags.contains(t) {
-                return Err(format!("{at}: unknown tag \"{t}\" (spec/tags.json)"));
+                return Err(err(Some(&at), format!("unknown tag \"{t}\" (spec/tags.json)")));
             }
         }
         if let Some(k) = m.get("expect_error") {
             let k = k.as_str().unwrap_or("");
             if crate::error::ErrorKind::parse(k).is_none() {
-                return Err(format!("{at}: unknown error kind \"{k}\""));
+                return Err(err(Some(&at), format!("unknown error kind \"{k}\"")));
             }
         }
         let dtypes: Vec<String> = match m.get("dtypes") {
             None => FLOATS.iter().map(|s| s.to_string()).collect(),
             Some(v) => v
                 .as_array()
-                .ok_or(format!("{at}: dtypes must be a list"))?
+                .ok_or_else(|| err(Some(&at), "dtypes must be a list".into()))?
                 .iter()
-                .map(|d| d.as_str().map(str::to_string).ok_or(format!("{at}: dtypes must be strings")))
+                .map(|d| d.as_str().map(str::to_string).ok_or_else(|| err(Some(&at), "dtypes must be strings".into())))
                 .collect::<Result<_, _>>()?,
         };
         // matrix keys in sorted order (as export.py expands them), values in order
         let mut suffixes = vec![String::new()];
         if let Some(matrix) = m.get("matrix") {
-            let matrix = matrix.as_object().ok_or(format!("{at}: matrix must be an object"))?;
+            let matrix = matrix.as_object().ok_or_else(|| err(Some(&at), "matrix must be an object".into()))?;
             let mut keys: Vec<&String> = matrix.keys().collect();
             keys.sort();
             for k in keys {
                 let vals = &matrix[k];
-                let vals = vals.as_array().ok_or(format!("{at}: matrix.{k} must be a list"))?;
+                let vals = vals.as_array().ok_or_else(|| err(Some(&at), format!("matrix.{k} must be a list")))?;
                 let mut next = Vec::new();
                 for s in &suffixes {
                     for v in vals {
-                        next.push(format!("{s}/{k}={}", fragment(v).map_err(|e| format!("{at}: {e}"))?));
+                        next.push(format!("{s}/{k}={}", fragment(v).map_err(|e| err(Some(&at), e))?));
                     }
                 }
                 suffixes = next;
@@ -145,5 +166,17 @@ mod tests {
         assert_eq!(fragment(&serde_json::json!(-100)).unwrap(), "-100");
         assert_eq!(fragment(&serde_json::json!(null)).unwrap(), "None");
         assert!(fragment(&serde_json::json!(1e-5)).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_place() {
+        let dir = std::env::temp_dir().join(format!("nllspec-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("weight.json");
+        std::fs::write(&path, r#"{"cases": [{"id": "nll_loss/weight/a", "inputs": {"input": {"shape": [2], "dtpye": "x"}}}]}"#).unwrap();
+        let e = read_spec(&path, "nll_loss/weight/", &BTreeSet::new()).unwrap_err();
+        assert_eq!((e.at.as_deref(), e.message.as_str()), (Some("cases[0].inputs.input"), "unknown key \"dtpye\""));
+        assert_eq!(e.to_string(), format!("{}: cases[0].inputs.input: unknown key \"dtpye\"", path.display()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -44,7 +44,7 @@ fn every_spec_file_has_a_current_golden_file() {
         let spec = match read_spec(spec_path, &prefix, &tags) {
             Ok(s) => s,
             Err(e) => {
-                problems.push(e);
+                problems.push(e.to_string());
                 continue;
             }
         };

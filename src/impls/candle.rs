@@ -28,9 +28,9 @@ impl Implementation for CandleReference {
             return Outcome::Error { kind: Some(e.kind), message: e.message };
         }
         match run(req) {
-            Ok(Ok((output, grad_input))) => Outcome::Values { output, grad_input },
-            Ok(Err(reason)) => Outcome::Unsupported(reason),
-            Err(e) => Outcome::Broken(format!("candle error: {}", first_line(&e.to_string()))),
+            Ok((output, grad_input)) => Outcome::Values { output, grad_input },
+            Err(NotRun::Inexpressible(reason)) => Outcome::Unsupported(reason),
+            Err(NotRun::Candle(e)) => Outcome::Broken(format!("candle error: {}", first_line(&e.to_string()))),
         }
     }
 }
@@ -44,8 +44,22 @@ fn wide(d: CDType) -> CDType {
     }
 }
 
-/// `Ok(Err(reason))` is a case Candle cannot express.
-type Run = CResult<Result<(Tensor, Option<Tensor>), String>>;
+/// Why a request has no values.
+enum NotRun {
+    /// A case Candle's operations cannot express (skipped, with the reason).
+    Inexpressible(String),
+    /// Candle failed (a broken answer).
+    Candle(candle_core::Error),
+}
+
+impl From<candle_core::Error> for NotRun {
+    fn from(e: candle_core::Error) -> NotRun {
+        NotRun::Candle(e)
+    }
+}
+
+/// The output and, for a backward case, the gradient.
+type Run = Result<(Tensor, Option<Tensor>), NotRun>;
 
 /// A loss call's arguments, the reduction parsed; `label_smoothing` is `None` for nll_loss.
 struct LossArgs<'a> {
@@ -63,7 +77,7 @@ fn run(req: &Request<'_>) -> Run {
     let op = req.call.op();
     // Candle's max/log_softmax reject empty tensors and 0-d inputs; nll_loss needs neither.
     if (x.numel() == 0 && op != Op::NllLoss) || (x.ndim() == 0 && op == Op::LogSoftmax) {
-        return Ok(Err(empty_or_scalar(x)));
+        return Err(NotRun::Inexpressible(empty_or_scalar(x)));
     }
     let (target, weight, reduction, ignore_index, label_smoothing) = match req.call {
         Call::LogSoftmax { input, dim } => return log_softmax(input, *dim, req.grad_output),
@@ -75,7 +89,7 @@ fn run(req: &Request<'_>) -> Run {
     // `check()` passed, so the reduction parses; an error here would be a case Candle cannot run
     let reduction = match Reduction::parse(reduction) {
         Ok(r) => r,
-        Err(e) => return Ok(Err(e.message)),
+        Err(e) => return Err(NotRun::Inexpressible(e.message)),
     };
     loss(LossArgs { x, target, weight: weight.as_ref(), reduction, ignore_index, label_smoothing, grad_output: req.grad_output })
 }
@@ -103,7 +117,7 @@ fn log_softmax(x: &Tensor, dim: Option<i64>, grad_output: Option<&Tensor>) -> Ru
             Some(from_candle(&gi, x.shape(), x.dtype())?)
         }
     };
-    Ok(Ok((from_candle(&out, x.shape(), x.dtype())?, grad)))
+    Ok((from_candle(&out, x.shape(), x.dtype())?, grad))
 }
 
 /// The classes moved last and every other dimension flattened: `(P, C)`, and back.
@@ -194,7 +208,7 @@ fn loss(a: LossArgs<'_>) -> Run {
                 Some(log_softmax_vjp(&logp, &grad_logp, x.shape(), x.dtype())?)
             }
         };
-        return Ok(Ok((from_candle(&out, &out_dims(reduction, &out_shape), out_dtype)?, grad)));
+        return Ok((from_candle(&out, &out_dims(reduction, &out_shape), out_dtype)?, grad));
     }
 
     // class-index targets
@@ -253,7 +267,7 @@ fn loss(a: LossArgs<'_>) -> Run {
             })
         }
     };
-    Ok(Ok((from_candle(&out, &out_dims(reduction, &out_shape), x.dtype())?, grad)))
+    Ok((from_candle(&out, &out_dims(reduction, &out_shape), x.dtype())?, grad))
 }
 
 fn out_dims(reduction: Reduction, none_shape: &[usize]) -> Vec<usize> {

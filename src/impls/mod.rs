@@ -83,8 +83,32 @@ pub enum ImplSpec {
     Exec { name: String, command: String },
 }
 
+/// Why an `--impl` argument names no implementation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImplSpecError {
+    /// Neither a built-in name nor `exec:COMMAND`.
+    Unknown(String),
+    /// `NAME=exec:COMMAND` with a name that cannot be used.
+    BadName { spec: String, name: String },
+}
+
+impl std::fmt::Display for ImplSpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImplSpecError::Unknown(s) => {
+                write!(f, "unknown implementation \"{s}\" (native, candle, candle-nn, exec:COMMAND or NAME=exec:COMMAND)")
+            }
+            ImplSpecError::BadName { spec, name } => {
+                write!(f, "--impl {spec}: \"{name}\" is not a usable name (letters, digits, '_', '-', '.'; not a built-in's)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ImplSpecError {}
+
 impl ImplSpec {
-    pub fn parse(s: &str) -> Result<ImplSpec, String> {
+    pub fn parse(s: &str) -> Result<ImplSpec, ImplSpecError> {
         if let Some(b) = BUILTIN.iter().find(|b| **b == s) {
             return Ok(ImplSpec::Builtin(b));
         }
@@ -93,15 +117,11 @@ impl ImplSpec {
             _ => (None, s),
         };
         let Some(command) = rest.strip_prefix("exec:").filter(|c| !c.trim().is_empty()) else {
-            return Err(format!("unknown implementation \"{s}\" (native, candle, candle-nn, exec:COMMAND or NAME=exec:COMMAND)"));
+            return Err(ImplSpecError::Unknown(s.to_string()));
         };
         let name = match name {
             Some(n) if valid_name(n) && !BUILTIN.contains(&n) => n.to_string(),
-            Some(n) => {
-                return Err(format!(
-                    "--impl {s}: \"{n}\" is not a usable name (letters, digits, '_', '-', '.'; not a built-in's)"
-                ));
-            }
+            Some(n) => return Err(ImplSpecError::BadName { spec: s.to_string(), name: n.to_string() }),
             None => short_name(command),
         };
         Ok(ImplSpec::Exec { name, command: command.to_string() })

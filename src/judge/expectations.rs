@@ -101,27 +101,61 @@ pub struct Expectations {
     pub source: Option<std::path::PathBuf>,
 }
 
+/// An expectations file that cannot be used: the file and what is wrong with it.
+#[derive(Debug)]
+pub struct ExpectationsError {
+    pub file: std::path::PathBuf,
+    pub problem: Problem,
+}
+
+/// What is wrong with an expectations file.
+#[derive(Debug)]
+pub enum Problem {
+    Read(std::io::Error),
+    Json(serde_json::Error),
+    /// An entry of `list` (`expected_failures` or `tolerances`) without a reason.
+    NoReason { list: &'static str, index: usize, pattern: String },
+    /// A tolerance entry whose rtol or atol is negative or not finite.
+    BadTolerance { index: usize, pattern: String },
+}
+
+impl std::fmt::Display for ExpectationsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let file = self.file.display();
+        match &self.problem {
+            Problem::Read(e) => write!(f, "{file}: cannot read: {e}"),
+            Problem::Json(e) => write!(f, "{file}: {e}"),
+            Problem::NoReason { list, index, pattern } => write!(f, "{file}: {list}[{index}] ({pattern}): a reason is required"),
+            Problem::BadTolerance { index, pattern } => {
+                write!(f, "{file}: tolerances[{index}] ({pattern}): rtol and atol must be finite and non-negative")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ExpectationsError {}
+
 impl Expectations {
     pub fn none(implementation: &str) -> Expectations {
         Expectations { implementation: implementation.to_string(), note: None, expected_failures: vec![], tolerances: vec![], source: None }
     }
 
-    pub fn load(path: &Path) -> Result<Expectations, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        let mut e: Expectations = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Expectations, ExpectationsError> {
+        let err = |problem| ExpectationsError { file: path.to_path_buf(), problem };
+        let text = std::fs::read_to_string(path).map_err(|e| err(Problem::Read(e)))?;
+        let mut e: Expectations = serde_json::from_str(&text).map_err(|e| err(Problem::Json(e)))?;
         e.source = Some(path.to_path_buf());
         for (i, entry) in e.expected_failures.iter().enumerate() {
             if entry.reason.trim().is_empty() {
-                return Err(format!("{}: expected_failures[{i}] ({}): a reason is required", path.display(), entry.pattern));
+                return Err(err(Problem::NoReason { list: "expected_failures", index: i, pattern: entry.pattern.clone() }));
             }
         }
         for (i, t) in e.tolerances.iter().enumerate() {
-            let at = format!("{}: tolerances[{i}] ({})", path.display(), t.pattern);
             if t.reason.trim().is_empty() {
-                return Err(format!("{at}: a reason is required"));
+                return Err(err(Problem::NoReason { list: "tolerances", index: i, pattern: t.pattern.clone() }));
             }
             if !(t.rtol.is_finite() && t.atol.is_finite() && t.rtol >= 0.0 && t.atol >= 0.0) {
-                return Err(format!("{at}: rtol and atol must be finite and non-negative"));
+                return Err(err(Problem::BadTolerance { index: i, pattern: t.pattern.clone() }));
             }
         }
         Ok(e)
