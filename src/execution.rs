@@ -138,7 +138,7 @@ pub fn run_case(target: &Target, case: &LoadedCase) -> CaseResult {
     let (status, mut detail) = target.expectations.apply(id, &verdict);
     let cause = match (&verdict, status) {
         (_, Status::Xpass) => Some("passed, but an expected failure".to_string()),
-        (Verdict::Fail(f), Status::Fail) => Some(f.cause.clone()),
+        (Verdict::Fail(f), Status::Fail) => Some(f.cause()),
         _ => None,
     };
     if !loosened_by.is_empty() && status.ok() {

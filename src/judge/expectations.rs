@@ -205,9 +205,9 @@ impl Expectations {
         match (verdict, entry) {
             (Verdict::Pass, None) => (Status::Pass, String::new()),
             (Verdict::ForwardOnly(r), None) => (Status::ForwardOnly, format!("forward only: {r}")),
-            (Verdict::Fail(f), None) => (Status::Fail, f.detail.clone()),
+            (Verdict::Fail(f), None) => (Status::Fail, f.detail()),
             (Verdict::Skip(r), _) => (Status::Skip, r.clone()),
-            (Verdict::Fail(f), Some(e)) => (Status::Xfail, format!("expected failure ({}): {}", e.reason, f.detail)),
+            (Verdict::Fail(f), Some(e)) => (Status::Xfail, format!("expected failure ({}): {}", e.reason, f.detail())),
             (Verdict::Pass | Verdict::ForwardOnly(_), Some(e)) => (
                 Status::Xpass,
                 format!("passed, but the expectations file says it fails (\"{}\": {}); remove the entry", e.pattern, e.reason),
@@ -260,7 +260,7 @@ mod tests {
             tolerances: vec![],
             source: None,
         };
-        let bad = Verdict::Fail(super::super::Failure::new("bad", "bad"));
+        let bad = Verdict::Fail(super::super::Failure::Broken("bad".into()));
         assert_eq!(e.apply("a/1", &bad).0, Status::Xfail);
         assert_eq!(e.apply("a/1", &Verdict::Pass).0, Status::Xpass);
         assert_eq!(e.apply("a/1", &Verdict::ForwardOnly("no autograd".into())).0, Status::Xpass);

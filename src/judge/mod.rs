@@ -3,7 +3,8 @@
 pub mod compare;
 pub mod expectations;
 
-use crate::golden::format::{Case, Expected, Tolerance};
+use crate::error::ErrorKind;
+use crate::golden::format::{Case, Expected, ExpectedError, Tolerance};
 use crate::impls::Outcome;
 use crate::tensor::{DType, Tensor};
 use compare::{Mismatch, compare, default_tolerance};
@@ -18,24 +19,86 @@ pub enum Verdict {
     Skip(String),
 }
 
-/// Why a case failed: `cause` groups failures alike in reports (the same for every case that
-/// failed the same way), `detail` is this case's whole story.
+/// Why a case failed. Reports print [`Failure::detail`], this case's whole story, and group
+/// failures by [`Failure::cause`], the same for every case that failed the same way.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
-    pub cause: String,
-    pub detail: String,
+pub enum Failure {
+    /// The implementation crashed, hung or answered garbage, in its own words.
+    Broken(String),
+    /// PyTorch raised; the implementation raised another kind (`None`: no contract kind).
+    ErrorKind { expected: ExpectedError, got: Option<ErrorKind>, message: String },
+    /// The right kind with other words, where messages are judged verbatim.
+    Message { expected: ExpectedError, got: String },
+    /// PyTorch raised; the implementation answered with an output of this shape.
+    ValuesNotError { expected: ExpectedError, shape: Vec<usize> },
+    /// PyTorch answered; the implementation raised.
+    ErrorNotValues { kind: Option<ErrorKind>, message: String },
+    /// A field (`output` or `grad_input`) is not close to PyTorch's.
+    Values { field: &'static str, mismatch: Mismatch },
+    /// A backward case answered without `grad_input`.
+    NoGradInput,
 }
 
 impl Failure {
-    pub fn new(cause: impl Into<String>, detail: impl Into<String>) -> Failure {
-        Failure { cause: cause.into(), detail: detail.into() }
+    /// What this failure has in common with others alike. An implementation's own words (a
+    /// crash, a timeout, a malformed answer) count once numbers and quoted text are left out.
+    pub fn cause(&self) -> String {
+        match self {
+            Failure::Broken(detail) => generalize(detail.lines().next().unwrap_or("")),
+            Failure::ErrorKind { expected, got, .. } => format!("expected error kind {}, got {}", expected.kind, got_kind(*got)),
+            Failure::Message { expected, .. } => format!("error kind {}: message differs", expected.kind),
+            Failure::ValuesNotError { expected, .. } => format!("expected error kind {}, got values", expected.kind),
+            Failure::ErrorNotValues { kind, .. } => format!("expected values, got error{}", kind_suffix(*kind)),
+            Failure::Values { field, mismatch } => {
+                let what = match mismatch {
+                    Mismatch::Dtype { .. } => "wrong dtype",
+                    Mismatch::Shape { .. } => "wrong shape",
+                    Mismatch::Values { .. } => "values differ",
+                };
+                format!("{field}: {what}")
+            }
+            Failure::NoGradInput => "grad_input: missing".into(),
+        }
     }
 
-    /// A failure whose detail is its own cause once numbers and quoted text are left out
-    /// (an implementation's own words: a crash, a timeout, a malformed answer).
-    pub fn broken(detail: &str) -> Failure {
-        Failure { cause: generalize(detail.lines().next().unwrap_or("")), detail: detail.to_string() }
+    /// This case's whole story, for a person.
+    pub fn detail(&self) -> String {
+        match self {
+            Failure::Broken(detail) => detail.clone(),
+            Failure::ErrorKind { expected: e, got, message } => format!(
+                "expected error kind {} (torch: {}: {}), got {}: {message}",
+                e.kind,
+                e.type_name(),
+                e.message,
+                got_kind(*got)
+            ),
+            Failure::Message { expected: e, got } => format!(
+                "error kind {} matches, message differs:\n  got:      {got}\n  expected: {}: {}",
+                e.kind,
+                e.type_name(),
+                e.message
+            ),
+            Failure::ValuesNotError { expected: e, shape } => format!(
+                "expected error kind {} (torch: {}: {}), got an output of shape {shape:?}",
+                e.kind,
+                e.type_name(),
+                e.message
+            ),
+            Failure::ErrorNotValues { kind, message } => format!("expected values, got error{}: {message}", kind_suffix(*kind)),
+            Failure::Values { field, mismatch } => format!("{field}: {mismatch}"),
+            Failure::NoGradInput => "grad_input: missing (the case sends a grad_output; an implementation without gradients answers \
+                                     \"grad_input_unsupported\": \"<reason>\")"
+                .into(),
+        }
     }
+}
+
+fn got_kind(kind: Option<ErrorKind>) -> String {
+    kind.map_or("an error of no contract kind".to_string(), |k| format!("error kind {k}"))
+}
+
+fn kind_suffix(kind: Option<ErrorKind>) -> String {
+    kind.map_or(String::new(), |k| format!(" kind {k}"))
 }
 
 /// A line with its numbers as `N` and its quoted or bracketed parts as `…`, cut at 100
@@ -112,55 +175,25 @@ fn wider(a: Tolerance, b: Option<Tolerance>) -> Tolerance {
     b.map_or(a, |b| Tolerance { rtol: a.rtol.max(b.rtol), atol: a.atol.max(b.atol) })
 }
 
-fn values_failure(field: &str, m: &Mismatch) -> Failure {
-    let what = match m {
-        Mismatch::Dtype { .. } => "wrong dtype",
-        Mismatch::Shape { .. } => "wrong shape",
-        Mismatch::Values { .. } => "values differ",
-    };
-    Failure::new(format!("{field}: {what}"), format!("{field}: {m}"))
-}
-
 /// [`judge`], with each field's tolerance widened to `loosen`'s where it has one.
 pub fn judge_with(case: &Case, outcome: &Outcome, exact_messages: bool, loosen: &Loosen) -> Verdict {
     let (torch, reference, output, grad_input, forward_only) = match (&case.expected, outcome) {
         (_, Outcome::Unsupported(reason)) => return Verdict::Skip(reason.clone()),
-        (_, Outcome::Broken(detail)) => return Verdict::Fail(Failure::broken(detail)),
+        (_, Outcome::Broken(detail)) => return Verdict::Fail(Failure::Broken(detail.clone())),
         (Expected::Error(e), Outcome::Error { kind, message }) => {
             if *kind != Some(e.kind) {
-                let got = kind.map_or("an error of no contract kind".to_string(), |k| format!("error kind {k}"));
-                return Verdict::Fail(Failure::new(
-                    format!("expected error kind {}, got {got}", e.kind),
-                    format!("expected error kind {} (torch: {}: {}), got {got}: {message}", e.kind, e.type_name(), e.message),
-                ));
+                return Verdict::Fail(Failure::ErrorKind { expected: e.clone(), got: *kind, message: message.clone() });
             }
-            let torch = format!("{}: {}", e.type_name(), e.message);
-            if exact_messages && *message != torch {
-                return Verdict::Fail(Failure::new(
-                    format!("error kind {}: message differs", e.kind),
-                    format!("error kind {} matches, message differs:\n  got:      {message}\n  expected: {torch}", e.kind),
-                ));
+            if exact_messages && *message != format!("{}: {}", e.type_name(), e.message) {
+                return Verdict::Fail(Failure::Message { expected: e.clone(), got: message.clone() });
             }
             return Verdict::Pass;
         }
         (Expected::Error(e), Outcome::Values { output, .. } | Outcome::ForwardOnly { output, .. }) => {
-            return Verdict::Fail(Failure::new(
-                format!("expected error kind {}, got values", e.kind),
-                format!(
-                    "expected error kind {} (torch: {}: {}), got an output of shape {:?}",
-                    e.kind,
-                    e.type_name(),
-                    e.message,
-                    output.shape()
-                ),
-            ));
+            return Verdict::Fail(Failure::ValuesNotError { expected: e.clone(), shape: output.shape().to_vec() });
         }
         (Expected::Values { .. }, Outcome::Error { kind, message }) => {
-            let kind = kind.map_or(String::new(), |k| format!(" kind {k}"));
-            return Verdict::Fail(Failure::new(
-                format!("expected values, got error{kind}"),
-                format!("expected values, got error{kind}: {message}"),
-            ));
+            return Verdict::Fail(Failure::ErrorNotValues { kind: *kind, message: message.clone() });
         }
         (Expected::Values { torch, reference }, Outcome::Values { output, grad_input }) => {
             (torch, reference, output, grad_input.as_ref(), None)
@@ -172,22 +205,18 @@ pub fn judge_with(case: &Case, outcome: &Outcome, exact_messages: bool, loosen: 
     let base = case_tolerance(case);
     let r_out = reference.as_ref().map(|r| &r.output);
     if let Err(m) = compare(output, &torch.output, r_out, wider(base, loosen.output)) {
-        return Verdict::Fail(values_failure("output", &m));
+        return Verdict::Fail(Failure::Values { field: "output", mismatch: m });
     }
     if let Some(expected_grad) = &torch.grad_input {
         let Some(actual_grad) = grad_input else {
             return match forward_only {
                 Some(reason) => Verdict::ForwardOnly(reason.clone()),
-                None => Verdict::Fail(Failure::new(
-                    "grad_input: missing",
-                    "grad_input: missing (the case sends a grad_output; an implementation without gradients answers \
-                     \"grad_input_unsupported\": \"<reason>\")",
-                )),
+                None => Verdict::Fail(Failure::NoGradInput),
             };
         };
         let r_grad = reference.as_ref().and_then(|r| r.grad_input.as_ref());
         if let Err(m) = compare(actual_grad, expected_grad, r_grad, wider(base, loosen.grad_input)) {
-            return Verdict::Fail(values_failure("grad_input", &m));
+            return Verdict::Fail(Failure::Values { field: "grad_input", mismatch: m });
         }
     }
     Verdict::Pass
