@@ -60,27 +60,23 @@ pub(crate) struct Fused;
 /// `a * b + c` with two roundings: the portable level.
 pub(crate) struct Plain;
 
-impl MulAdd for Avx512 {
-    #[inline(always)]
-    fn mul_add(a: f64, b: f64, c: f64) -> f64 {
-        a.mul_add(b, c)
-    }
-    #[inline(always)]
-    fn mul_add32(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
-    }
+/// The fused levels: `f64::mul_add` is one FMA instruction inside their functions.
+macro_rules! fused {
+    ($($t:ty),*) => {$(
+        impl MulAdd for $t {
+            #[inline(always)]
+            fn mul_add(a: f64, b: f64, c: f64) -> f64 {
+                a.mul_add(b, c)
+            }
+            #[inline(always)]
+            fn mul_add32(a: f32, b: f32, c: f32) -> f32 {
+                a.mul_add(b, c)
+            }
+        }
+    )*};
 }
 
-impl MulAdd for Fused {
-    #[inline(always)]
-    fn mul_add(a: f64, b: f64, c: f64) -> f64 {
-        a.mul_add(b, c)
-    }
-    #[inline(always)]
-    fn mul_add32(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
-    }
-}
+fused!(Avx512, Fused);
 
 impl MulAdd for Plain {
     #[inline(always)]

@@ -20,11 +20,7 @@ impl Op {
     pub const ALL: [Op; 3] = [Op::LogSoftmax, Op::NllLoss, Op::CrossEntropy];
 
     pub fn name(self) -> &'static str {
-        match self {
-            Op::LogSoftmax => "log_softmax",
-            Op::NllLoss => "nll_loss",
-            Op::CrossEntropy => "cross_entropy",
-        }
+        ["log_softmax", "nll_loss", "cross_entropy"][self as usize]
     }
 
     pub fn parse(s: &str) -> Option<Op> {

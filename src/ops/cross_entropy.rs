@@ -33,49 +33,29 @@ fn check_label_smoothing(ls: f64) -> Result<(), OpError> {
     Ok(())
 }
 
+/// A backward pass's `grad_output`, widened, and its gradient to fill (zeroed).
+type Backward = (Vec<f64>, Vec<f64>);
+
+/// The start of a backward pass: `grad_output` checked against `output` and widened, and a
+/// zeroed gradient of `n` elements to fill; `None` without a `grad_output`.
+fn backward_start(grad_output: Option<&Tensor>, output: &Tensor, n: usize) -> Result<Option<Backward>, OpError> {
+    let Some(g) = grad_output else { return Ok(None) };
+    check_grad_output(g, output)?;
+    Ok(Some((g.to_f64_vec(), vec![0.0; n])))
+}
+
 /// `F.cross_entropy`.
-pub fn cross_entropy(
-    input: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
-    reduction: Reduction,
-    ignore_index: i64,
-    label_smoothing: f64,
-) -> Result<Tensor, OpError> {
+pub fn cross_entropy(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, label_smoothing: f64) -> Result<Tensor, OpError> {
     Ok(cross_entropy_with_grad(input, target, weight, reduction, ignore_index, label_smoothing, None)?.output)
 }
 
 /// The gradient of `F.cross_entropy` with respect to `input`, given `grad_output`.
-pub fn cross_entropy_backward(
-    input: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
-    reduction: Reduction,
-    ignore_index: i64,
-    label_smoothing: f64,
-    grad_output: &Tensor,
-) -> Result<Tensor, OpError> {
-    let r = cross_entropy_with_grad(
-        input,
-        target,
-        weight,
-        reduction,
-        ignore_index,
-        label_smoothing,
-        Some(grad_output),
-    )?;
+pub fn cross_entropy_backward(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, label_smoothing: f64, grad_output: &Tensor) -> Result<Tensor, OpError> {
+    let r = cross_entropy_with_grad(input, target, weight, reduction, ignore_index, label_smoothing, Some(grad_output))?;
     Ok(r.grad_input.expect("a grad_output yields a grad_input"))
 }
 
-pub fn cross_entropy_with_grad(
-    input: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
-    reduction: Reduction,
-    ignore_index: i64,
-    label_smoothing: f64,
-    grad_output: Option<&Tensor>,
-) -> Result<Outputs, OpError> {
+pub fn cross_entropy_with_grad(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, label_smoothing: f64, grad_output: Option<&Tensor>) -> Result<Outputs, OpError> {
     match check(input, target, weight, reduction, ignore_index, label_smoothing)? {
         Checked::Prob { cd, c, out_dtype } => {
             prob_target(input, target, weight, reduction, label_smoothing, grad_output, cd, c, out_dtype)
@@ -91,14 +71,7 @@ pub(crate) enum Checked<'t> {
 }
 
 /// Every check `F.cross_entropy` makes (after the reduction string), in PyTorch's order.
-pub(crate) fn check<'t>(
-    input: &Tensor,
-    target: &'t Tensor,
-    weight: Option<&Tensor>,
-    reduction: Reduction,
-    ignore_index: i64,
-    ls: f64,
-) -> Result<Checked<'t>, OpError> {
+pub(crate) fn check<'t>(input: &Tensor, target: &'t Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, ls: f64) -> Result<Checked<'t>, OpError> {
     if input.shape() != target.shape() {
         check_label_smoothing(ls)?;
         let cd = log_softmax::check(input, Some(class_dim(input.ndim()) as i64))?;
@@ -198,12 +171,9 @@ fn prob_target(
     let out_shape = if reduction == Reduction::None { none_shape } else { vec![] };
     let output = Tensor::from_f64(out_dtype, out_shape, &out).expect("output shape");
 
-    let grad_input = match grad_output {
+    let grad_input = match backward_start(grad_output, &output, logp.len())? {
         None => None,
-        Some(g) => {
-            check_grad_output(g, &output)?;
-            let g = g.to_f64_vec();
-            let mut grad_logp = vec![0.0; logp.len()];
+        Some((g, mut grad_logp)) => {
             for p in 0..positions {
                 let scale = nll_loss::position_scale(reduction, &g, p, count);
                 let (o, s) = (p / lanes.inner, p % lanes.inner);
@@ -323,12 +293,9 @@ fn index_target(
     };
     let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
 
-    let grad_input = match grad_output {
+    let grad_input = match backward_start(grad_output, &output, logp.len())? {
         None => None,
-        Some(g) => {
-            check_grad_output(g, &output)?;
-            let g = g.to_f64_vec();
-            let mut grad_logp = vec![0.0; logp.len()];
+        Some((g, mut grad_logp)) => {
             if smooth {
                 let (keep, spread) = (1.0 - ls, ls / plan.c as f64);
                 for p in 0..plan.targets.len() {

@@ -165,15 +165,7 @@ fn out_of_bounds(t: i64) -> OpError {
 
 /// Every check `F.nll_loss` makes, in PyTorch's order, on an input of `shape` and `dtype`
 /// (the targets' bounds where `bounds` says).
-pub(crate) fn plan<'t>(
-    shape: &[usize],
-    dtype: DType,
-    target: &'t Tensor,
-    weight: Option<&Tensor>,
-    reduction: Reduction,
-    ignore_index: i64,
-    bounds: Bounds,
-) -> Result<Plan<'t>, OpError> {
+pub(crate) fn plan<'t>(shape: &[usize], dtype: DType, target: &'t Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, bounds: Bounds) -> Result<Plan<'t>, OpError> {
     let nd = shape.len();
     if nd < 1 {
         return Err(err(
@@ -395,37 +387,17 @@ pub(crate) fn backward(plan: &Plan<'_>, g: &[f64], total: f64, grad: &mut [f64])
 }
 
 /// `F.nll_loss`.
-pub fn nll_loss(
-    input: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
-    reduction: Reduction,
-    ignore_index: i64,
-) -> Result<Tensor, OpError> {
+pub fn nll_loss(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64) -> Result<Tensor, OpError> {
     Ok(nll_loss_with_grad(input, target, weight, reduction, ignore_index, None)?.output)
 }
 
 /// The gradient of `F.nll_loss` with respect to `input`, given `grad_output`.
-pub fn nll_loss_backward(
-    input: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
-    reduction: Reduction,
-    ignore_index: i64,
-    grad_output: &Tensor,
-) -> Result<Tensor, OpError> {
+pub fn nll_loss_backward(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, grad_output: &Tensor) -> Result<Tensor, OpError> {
     let r = nll_loss_with_grad(input, target, weight, reduction, ignore_index, Some(grad_output))?;
     Ok(r.grad_input.expect("a grad_output yields a grad_input"))
 }
 
-pub fn nll_loss_with_grad(
-    input: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
-    reduction: Reduction,
-    ignore_index: i64,
-    grad_output: Option<&Tensor>,
-) -> Result<Outputs, OpError> {
+pub fn nll_loss_with_grad(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, grad_output: Option<&Tensor>) -> Result<Outputs, OpError> {
     // A reduced forward pass checks the targets as its kernel reads them, before any gradient
     // is computed (`backward` takes the kernel's denominator); `none` indexes by them first.
     let bounds = if reduction == Reduction::None { Bounds::Check } else { Bounds::InKernel };
