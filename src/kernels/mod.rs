@@ -4,9 +4,23 @@
 //!
 //! They are written for accuracy first (every float32 result within an ulp of the truth,
 //! float64 within a few ulp): the log-sum-exp uses `log1p` of the sum without the dominant
-//! term, and every sum is compensated, so the error does not grow with the row length. Each is
-//! compiled per SIMD level and chosen at run time ([`simd`]); the geometry and the threading
-//! are [`lanes`]'s. Measurements are in docs/PERFORMANCE.md.
+//! term, and every sum is compensated, so the error does not grow with the row length.
+//! Measurements are in docs/PERFORMANCE.md.
+//!
+//! Read from the bottom up; each module imports only those above it in this list:
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`simd`] | the SIMD [`simd::Level`] detected at run time, the `MulAdd` level markers, `dispatched!` (a body compiled once per level) |
+//! | [`lanes`] | the geometry ([`Lanes`]: `outer x len x inner`) and the split over threads |
+//! | `exp` | scalar exp and log1p generic over the level, every split of ln 2 |
+//! | [`scalar`] | the float64 reference with libm, compensated sums |
+//! | [`elem`] | the element types the float32 kernels read and write (sealed) |
+//! | `avx512` | explicit AVX-512 code: `exp` (table-driven exps, logs), `vectors`, `rows`, `block` |
+//! | [`fast`] | the float32 kernels: `kernel` (what each level compiles), `generic` and `block` (portable code) |
+//! | [`double`] | the vectorised float64 kernels |
+//! | [`narrow`] | float16 / bfloat16 through float32 tiles where registers cannot convert them |
+//! | [`nll`] | nll_loss's target checks and gathers |
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
