@@ -14,10 +14,7 @@ inputs, the reduction names); every other check is JAX's own, and its exceptions
 to the contract's kinds from their messages.
 """
 
-import json
 import math
-import re
-import sys
 
 import jax
 
@@ -27,6 +24,8 @@ jax.config.update("jax_platforms", "cpu")
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+
+import protocol1  # noqa: E402  (beside this file)
 
 DTYPES = {"float16": jnp.float16, "bfloat16": jnp.bfloat16, "float32": jnp.float32, "float64": jnp.float64,
           "int64": jnp.int64, "int32": jnp.int32, "uint8": jnp.uint8}
@@ -157,19 +156,12 @@ def answer(req):
     try:
         out, gi = run(req)
     except (ValueError, TypeError, IndexError) as e:
-        message = str(e)
-        kind = next((k for k, pat in KINDS if re.search(pat, message)), "unclassified")
-        return {"id": req["id"], "error": {"kind": kind, "message": f"{type(e).__name__}: {message}"}}
+        return protocol1.error(req["id"], str(e), KINDS, f"{type(e).__name__}: {e}")
     resp = {"id": req["id"], "output": write(out)}
     if gi is not None:
         resp["grad_input"] = write(gi)
     return resp
 
 
-def main():
-    for line in sys.stdin:
-        print(json.dumps(answer(json.loads(line)), allow_nan=False), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    protocol1.serve(answer)

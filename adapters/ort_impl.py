@@ -14,15 +14,14 @@ them: the implicit log_softmax dim, and unbatched (C,) loss inputs (a batch of o
 Rejections are mapped to the contract's kinds from ONNX Runtime's own messages.
 """
 
-import json
 import math
-import re
-import sys
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
+
+import protocol1  # beside this file
 
 try:
     from ml_dtypes import bfloat16
@@ -144,18 +143,12 @@ def answer(req):
             # the opset-13 loss operators' type constraints (and SoftmaxCrossEntropyLoss's
             # function body) have no bfloat16
             return {"id": rid, "unsupported": "ONNX's opset-13 loss operators have no bfloat16 type"}
-        kind = next((k for k, pat in KINDS if re.search(pat, message)), "unclassified")
-        return {"id": rid, "error": {"kind": kind, "message": message}}
+        return protocol1.error(rid, message, KINDS)
     resp = {"id": rid, "output": write(np.asarray(y))}
     if "grad_output" in req["inputs"]:
         resp["grad_input_unsupported"] = NO_AUTOGRAD
     return resp
 
 
-def main():
-    for line in sys.stdin:
-        print(json.dumps(answer(json.loads(line)), allow_nan=False), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    protocol1.serve(answer)
