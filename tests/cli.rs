@@ -5,18 +5,8 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn nllspec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nllspec")).args(args).output().expect("nllspec runs")
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A small real golden file, errors and values.
-fn small_golden() -> String {
-    root().join("golden/nll_loss/seed.json").display().to_string()
-}
+mod common;
+use common::{nllspec, seed as small_golden};
 
 /// How many shipped cases have an id starting with `prefix`: counts follow the golden files,
 /// so that adding a case breaks no test.

@@ -8,20 +8,9 @@
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn nllspec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nllspec")).args(args).output().expect("nllspec runs")
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The shipped nll_loss seed cases: values with a gradient in every float dtype, and errors.
-fn seed() -> String {
-    root().join("golden/nll_loss/seed.json").display().to_string()
-}
+mod common;
+use common::{nllspec, root, seed};
 
 /// The seed file's cases: all, those with a gradient, and those with a gradient whose id ends
 /// with `suffix` (counted from the file, so that a new seed case breaks no test here).
