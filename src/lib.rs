@@ -29,22 +29,16 @@ pub mod judge;
 pub mod ops;
 pub mod tensor;
 
-/// The accuracy report: ulp error against a higher-precision computation.
 #[doc(hidden)]
 pub mod accuracy;
-/// `nllspec explain`: a pasted PyTorch snippet evaluated and explained.
 #[doc(hidden)]
 pub mod explain;
-/// The numeric kernels behind the ops.
 #[doc(hidden)]
 pub mod kernels;
-/// Human, JSON, JUnit and Markdown reports.
 #[doc(hidden)]
 pub mod report;
-/// A whole `nllspec run`: files x implementations into a report.
 #[doc(hidden)]
 pub mod runner;
-/// Spec case files: strict reading and the golden ids they expand to.
 #[doc(hidden)]
 pub mod spec;
 

@@ -7,7 +7,7 @@
 //! Gradients use the closed-form vector-Jacobian products rather than Candle's autograd, whose
 //! backward through `max_keepdim` turns a -inf logit into NaN.
 //!
-//! Argument checks are shared with the native implementation ([`super::native::validate`]):
+//! Argument checks are shared with the native implementation ([`crate::ops::Call::check`]):
 //! they are PyTorch's semantics, not numerics, and Candle has no equivalent of them.
 
 use super::candle_bridge::{CResult, cdtype, first_line, from_candle, to_candle};

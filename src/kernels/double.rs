@@ -172,7 +172,7 @@ dispatched!(rows, rows_body, (x: &[f64], out: &mut [MaybeUninit<f64>], len: usiz
 dispatched!(block, block_body, (x: &[f64], out: &mut [MaybeUninit<f64>], len: usize, inner: usize));
 
 /// log_softmax of an `outer x len x inner` float64 tensor over its `len` axis, into `out`
-/// (rows or outer blocks spread over threads by [`split_lanes`]).
+/// (rows or outer blocks spread over threads by `split_lanes`).
 pub fn log_softmax_f64(x: &[f64], out: &mut [f64], lanes: Lanes) {
     // SAFETY: the kernel writes only values.
     log_softmax_f64_uninit(x, unsafe { as_uninit(out) }, lanes)

@@ -5,7 +5,7 @@
 //! float16, a zero-extension and a shift for bfloat16), computes in float32 as it does for a
 //! float32 input, and rounds each result once to the element type when it stores it (`vcvtps2ph`
 //! for float16, an integer round-to-nearest-even for bfloat16, or AVX512_BF16's `vcvtneps2bf16`
-//! through [`NativeBf16`] where the CPU has it). So a 16-bit input is converted
+//! through `NativeBf16` where the CPU has it). So a 16-bit input is converted
 //! in registers: no float32 copy of it is made, and the result is the float32 kernel's,
 //! rounded, bit for bit.
 

@@ -15,7 +15,7 @@
 //! and float16 rows of `cargo bench --bench ops -- log_softmax_dtypes`); the backward, which
 //! starts from the float64 forward, is correctly rounded.
 //!
-//! Tiles: whole rows for the last dim (about [`TILE_ELEMENTS`] elements a tile); for an outer
+//! Tiles: whole rows for the last dim (about `TILE_ELEMENTS` elements a tile); for an outer
 //! dim, a range of lanes with every class, gathered into a compact `len x w` block (its own
 //! `inner = w`). Each lane's result does not depend on the tiling, nor on the thread count.
 
@@ -156,7 +156,7 @@ fn block<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], len: usize, inner: usiz
 
 /// log_softmax of an `outer x len x inner` float16 or bfloat16 tensor over its `len` axis, into
 /// `out`: converted in registers where the CPU has AVX-512, a tile at a time elsewhere (the
-/// result is the same, bit for bit). Rows or blocks are spread over threads by [`split_lanes`].
+/// result is the same, bit for bit). Rows or blocks are spread over threads by `split_lanes`.
 pub fn log_softmax_narrow<T: Narrow>(x: &[T], out: &mut [T], lanes: Lanes) {
     // SAFETY: the kernels write only values.
     log_softmax_narrow_uninit(x, unsafe { as_uninit(out) }, lanes)

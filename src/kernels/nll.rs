@@ -33,7 +33,7 @@ fn check_body<F: MulAdd>(targets: &[i64], ignore: i64, c: usize, out: &mut Resul
 
 dispatched!(check, check_body, (targets: &[i64], ignore: i64, c: usize, out: &mut Result<usize, i64>));
 
-/// The targets' bounds check and count ([`check_segment`]) over a whole target tensor.
+/// The targets' bounds check and count (`check_segment`) over a whole target tensor.
 pub fn check_targets(targets: &[i64], ignore: i64, c: usize) -> Result<usize, i64> {
     let mut out = Ok(0);
     check(targets, ignore, c, &mut out);

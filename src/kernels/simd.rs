@@ -1,9 +1,9 @@
-//! Run-time dispatch: the instruction-set [`Level`] this CPU supports, and [`dispatched!`],
+//! Run-time dispatch: the instruction-set [`Level`] this CPU supports, and `dispatched!`,
 //! which compiles a kernel body once per level and calls the best one.
 //!
-//! A kernel body is generic over a [`MulAdd`] marker type ([`Avx512`], [`Fused`], [`Plain`]):
+//! A kernel body is generic over a `MulAdd` marker type (`Avx512`, `Fused`, `Plain`):
 //! the marker says how `a * b + c` is computed, and the float32 kernels
-//! (`kernels::fast::kernel`) give the [`Avx512`] marker explicit intrinsics for their hot
+//! (`kernels::fast::kernel`) give the `Avx512` marker explicit intrinsics for their hot
 //! loops. This module imports nothing from the crate, so that every kernel can use it.
 
 use std::sync::OnceLock;
@@ -52,7 +52,7 @@ pub(crate) trait MulAdd: Sized {
 }
 
 /// The AVX-512 level: fused multiply-add, and 512-bit vectors in the kernels that have
-/// explicit code for it. Only instantiated by [`dispatched!`] inside functions compiled with
+/// explicit code for it. Only instantiated by `dispatched!` inside functions compiled with
 /// AVX-512, called after [`level`] detected it.
 pub(crate) struct Avx512;
 /// `a * b + c` with one rounding (an FMA instruction): the AVX2 level.

@@ -250,7 +250,7 @@ pub(super) unsafe fn lookup16(table: &[u64; 16], idx: __m512i) -> __m512d {
 
 /// `ln(1 + s)` on 8 float64 lanes, `s >= 0` (a lane's sum of terms besides its max), to
 /// about 2^-39 relative: the accuracy float32 outputs need (their `x - m - lse` is rounded
-/// to 2^-24), without [`super::double::log1p64`]'s two divisions and 11-term polynomial, which cost 16% of
+/// to 2^-24), without `exp::log1p64`'s two divisions and 11-term polynomial, which cost 16% of
 /// the 8x21x128x128 log_softmax (measured by leaving the log out).
 ///
 /// `y = 1 + s` rounds away `c = s - (y - 1)` (exactly: `y - 1` is exact for `y >= 1`), which
@@ -291,7 +291,7 @@ pub(super) unsafe fn log1p_pd(s: __m512d) -> __m512d {
 /// `e^d` on 8 float64 lanes, `|d| <= 700`, to about 2^-50 relative (the outer-dim kernel's
 /// scale back, [`lane_shift`]): `d = (16 n + j) ln2/16 + r`, `|r| <= ln2/32`, `e^d = 2^n
 /// 2^(j/16) e^r`, `e^r - 1` through `r^6` (the next term is below 2^-51), `2^n` by
-/// `vscalefpd`. [`super::double::exp64`]'s 13-term polynomial, lane by lane, cost 3% of 8x21x128x128.
+/// `vscalefpd`. `exp::exp64`'s 13-term polynomial, lane by lane, cost 3% of 8x21x128x128.
 ///
 /// # Safety
 ///

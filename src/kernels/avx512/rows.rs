@@ -7,7 +7,7 @@ use crate::kernels::elem::{Elem, NativeBf16, as_native, as_native_out, native_bf
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
-/// A row's max and min (NaN elements skipped, as [`super::fast::row_max`] does; a row of
+/// A row's max and min (NaN elements skipped, as `fast::generic::row_max` does; a row of
 /// NaN gives `(-inf, +inf)`) and the first position of the max (0 if none). `known` is
 /// `(max, min)` when an earlier pass computed them ([`sum_exp`] does, for the next row):
 /// only the position is searched then.

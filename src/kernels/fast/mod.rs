@@ -20,10 +20,10 @@
 //! Where the CPU has AVX-512 the hot loops are explicit intrinsics (`kernels::avx512`: a
 //! table-driven exp, masked tails, the next row's max and min read in the sum loop, 16-lane
 //! outer-dim blocks, float32 writes with an exact split of `max + lse`). Elsewhere they are
-//! the plain Rust of [`generic`] and [`block`], written for auto-vectorisation (lane arrays, no branches in the hot
+//! the plain Rust of `generic` and `block`, written for auto-vectorisation (lane arrays, no branches in the hot
 //! loops, integer bit tricks instead of float-to-int conversions, the float32 Cody-Waite exp
 //! `exp_diff32` with TwoSum differences, float64 widening for the outputs), compiled for
-//! AVX2+FMA and for the portable baseline, chosen at run time (`simd::level`); [`kernel`] says what each level compiles
+//! AVX2+FMA and for the portable baseline, chosen at run time (`simd::level`); `kernel` says what each level compiles
 //! differently. Rows (or outer
 //! blocks) are spread over threads with rayon above `PARALLEL_MIN` elements (`lanes::split_lanes`); each row is
 //! computed the same way whatever the thread count, so results are bit-identical.
