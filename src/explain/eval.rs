@@ -3,7 +3,9 @@
 //! [`Stop::Unsupported`] naming the construct and its line: never a guess.
 
 use super::advice::{self, Call};
-use super::args::*;
+use super::args::{
+    Args, dim_of, dtype_kw, dtype_named, flatten, float_of, int_of, requires_grad_kw, shape_of, stand_in, tensor_from, tensor_of,
+};
 use crate::error::OpError;
 pub use super::stop::Stop;
 use super::stop::{R, unsupported};
