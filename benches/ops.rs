@@ -81,20 +81,33 @@ fn log_softmax(c: &mut Criterion) {
     g.finish();
 }
 
+/// A loss benchmark's inputs for `shape`: logits and targets as this crate's tensors, and as
+/// Candle's where candle-nn's losses take them ((N, C) only).
+struct LossInputs {
+    x: Tensor,
+    y: Tensor,
+    candle: Option<(CTensor, CTensor)>,
+}
+
+fn loss_inputs(shape: &[usize]) -> LossInputs {
+    let x = logits(shape);
+    let candle = (shape.len() == 2).then(|| {
+        let ct = CTensor::from_vec(x.clone(), shape, &Device::Cpu).unwrap();
+        (ct, CTensor::from_vec(targets(shape), shape[0], &Device::Cpu).unwrap())
+    });
+    let y = Tensor::new(target_shape(shape), Data::I64(targets(shape))).unwrap();
+    LossInputs { x: Tensor::new(shape.to_vec(), Data::F32(x)).unwrap(), y, candle }
+}
+
 fn cross_entropy(c: &mut Criterion) {
     let mut g = configure(c, "cross_entropy");
     for (name, shape) in SHAPES {
-        let x = logits(shape);
-        g.throughput(Throughput::Bytes((x.len() * 4) as u64));
-        let t = Tensor::new(shape.to_vec(), Data::F32(x.clone())).unwrap();
-        let y = Tensor::new(target_shape(shape), Data::I64(targets(shape))).unwrap();
-        g.bench_with_input(BenchmarkId::new("native", name), &t, |b, t| {
+        let LossInputs { x, y, candle } = loss_inputs(shape);
+        g.throughput(Throughput::Bytes((x.numel() * 4) as u64));
+        g.bench_with_input(BenchmarkId::new("native", name), &x, |b, t| {
             b.iter(|| ops::cross_entropy(black_box(t), &y, None, Reduction::Mean, -100, 0.0).unwrap())
         });
-        if shape.len() == 2 {
-            // candle-nn's cross_entropy takes (N, C) only
-            let ct = CTensor::from_vec(x, shape, &Device::Cpu).unwrap();
-            let cy = CTensor::from_vec(targets(shape), shape[0], &Device::Cpu).unwrap();
+        if let Some((ct, cy)) = candle {
             g.bench_with_input(BenchmarkId::new("candle", name), &ct, |b, ct| {
                 b.iter(|| candle_nn::loss::cross_entropy(black_box(ct), &cy).unwrap())
             });
@@ -106,15 +119,11 @@ fn cross_entropy(c: &mut Criterion) {
 fn nll_loss(c: &mut Criterion) {
     let mut g = configure(c, "nll_loss");
     for (name, shape) in SHAPES {
-        let x = logits(shape);
-        let t = Tensor::new(shape.to_vec(), Data::F32(x.clone())).unwrap();
-        let y = Tensor::new(target_shape(shape), Data::I64(targets(shape))).unwrap();
-        g.bench_with_input(BenchmarkId::new("native", name), &t, |b, t| {
+        let LossInputs { x, y, candle } = loss_inputs(shape);
+        g.bench_with_input(BenchmarkId::new("native", name), &x, |b, t| {
             b.iter(|| ops::nll_loss(black_box(t), &y, None, Reduction::Mean, -100).unwrap())
         });
-        if shape.len() == 2 {
-            let ct = CTensor::from_vec(x, shape, &Device::Cpu).unwrap();
-            let cy = CTensor::from_vec(targets(shape), shape[0], &Device::Cpu).unwrap();
+        if let Some((ct, cy)) = candle {
             g.bench_with_input(BenchmarkId::new("candle", name), &ct, |b, ct| b.iter(|| candle_nn::loss::nll(black_box(ct), &cy).unwrap()));
         }
     }
