@@ -10,7 +10,7 @@ use crate::judge::expectations::{Expectations, ExpectationsError, Status};
 use crate::judge::{Verdict, judge, judge_with};
 use std::cell::{Cell, RefCell};
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Once};
 
 /// How an error answer is judged. The contract matches errors by kind; the native
@@ -48,19 +48,16 @@ impl Target {
     /// none), as `cargo test` and `nllspec run` judge it.
     pub fn shipped(implementation: impl Implementation + 'static) -> Result<Target, ExpectationsError> {
         let name = implementation.name().to_string();
-        let expectations = match shipped_expectations(&name) {
-            Some(p) => Expectations::load(&p)?,
-            None => Expectations::none(&name),
-        };
-        let messages = Messages::for_builtin(&name);
-        Ok(Target { messages, ..Target::new(implementation, expectations) })
+        let expectations = shipped_expectations(&name)?;
+        Ok(Target { messages: Messages::for_builtin(&name), ..Target::new(implementation, expectations) })
     }
 }
 
-/// The expectations file shipped for a built-in implementation, if any.
-pub fn shipped_expectations(name: &str) -> Option<PathBuf> {
+/// The expectations an implementation called `name` is judged with when it is given none: the
+/// file shipped for a built-in one, else none.
+pub fn shipped_expectations(name: &str) -> Result<Expectations, ExpectationsError> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/expectations").join(format!("{name}.json"));
-    (BUILTIN.contains(&name) && p.exists()).then_some(p)
+    if BUILTIN.contains(&name) && p.exists() { Expectations::load(&p) } else { Ok(Expectations::none(name)) }
 }
 
 thread_local! {

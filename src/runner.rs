@@ -107,15 +107,12 @@ pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, RunError> {
     let mut out = Vec::new();
     for (spec, extra) in specs.iter().zip(extra) {
         let name = spec.name();
-        let exp = match (extra, shipped_expectations(name)) {
-            (Some(e), _) => e,
-            (None, Some(p)) => Expectations::load(&p)?,
-            (None, None) => Expectations::none(name),
+        let exp = match extra {
+            Some(e) => e,
+            None => shipped_expectations(name)?,
         };
-        let messages = match spec {
-            ImplSpec::Builtin(name) => Messages::for_builtin(name),
-            ImplSpec::Exec { .. } => Messages::Kind,
-        };
+        // an exec: implementation's name is never a built-in's (ImplSpec refuses it)
+        let messages = Messages::for_builtin(name);
         out.push(Target { implementation: spec.build(limits).into(), expectations: exp.into(), messages });
     }
     Ok(out)

@@ -82,14 +82,6 @@ impl Call {
         }
     }
 
-    /// A loss's reduction as given.
-    pub fn reduction(&self) -> Option<&str> {
-        match self {
-            Call::LogSoftmax { .. } => None,
-            Call::NllLoss { reduction, .. } | Call::CrossEntropy { reduction, .. } => Some(reduction),
-        }
-    }
-
     /// The same call with every tensor replaced by `f(tensor)` (widened to float64, say).
     pub fn map_tensors(&self, f: impl Fn(&Tensor) -> Tensor) -> Call {
         match self {

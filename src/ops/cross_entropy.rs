@@ -15,7 +15,7 @@
 //!
 //! A `label_smoothing` above 1 is rejected; one at or below 0 (or NaN) is ignored, as in torch.
 
-use super::{Outputs, Reduction, check_grad_output, fmt_cpp_double, log_softmax, nll_loss, promote_float};
+use super::{Outputs, Reduction, backward_start, fmt_cpp_double, log_softmax, nll_loss, promote_float};
 use crate::error::{ErrorKind, OpError, PyType};
 use crate::kernels::elem::Elem;
 use crate::kernels::{self, ChunkedSum, CompensatedSum, Lanes};
@@ -31,17 +31,6 @@ fn check_label_smoothing(ls: f64) -> Result<(), OpError> {
         ));
     }
     Ok(())
-}
-
-/// A backward pass's `grad_output`, widened, and its gradient to fill (zeroed).
-type Backward = (Vec<f64>, Vec<f64>);
-
-/// The start of a backward pass: `grad_output` checked against `output` and widened, and a
-/// zeroed gradient of `n` elements to fill; `None` without a `grad_output`.
-fn backward_start(grad_output: Option<&Tensor>, output: &Tensor, n: usize) -> Result<Option<Backward>, OpError> {
-    let Some(g) = grad_output else { return Ok(None) };
-    check_grad_output(g, output)?;
-    Ok(Some((g.to_f64_vec(), vec![0.0; n])))
 }
 
 /// `F.cross_entropy`.

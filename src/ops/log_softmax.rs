@@ -11,7 +11,7 @@
 //! - `dim = None` (the deprecated implicit form of `F.log_softmax`) picks
 //!   `0 if ndim in (0, 1, 3) else 1`.
 
-use super::{Outputs, check_grad_output, invalid_argument, wrap_dim};
+use super::{Outputs, backward_start, invalid_argument, wrap_dim};
 use crate::error::{ErrorKind, OpError, PyType};
 use crate::kernels::{self, Lanes};
 use crate::tensor::{DType, Data, DataMut, Tensor, written};
@@ -123,17 +123,10 @@ pub fn log_softmax_with_grad(
         (Some(_), DType::F16 | DType::BF16) => forward_f64(input, d),
         (Some(_), _) => output.to_f64_vec(),
     };
-    let grad_input = match grad_output {
+    let grad_input = match backward_start(grad_output, &output, out.len())? {
         None => None,
-        Some(g) => {
-            check_grad_output(g, &output)?;
-            let mut gi = vec![0.0; out.len()];
-            kernels::log_softmax_backward(
-                &g.to_f64_vec(),
-                &out,
-                Lanes::along(input.shape(), d),
-                &mut gi,
-            );
+        Some((g, mut gi)) => {
+            kernels::log_softmax_backward(&g, &out, Lanes::along(input.shape(), d), &mut gi);
             Some(round(input.dtype(), input.shape(), &gi))
         }
     };

@@ -135,7 +135,18 @@ pub(crate) fn invalid_argument(message: String) -> OpError {
     OpError::new(ErrorKind::InvalidArgument, PyType::RuntimeError, message)
 }
 
-pub(crate) fn check_grad_output(grad_output: &Tensor, output: &Tensor) -> Result<(), OpError> {
+/// A backward pass's `grad_output`, widened, and its gradient to fill (zeroed).
+pub(crate) type Backward = (Vec<f64>, Vec<f64>);
+
+/// The start of a backward pass: `grad_output` checked against `output` and widened, and a
+/// zeroed gradient of `n` elements to fill; `None` without a `grad_output`.
+pub(crate) fn backward_start(grad_output: Option<&Tensor>, output: &Tensor, n: usize) -> Result<Option<Backward>, OpError> {
+    let Some(g) = grad_output else { return Ok(None) };
+    check_grad_output(g, output)?;
+    Ok(Some((g.to_f64_vec(), vec![0.0; n])))
+}
+
+fn check_grad_output(grad_output: &Tensor, output: &Tensor) -> Result<(), OpError> {
     if grad_output.shape() != output.shape() {
         return Err(invalid_argument(format!(
             "Mismatch in shape: grad_output has a shape of {} and output has a shape of {}.",

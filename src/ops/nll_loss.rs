@@ -18,7 +18,7 @@
 //! size for 3-D and 5-D+), then `nll_loss` (1-D/2-D) or `nll_loss2d` (4-D, which 3-D and
 //! 5-D+ inputs are reshaped into), each with its own messages.
 
-use super::{Outputs, Reduction, check_grad_output};
+use super::{Outputs, Reduction, backward_start};
 use crate::error::{ErrorKind, OpError, PyType};
 use crate::kernels::CompensatedSum;
 use std::borrow::Cow;
@@ -404,12 +404,10 @@ pub fn nll_loss_with_grad(input: &Tensor, target: &Tensor, weight: Option<&Tenso
     let plan = plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index, bounds)?;
     let (out, total_weight) = forward_reduced(&plan, reduction, input)?;
     let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
-    let grad_input = match grad_output {
+    let grad_input = match backward_start(grad_output, &output, input.numel())? {
         None => None,
-        Some(g) => {
-            check_grad_output(g, &output)?;
-            let mut grad = vec![0.0; input.numel()];
-            backward(&plan, &g.to_f64_vec(), total_weight, &mut grad);
+        Some((g, mut grad)) => {
+            backward(&plan, &g, total_weight, &mut grad);
             Some(Tensor::from_f64(input.dtype(), input.shape().to_vec(), &grad).expect("input shape"))
         }
     };
