@@ -10,7 +10,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -23,7 +25,8 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn main() {
     println!("cargo:rerun-if-changed=golden");
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("golden");
+    let root =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("golden");
     let mut paths = Vec::new();
     files(&root, &mut paths);
     paths.sort();
@@ -31,7 +34,11 @@ fn main() {
     let mut digest = Sha256::new();
     let (mut cases, mut torch) = (0usize, String::new());
     for p in &paths {
-        let rel = p.strip_prefix(&root).expect("below golden/").to_string_lossy().replace('\\', "/");
+        let rel = p
+            .strip_prefix(&root)
+            .expect("below golden/")
+            .to_string_lossy()
+            .replace('\\', "/");
         let bytes = std::fs::read(p).expect("a readable golden file");
         let doc: serde_json::Value = serde_json::from_slice(&bytes).expect("golden files are JSON");
         cases += doc["cases"].as_array().map_or(0, Vec::len);
@@ -50,7 +57,11 @@ fn main() {
     let packed = enc.finish().expect("deflate in memory");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
     std::fs::write(out.join("golden.deflate"), packed).expect("OUT_DIR is writable");
-    let hex: String = digest.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     std::fs::write(
         out.join("suite.rs"),
         format!(

@@ -17,7 +17,11 @@ use nllspec::tensor::{DType, Data, Tensor};
 use std::hint::black_box;
 use std::time::Duration;
 
-const SHAPES: [(&str, &[usize]); 3] = [("64x1000", &[64, 1000]), ("1024x32000", &[1024, 32000]), ("8x21x128x128", &[8, 21, 128, 128])];
+const SHAPES: [(&str, &[usize]); 3] = [
+    ("64x1000", &[64, 1000]),
+    ("1024x32000", &[1024, 32000]),
+    ("8x21x128x128", &[8, 21, 128, 128]),
+];
 
 /// A fixed-seed xorshift64 stream.
 fn xorshift(mut s: u64) -> impl Iterator<Item = u64> {
@@ -35,7 +39,10 @@ fn logits(shape: &[usize]) -> Vec<f32> {
         .take(n)
         .map(|s| {
             // sum of 4 uniforms: roughly normal, variance 4/12, scaled to ~3
-            let u: f32 = (0..4).map(|k| ((s >> (k * 16)) & 0xffff) as f32 / 65536.0).sum::<f32>() - 2.0;
+            let u: f32 = (0..4)
+                .map(|k| ((s >> (k * 16)) & 0xffff) as f32 / 65536.0)
+                .sum::<f32>()
+                - 2.0;
             u * 5.2
         })
         .collect()
@@ -49,7 +56,10 @@ fn logits(shape: &[usize]) -> Vec<f32> {
 fn targets(shape: &[usize]) -> Vec<i64> {
     let c = shape[1] as u64;
     let n: usize = shape.iter().product::<usize>() / shape[1];
-    xorshift(0x2545_f491_4f6c_dd1d).take(n).map(|s| (((s >> 32) * c) >> 32) as i64).collect()
+    xorshift(0x2545_f491_4f6c_dd1d)
+        .take(n)
+        .map(|s| (((s >> 32) * c) >> 32) as i64)
+        .collect()
 }
 
 fn target_shape(shape: &[usize]) -> Vec<usize> {
@@ -58,9 +68,14 @@ fn target_shape(shape: &[usize]) -> Vec<usize> {
     t
 }
 
-fn configure<'a>(c: &'a mut Criterion, group: &'a str) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+fn configure<'a>(
+    c: &'a mut Criterion,
+    group: &'a str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
     let mut g = c.benchmark_group(group);
-    g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
     g
 }
 
@@ -70,13 +85,17 @@ fn log_softmax(c: &mut Criterion) {
         let x = logits(shape);
         g.throughput(Throughput::Bytes((x.len() * 4) as u64));
         let t = Tensor::new(shape.to_vec(), Data::F32(x.clone())).unwrap();
-        g.bench_with_input(BenchmarkId::new("native", name), &t, |b, t| b.iter(|| ops::log_softmax(black_box(t), Some(1)).unwrap()));
+        g.bench_with_input(BenchmarkId::new("native", name), &t, |b, t| {
+            b.iter(|| ops::log_softmax(black_box(t), Some(1)).unwrap())
+        });
         let mut out = t.clone();
         g.bench_with_input(BenchmarkId::new("native_into", name), &t, |b, t| {
             b.iter(|| ops::log_softmax_into(black_box(t), Some(1), &mut out).unwrap())
         });
         let ct = CTensor::from_vec(x, shape, &Device::Cpu).unwrap();
-        g.bench_with_input(BenchmarkId::new("candle", name), &ct, |b, ct| b.iter(|| candle_nn::ops::log_softmax(black_box(ct), 1).unwrap()));
+        g.bench_with_input(BenchmarkId::new("candle", name), &ct, |b, ct| {
+            b.iter(|| candle_nn::ops::log_softmax(black_box(ct), 1).unwrap())
+        });
     }
     g.finish();
 }
@@ -93,10 +112,17 @@ fn loss_inputs(shape: &[usize]) -> LossInputs {
     let x = logits(shape);
     let candle = (shape.len() == 2).then(|| {
         let ct = CTensor::from_vec(x.clone(), shape, &Device::Cpu).unwrap();
-        (ct, CTensor::from_vec(targets(shape), shape[0], &Device::Cpu).unwrap())
+        (
+            ct,
+            CTensor::from_vec(targets(shape), shape[0], &Device::Cpu).unwrap(),
+        )
     });
     let y = Tensor::new(target_shape(shape), Data::I64(targets(shape))).unwrap();
-    LossInputs { x: Tensor::new(shape.to_vec(), Data::F32(x)).unwrap(), y, candle }
+    LossInputs {
+        x: Tensor::new(shape.to_vec(), Data::F32(x)).unwrap(),
+        y,
+        candle,
+    }
 }
 
 fn cross_entropy(c: &mut Criterion) {
@@ -105,7 +131,9 @@ fn cross_entropy(c: &mut Criterion) {
         let LossInputs { x, y, candle } = loss_inputs(shape);
         g.throughput(Throughput::Bytes((x.numel() * 4) as u64));
         g.bench_with_input(BenchmarkId::new("native", name), &x, |b, t| {
-            b.iter(|| ops::cross_entropy(black_box(t), &y, None, Reduction::Mean, -100, 0.0).unwrap())
+            b.iter(|| {
+                ops::cross_entropy(black_box(t), &y, None, Reduction::Mean, -100, 0.0).unwrap()
+            })
         });
         if let Some((ct, cy)) = candle {
             g.bench_with_input(BenchmarkId::new("candle", name), &ct, |b, ct| {
@@ -124,7 +152,9 @@ fn nll_loss(c: &mut Criterion) {
             b.iter(|| ops::nll_loss(black_box(t), &y, None, Reduction::Mean, -100).unwrap())
         });
         if let Some((ct, cy)) = candle {
-            g.bench_with_input(BenchmarkId::new("candle", name), &ct, |b, ct| b.iter(|| candle_nn::loss::nll(black_box(ct), &cy).unwrap()));
+            g.bench_with_input(BenchmarkId::new("candle", name), &ct, |b, ct| {
+                b.iter(|| candle_nn::loss::nll(black_box(ct), &cy).unwrap())
+            });
         }
     }
     g.finish();
@@ -139,16 +169,34 @@ fn log_softmax_dtypes(c: &mut Criterion) {
     for (name, shape) in SHAPES.into_iter().filter(|(n, _)| *n != "1024x32000") {
         let x = logits(shape);
         for dtype in [DType::F64, DType::F16, DType::BF16] {
-            let t = Tensor::from_f64(dtype, shape.to_vec(), &x.iter().map(|&v| v as f64).collect::<Vec<_>>()).unwrap();
-            g.throughput(Throughput::Bytes((t.numel() * if dtype == DType::F64 { 8 } else { 2 }) as u64));
-            g.bench_with_input(BenchmarkId::new(format!("native_{dtype}"), name), &t, |b, t| b.iter(|| ops::log_softmax(black_box(t), Some(1)).unwrap()));
+            let t = Tensor::from_f64(
+                dtype,
+                shape.to_vec(),
+                &x.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+            )
+            .unwrap();
+            g.throughput(Throughput::Bytes(
+                (t.numel() * if dtype == DType::F64 { 8 } else { 2 }) as u64,
+            ));
+            g.bench_with_input(
+                BenchmarkId::new(format!("native_{dtype}"), name),
+                &t,
+                |b, t| b.iter(|| ops::log_softmax(black_box(t), Some(1)).unwrap()),
+            );
             let cdtype = match dtype {
                 DType::F64 => candle_core::DType::F64,
                 DType::F16 => candle_core::DType::F16,
                 _ => candle_core::DType::BF16,
             };
-            let ct = CTensor::from_vec(x.clone(), shape, &Device::Cpu).unwrap().to_dtype(cdtype).unwrap();
-            g.bench_with_input(BenchmarkId::new(format!("candle_{dtype}"), name), &ct, |b, ct| b.iter(|| candle_nn::ops::log_softmax(black_box(ct), 1).unwrap()));
+            let ct = CTensor::from_vec(x.clone(), shape, &Device::Cpu)
+                .unwrap()
+                .to_dtype(cdtype)
+                .unwrap();
+            g.bench_with_input(
+                BenchmarkId::new(format!("candle_{dtype}"), name),
+                &ct,
+                |b, ct| b.iter(|| candle_nn::ops::log_softmax(black_box(ct), 1).unwrap()),
+            );
         }
     }
     g.finish();
@@ -162,7 +210,9 @@ fn read_once(c: &mut Criterion) {
     for (name, shape) in SHAPES {
         let x = logits(shape);
         g.throughput(Throughput::Bytes((x.len() * 4) as u64));
-        g.bench_with_input(BenchmarkId::new("native", name), &x, |b, x| b.iter(|| nllspec::kernels::fast::max_f32(black_box(x))));
+        g.bench_with_input(BenchmarkId::new("native", name), &x, |b, x| {
+            b.iter(|| nllspec::kernels::fast::max_f32(black_box(x)))
+        });
     }
     g.finish();
 }

@@ -22,7 +22,10 @@ fn feed_tensor(h: &mut Sha256, t: &Tensor) {
     h.update(format!("{:?}{:?}", t.dtype(), t.shape()));
     match t.data() {
         Data::I64(v) => v.iter().for_each(|x| h.update(x.to_le_bytes())),
-        _ => t.to_f64_vec().iter().for_each(|x| h.update(x.to_bits().to_le_bytes())),
+        _ => t
+            .to_f64_vec()
+            .iter()
+            .for_each(|x| h.update(x.to_bits().to_le_bytes())),
     }
 }
 
@@ -65,40 +68,74 @@ fn logits(n: usize, seed: u64, scale: f64) -> Vec<f64> {
 
 fn main() {
     std::panic::set_hook(Box::new(|_| {}));
-    let golden = load_all(&discover(&[default_golden_dir()]).expect("golden dir")).expect("golden suite loads");
+    let golden = load_all(&discover(&[default_golden_dir()]).expect("golden dir"))
+        .expect("golden suite loads");
     for name in ["native", "candle", "candle-nn"] {
         let imp = by_name(name, Duration::from_secs(60)).expect("built-in");
         let mut h = Sha256::new();
         for c in &golden {
             h.update(&c.case.id);
             // candle-nn panics on some inputs (the harness catches it the same way)
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| imp.run(&Request::of(&c.case)))) {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                imp.run(&Request::of(&c.case))
+            })) {
                 Ok(o) => feed_outcome(&mut h, &o),
                 Err(_) => h.update("panic"),
             }
         }
         println!("golden/{name} {:x}", h.finalize());
     }
-    let shapes: [&[usize]; 7] = [&[64, 1000], &[300, 1000], &[5000, 3], &[4, 50, 1000], &[2, 21, 64, 64], &[8, 21, 40, 40], &[3, 7, 5]];
+    let shapes: [&[usize]; 7] = [
+        &[64, 1000],
+        &[300, 1000],
+        &[5000, 3],
+        &[4, 50, 1000],
+        &[2, 21, 64, 64],
+        &[8, 21, 40, 40],
+        &[3, 7, 5],
+    ];
     for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
         for (si, shape) in shapes.iter().enumerate() {
             let n: usize = shape.iter().product();
             for scale in [6.0, 200.0] {
-                let x = Tensor::from_f64(dtype, shape.to_vec(), &logits(n, 0x9e37_79b9 + si as u64, scale)).unwrap();
-                let g = Tensor::from_f64(dtype, shape.to_vec(), &logits(n, 0x1234_5678 + si as u64, 2.0)).unwrap();
+                let x = Tensor::from_f64(
+                    dtype,
+                    shape.to_vec(),
+                    &logits(n, 0x9e37_79b9 + si as u64, scale),
+                )
+                .unwrap();
+                let g = Tensor::from_f64(
+                    dtype,
+                    shape.to_vec(),
+                    &logits(n, 0x1234_5678 + si as u64, 2.0),
+                )
+                .unwrap();
                 let mut h = Sha256::new();
                 for dim in [-1i64, 1, 0] {
                     let r = log_softmax::log_softmax_with_grad(&x, Some(dim), Some(&g)).unwrap();
                     feed_tensor(&mut h, &r.output);
                     feed_tensor(&mut h, r.grad_input.as_ref().unwrap());
                 }
-                println!("log_softmax/{}/{:?}/{scale} {:x}", dtype.name(), shape, h.finalize());
+                println!(
+                    "log_softmax/{}/{:?}/{scale} {:x}",
+                    dtype.name(),
+                    shape,
+                    h.finalize()
+                );
                 let c = shape[1];
                 let mut tshape = shape.to_vec();
                 tshape.remove(1);
                 let nt: usize = tshape.iter().product();
                 let mut r = xorshift(0x2545_f491 + si as u64);
-                let t: Vec<f64> = (0..nt).map(|i| if i % 17 == 3 { -100.0 } else { ((r() >> 33) % c as u64) as f64 }).collect();
+                let t: Vec<f64> = (0..nt)
+                    .map(|i| {
+                        if i % 17 == 3 {
+                            -100.0
+                        } else {
+                            ((r() >> 33) % c as u64) as f64
+                        }
+                    })
+                    .collect();
                 let t = Tensor::from_f64(DType::I64, tshape.clone(), &t).unwrap();
                 let w: Vec<f64> = (0..c).map(|k| 0.5 + (k % 5) as f64 * 0.25).collect();
                 let w = Tensor::from_f64(dtype, vec![c], &w).unwrap();
@@ -106,20 +143,40 @@ fn main() {
                 let lp = log_softmax::log_softmax(&x, Some(1)).unwrap();
                 for red in [Reduction::None, Reduction::Mean, Reduction::Sum] {
                     for weight in [None, Some(&w)] {
-                        let go = if red == Reduction::None { Tensor::from_f64(dtype, tshape.clone(), &logits(nt, 7, 2.0)).unwrap() } else { Tensor::scalar(dtype, 0.75) };
-                        let r = nll_loss::nll_loss_with_grad(&lp, &t, weight, red, -100, Some(&go)).unwrap();
+                        let go = if red == Reduction::None {
+                            Tensor::from_f64(dtype, tshape.clone(), &logits(nt, 7, 2.0)).unwrap()
+                        } else {
+                            Tensor::scalar(dtype, 0.75)
+                        };
+                        let r = nll_loss::nll_loss_with_grad(&lp, &t, weight, red, -100, Some(&go))
+                            .unwrap();
                         feed_tensor(&mut h, &r.output);
                         feed_tensor(&mut h, r.grad_input.as_ref().unwrap());
                         for ls in [0.0, 0.1] {
-                            let r = cross_entropy::cross_entropy_with_grad(&x, &t, weight, red, -100, ls, Some(&go)).unwrap();
+                            let r = cross_entropy::cross_entropy_with_grad(
+                                &x,
+                                &t,
+                                weight,
+                                red,
+                                -100,
+                                ls,
+                                Some(&go),
+                            )
+                            .unwrap();
                             feed_tensor(&mut h, &r.output);
                             feed_tensor(&mut h, r.grad_input.as_ref().unwrap());
-                            let r = cross_entropy::cross_entropy(&x, &t, weight, red, -100, ls).unwrap();
+                            let r = cross_entropy::cross_entropy(&x, &t, weight, red, -100, ls)
+                                .unwrap();
                             feed_tensor(&mut h, &r);
                         }
                     }
                 }
-                println!("losses/{}/{:?}/{scale} {:x}", dtype.name(), shape, h.finalize());
+                println!(
+                    "losses/{}/{:?}/{scale} {:x}",
+                    dtype.name(),
+                    shape,
+                    h.finalize()
+                );
             }
         }
     }

@@ -11,8 +11,8 @@
 //! The implementation below is deliberately simple: a naive float64 log_softmax, and
 //! `unsupported` for the losses. It passes every log_softmax case and skips the rest.
 
-use nllspec::ops::Call;
 use nllspec::impls::{Implementation, Outcome, Request};
+use nllspec::ops::Call;
 use nllspec::{DType, ErrorKind, Tensor};
 
 struct NaiveLogSoftmax;
@@ -29,27 +29,54 @@ impl Implementation for NaiveLogSoftmax {
         let nd = x.ndim().max(1) as i64;
         let dim = dim.unwrap_or(if matches!(x.ndim(), 0 | 1 | 3) { 0 } else { 1 });
         if dim < -nd || dim >= nd {
-            return Outcome::Error { kind: Some(ErrorKind::DimOutOfRange), message: format!("dim {dim}") };
+            return Outcome::Error {
+                kind: Some(ErrorKind::DimOutOfRange),
+                message: format!("dim {dim}"),
+            };
         }
         if x.numel() == 0 {
             let grad_input = req.grad_output.map(|_| x.clone());
-            return Outcome::Values { output: x.clone(), grad_input };
+            return Outcome::Values {
+                output: x.clone(),
+                grad_input,
+            };
         }
         if !x.dtype().is_float() {
-            return Outcome::Error { kind: Some(ErrorKind::InputDtype), message: "integer input".into() };
+            return Outcome::Error {
+                kind: Some(ErrorKind::InputDtype),
+                message: "integer input".into(),
+            };
         }
-        let d = if x.ndim() == 0 { 0 } else { dim.rem_euclid(nd) as usize };
+        let d = if x.ndim() == 0 {
+            0
+        } else {
+            dim.rem_euclid(nd) as usize
+        };
         let shape = x.shape().to_vec();
-        let (len, inner) = if shape.is_empty() { (1, 1) } else { (shape[d], shape[d + 1..].iter().product()) };
+        let (len, inner) = if shape.is_empty() {
+            (1, 1)
+        } else {
+            (shape[d], shape[d + 1..].iter().product())
+        };
         let v = x.to_f64_vec();
         let mut out = vec![0.0; v.len()];
         for o in 0..v.len() / (len * inner) {
             for i in 0..inner {
                 let at = |j: usize| (o * len + j) * inner + i;
-                let m = (0..len).map(|j| v[at(j)]).fold(f64::NEG_INFINITY, |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) });
+                let m = (0..len).map(|j| v[at(j)]).fold(f64::NEG_INFINITY, |a, b| {
+                    if a.is_nan() || b.is_nan() {
+                        f64::NAN
+                    } else {
+                        a.max(b)
+                    }
+                });
                 let lse = (0..len).map(|j| (v[at(j)] - m).exp()).sum::<f64>().ln();
                 for j in 0..len {
-                    out[at(j)] = if m.is_finite() { v[at(j)] - m - lse } else { f64::NAN };
+                    out[at(j)] = if m.is_finite() {
+                        v[at(j)] - m - lse
+                    } else {
+                        f64::NAN
+                    };
                 }
             }
         }

@@ -9,10 +9,10 @@
 //! exporter recorded.
 
 use crate::golden::format::Expected;
-use crate::ops::{Call, Op};
 use crate::golden::load::LoadedCase;
 use crate::impls::{Implementation, Outcome, Request};
 use crate::judge::compare::ulp_distance;
+use crate::ops::{Call, Op};
 use crate::report::markdown_header;
 use crate::tensor::{DType, Data, Tensor};
 use std::collections::BTreeMap;
@@ -28,11 +28,19 @@ pub struct UlpStats {
 
 pub fn stats(mut ulps: Vec<u64>) -> UlpStats {
     if ulps.is_empty() {
-        return UlpStats { max: 0, p999: 0, count: 0 };
+        return UlpStats {
+            max: 0,
+            p999: 0,
+            count: 0,
+        };
     }
     ulps.sort_unstable();
     let i = ((ulps.len() as f64 * 0.999).ceil() as usize).clamp(1, ulps.len()) - 1;
-    UlpStats { max: *ulps.last().expect("non-empty"), p999: ulps[i], count: ulps.len() }
+    UlpStats {
+        max: *ulps.last().expect("non-empty"),
+        p999: ulps[i],
+        count: ulps.len(),
+    }
 }
 
 fn fmt_ulp(s: Option<UlpStats>) -> String {
@@ -65,12 +73,26 @@ fn ulps_against(dtype: DType, actual: &Tensor, truth: &[f64]) -> Option<Vec<u64>
     }
     let a = actual.to_f64_vec();
     // the truth rounded to the dtype, then the distance in that dtype's ulp
-    let t = Tensor::from_f64(dtype, vec![truth.len()], truth).ok()?.to_f64_vec();
-    Some(a.iter().zip(&t).map(|(&x, &y)| ulp_distance(dtype, x, y)).collect())
+    let t = Tensor::from_f64(dtype, vec![truth.len()], truth)
+        .ok()?
+        .to_f64_vec();
+    Some(
+        a.iter()
+            .zip(&t)
+            .map(|(&x, &y)| ulp_distance(dtype, x, y))
+            .collect(),
+    )
 }
 
 fn run(imp: &dyn Implementation, call: &Call) -> Option<Tensor> {
-    match crate::execution::run_guarded(imp, &Request { id: "accuracy", call, grad_output: None }) {
+    match crate::execution::run_guarded(
+        imp,
+        &Request {
+            id: "accuracy",
+            call,
+            grad_output: None,
+        },
+    ) {
         Outcome::Values { output, .. } | Outcome::ForwardOnly { output, .. } => Some(output),
         _ => None,
     }
@@ -93,14 +115,30 @@ pub fn synthetic(impls: &[&dyn Implementation], elements: usize) -> Vec<Row> {
             for len in [10usize, 1000, 32000] {
                 for scale in [1.0, 3.0, 30.0, 100.0] {
                     let n = (elements / len).max(1);
-                    let x = Tensor::from_f64(dtype, vec![n, len], &logits(n * len, scale, len as u64 ^ scale.to_bits()))
-                        .expect("shape");
+                    let x = Tensor::from_f64(
+                        dtype,
+                        vec![n, len],
+                        &logits(n * len, scale, len as u64 ^ scale.to_bits()),
+                    )
+                    .expect("shape");
                     let wide = Tensor::new(vec![n, len], Data::F64(x.to_f64_vec())).expect("shape");
                     let (call, wide_call) = match op {
-                        Op::LogSoftmax => (Call::LogSoftmax { input: x, dim: Some(1) }, Call::LogSoftmax { input: wide, dim: Some(1) }),
+                        Op::LogSoftmax => (
+                            Call::LogSoftmax {
+                                input: x,
+                                dim: Some(1),
+                            },
+                            Call::LogSoftmax {
+                                input: wide,
+                                dim: Some(1),
+                            },
+                        ),
                         _ => {
-                            let t = Tensor::new(vec![n], Data::I64((0..n as i64).map(|i| (i * 7919) % len as i64).collect()))
-                                .expect("shape");
+                            let t = Tensor::new(
+                                vec![n],
+                                Data::I64((0..n as i64).map(|i| (i * 7919) % len as i64).collect()),
+                            )
+                            .expect("shape");
                             let ce = |input: Tensor, target: Tensor| Call::CrossEntropy {
                                 input,
                                 target,
@@ -118,9 +156,19 @@ pub fn synthetic(impls: &[&dyn Implementation], elements: usize) -> Vec<Row> {
                     };
                     let per_impl = impls
                         .iter()
-                        .map(|imp| run(*imp, &call).and_then(|o| ulps_against(dtype, &o, &truth)).map(stats))
+                        .map(|imp| {
+                            run(*imp, &call)
+                                .and_then(|o| ulps_against(dtype, &o, &truth))
+                                .map(stats)
+                        })
                         .collect();
-                    rows.push(Row { op, dtype, scale, len, per_impl });
+                    rows.push(Row {
+                        op,
+                        dtype,
+                        scale,
+                        len,
+                        per_impl,
+                    });
                 }
             }
         }
@@ -129,7 +177,11 @@ pub fn synthetic(impls: &[&dyn Implementation], elements: usize) -> Vec<Row> {
 }
 
 fn widen(t: &Tensor) -> Tensor {
-    if t.dtype().is_float() { Tensor::new(t.shape().to_vec(), Data::F64(t.to_f64_vec())).expect("same shape") } else { t.clone() }
+    if t.dtype().is_float() {
+        Tensor::new(t.shape().to_vec(), Data::F64(t.to_f64_vec())).expect("same shape")
+    } else {
+        t.clone()
+    }
 }
 
 /// PyTorch's and each implementation's distance, per op and output dtype, on the golden cases
@@ -137,27 +189,48 @@ fn widen(t: &Tensor) -> Tensor {
 /// from the golden inputs. (Not against the goldens' own `reference`: PyTorch's float64
 /// log_softmax rounds a dominant log-probability of -1e-20 to 0, which would make the more
 /// accurate answer look wrong.)
-pub fn from_goldens(cases: &[LoadedCase], impls: &[&dyn Implementation]) -> BTreeMap<(Op, DType), Vec<Vec<u64>>> {
+pub fn from_goldens(
+    cases: &[LoadedCase],
+    impls: &[&dyn Implementation],
+) -> BTreeMap<(Op, DType), Vec<Vec<u64>>> {
     let mut out: BTreeMap<(Op, DType), Vec<Vec<u64>>> = BTreeMap::new();
     for lc in cases {
         let c = &lc.case;
-        let Expected::Values { torch, .. } = &c.expected else { continue };
-        if !matches!(c.call.input().dtype(), DType::F16 | DType::BF16 | DType::F32) {
+        let Expected::Values { torch, .. } = &c.expected else {
+            continue;
+        };
+        if !matches!(
+            c.call.input().dtype(),
+            DType::F16 | DType::BF16 | DType::F32
+        ) {
             continue;
         }
         let wide = c.call.map_tensors(widen);
         let dtype = torch.output.dtype();
         let op = c.call.op();
-        let Some(truth) = run(&crate::impls::native::Native, &wide) else { continue };
-        let Ok(truth) = Tensor::from_f64(dtype, truth.shape().to_vec(), &truth.to_f64_vec()) else { continue };
+        let Some(truth) = run(&crate::impls::native::Native, &wide) else {
+            continue;
+        };
+        let Ok(truth) = Tensor::from_f64(dtype, truth.shape().to_vec(), &truth.to_f64_vec()) else {
+            continue;
+        };
         let r = truth.to_f64_vec();
-        let entry = out.entry((op, dtype)).or_insert_with(|| vec![vec![]; impls.len() + 1]);
+        let entry = out
+            .entry((op, dtype))
+            .or_insert_with(|| vec![vec![]; impls.len() + 1]);
         let ulps = |t: &Tensor| -> Vec<u64> {
-            t.to_f64_vec().iter().zip(&r).filter(|(a, b)| a.is_finite() && b.is_finite()).map(|(&a, &b)| ulp_distance(dtype, a, b)).collect()
+            t.to_f64_vec()
+                .iter()
+                .zip(&r)
+                .filter(|(a, b)| a.is_finite() && b.is_finite())
+                .map(|(&a, &b)| ulp_distance(dtype, a, b))
+                .collect()
         };
         entry[0].extend(ulps(&torch.output));
         for (i, imp) in impls.iter().enumerate() {
-            if let Some(o) = run(*imp, &c.call).filter(|o| o.dtype() == dtype && o.shape() == torch.output.shape()) {
+            if let Some(o) = run(*imp, &c.call)
+                .filter(|o| o.dtype() == dtype && o.shape() == torch.output.shape())
+            {
                 entry[i + 1].extend(ulps(&o));
             }
         }
@@ -168,8 +241,13 @@ pub fn from_goldens(cases: &[LoadedCase], impls: &[&dyn Implementation]) -> BTre
 /// The whole report as Markdown.
 pub fn markdown(impls: &[&dyn Implementation], cases: &[LoadedCase], elements: usize) -> String {
     let names: Vec<&str> = impls.iter().map(|i| i.name()).collect();
-    let mut s = format!("Synthetic inputs, {elements} elements per row length and scale (max ulp / 99.9th percentile ulp against float64, rounded to the dtype):\n\n");
-    s.push_str(&markdown_header(&["op", "dtype", "row length", "scale"], &names));
+    let mut s = format!(
+        "Synthetic inputs, {elements} elements per row length and scale (max ulp / 99.9th percentile ulp against float64, rounded to the dtype):\n\n"
+    );
+    s.push_str(&markdown_header(
+        &["op", "dtype", "row length", "scale"],
+        &names,
+    ));
     for r in synthetic(impls, elements) {
         write!(s, "| {} | {} | {} | {} |", r.op, r.dtype, r.len, r.scale).unwrap();
         for st in &r.per_impl {

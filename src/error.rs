@@ -74,7 +74,12 @@ pub enum PyType {
 }
 
 impl PyType {
-    pub const ALL: [PyType; 4] = [PyType::ValueError, PyType::RuntimeError, PyType::IndexError, PyType::NotImplementedError];
+    pub const ALL: [PyType; 4] = [
+        PyType::ValueError,
+        PyType::RuntimeError,
+        PyType::IndexError,
+        PyType::NotImplementedError,
+    ];
 
     /// The exception type called `s`.
     pub fn parse(s: &str) -> Option<PyType> {
@@ -107,13 +112,23 @@ pub struct OpError {
 
 impl OpError {
     pub fn new(kind: ErrorKind, py_type: PyType, message: impl Into<String>) -> OpError {
-        OpError { kind, py_type, message: message.into() }
+        OpError {
+            kind,
+            py_type,
+            message: message.into(),
+        }
     }
 }
 
 impl fmt::Display for OpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}: {})", self.kind, self.py_type.name(), self.message)
+        write!(
+            f,
+            "{} ({}: {})",
+            self.kind,
+            self.py_type.name(),
+            self.message
+        )
     }
 }
 

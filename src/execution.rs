@@ -26,7 +26,11 @@ pub enum Messages {
 impl Messages {
     /// The policy for the implementation called `name`: verbatim for the built-in native one.
     pub fn for_builtin(name: &str) -> Messages {
-        if name == "native" { Messages::Verbatim } else { Messages::Kind }
+        if name == "native" {
+            Messages::Verbatim
+        } else {
+            Messages::Kind
+        }
     }
 }
 
@@ -40,24 +44,42 @@ pub struct Target {
 
 impl Target {
     /// An implementation judged as the contract says: errors by kind.
-    pub fn new(implementation: impl Implementation + 'static, expectations: Expectations) -> Target {
-        Target { implementation: Arc::new(implementation), expectations: Arc::new(expectations), messages: Messages::Kind }
+    pub fn new(
+        implementation: impl Implementation + 'static,
+        expectations: Expectations,
+    ) -> Target {
+        Target {
+            implementation: Arc::new(implementation),
+            expectations: Arc::new(expectations),
+            messages: Messages::Kind,
+        }
     }
 
     /// A built-in implementation with the expectations file shipped for it (none if there is
     /// none), as `cargo test` and `nllspec run` judge it.
-    pub fn shipped(implementation: impl Implementation + 'static) -> Result<Target, ExpectationsError> {
+    pub fn shipped(
+        implementation: impl Implementation + 'static,
+    ) -> Result<Target, ExpectationsError> {
         let name = implementation.name().to_string();
         let expectations = shipped_expectations(&name)?;
-        Ok(Target { messages: Messages::for_builtin(&name), ..Target::new(implementation, expectations) })
+        Ok(Target {
+            messages: Messages::for_builtin(&name),
+            ..Target::new(implementation, expectations)
+        })
     }
 }
 
 /// The expectations an implementation called `name` is judged with when it is given none: the
 /// file shipped for a built-in one, else none.
 pub fn shipped_expectations(name: &str) -> Result<Expectations, ExpectationsError> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/expectations").join(format!("{name}.json"));
-    if BUILTIN.contains(&name) && p.exists() { Expectations::load(&p) } else { Ok(Expectations::none(name)) }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("spec/expectations")
+        .join(format!("{name}.json"));
+    if BUILTIN.contains(&name) && p.exists() {
+        Expectations::load(&p)
+    } else {
+        Ok(Expectations::none(name))
+    }
 }
 
 thread_local! {
@@ -79,7 +101,10 @@ fn install_quiet_hook() {
                     .map(|s| s.to_string())
                     .or_else(|| info.payload().downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "(non-string panic payload)".into());
-                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
                 LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
             } else {
                 default(info);
@@ -94,14 +119,22 @@ pub fn run_guarded(imp: &dyn Implementation, req: &Request<'_>) -> Outcome {
 }
 
 /// [`run_guarded`], with what the implementation logged while it ran.
-pub fn run_guarded_logged(imp: &dyn Implementation, req: &Request<'_>) -> (Outcome, Option<String>) {
+pub fn run_guarded_logged(
+    imp: &dyn Implementation,
+    req: &Request<'_>,
+) -> (Outcome, Option<String>) {
     install_quiet_hook();
     IN_IMPLEMENTATION.with(|f| f.set(true));
     let r = std::panic::catch_unwind(AssertUnwindSafe(|| imp.run_logged(req)));
     IN_IMPLEMENTATION.with(|f| f.set(false));
     r.unwrap_or_else(|_| {
-        let msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
-        (Outcome::Broken(format!("the implementation panicked: {msg}")), None)
+        let msg = LAST_PANIC
+            .with(|p| p.borrow_mut().take())
+            .unwrap_or_default();
+        (
+            Outcome::Broken(format!("the implementation panicked: {msg}")),
+            None,
+        )
     })
 }
 
@@ -125,7 +158,8 @@ pub fn run_case(target: &Target, case: &LoadedCase) -> CaseResult {
     let verbatim = target.messages == Messages::Verbatim;
     let mut verdict = judge(&case.case, &outcome, verbatim);
     let mut loosened_by = Vec::new();
-    if let (Verdict::Fail(_), Some((loosen, entries))) = (&verdict, target.expectations.loosen(id)) {
+    if let (Verdict::Fail(_), Some((loosen, entries))) = (&verdict, target.expectations.loosen(id))
+    {
         let again = judge_with(&case.case, &outcome, verbatim, &loosen);
         if matches!(again, Verdict::Pass | Verdict::ForwardOnly(_)) {
             verdict = again;
@@ -139,18 +173,32 @@ pub fn run_case(target: &Target, case: &LoadedCase) -> CaseResult {
         _ => None,
     };
     if !loosened_by.is_empty() && status.ok() {
-        let within = format!("passed only within the tolerance entry {}", loosened_by.join(", "));
-        detail = if detail.is_empty() { within } else { format!("{detail}; {within}") };
+        let within = format!(
+            "passed only within the tolerance entry {}",
+            loosened_by.join(", ")
+        );
+        detail = if detail.is_empty() {
+            within
+        } else {
+            format!("{detail}; {within}")
+        };
     }
     if let (false, Some(note)) = (status.ok(), &case.case.note) {
         detail.push_str(&format!("\nnote (why this case exists): {note}"));
     }
     if let (false, Some(log)) = (status.ok(), log) {
-        detail.push_str(&format!("\n--- stderr while this request was pending (last {} bytes at most) ---\n{log}", crate::impls::external::STDERR_TAIL));
+        detail.push_str(&format!(
+            "\n--- stderr while this request was pending (last {} bytes at most) ---\n{log}",
+            crate::impls::external::STDERR_TAIL
+        ));
     }
-    CaseResult { status, detail, cause, loosened_by }
+    CaseResult {
+        status,
+        detail,
+        cause,
+        loosened_by,
+    }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -165,8 +213,14 @@ mod tests {
         }
         fn run(&self, req: &Request<'_>) -> Outcome {
             match req.call.run(req.grad_output) {
-                Err(e) => Outcome::Error { kind: Some(e.kind), message: "said differently".into() },
-                Ok(o) => Outcome::Values { output: o.output, grad_input: o.grad_input },
+                Err(e) => Outcome::Error {
+                    kind: Some(e.kind),
+                    message: "said differently".into(),
+                },
+                Ok(o) => Outcome::Values {
+                    output: o.output,
+                    grad_input: o.grad_input,
+                },
             }
         }
     }
@@ -175,10 +229,21 @@ mod tests {
     fn messages_are_judged_by_the_targets_policy() {
         let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/nll_loss/seed.json");
         let cases = load_all(&[golden]).unwrap();
-        let case = cases.iter().find(|c| matches!(c.case.expected, crate::golden::format::Expected::Error(_))).unwrap();
+        let case = cases
+            .iter()
+            .find(|c| matches!(c.case.expected, crate::golden::format::Expected::Error(_)))
+            .unwrap();
         let kind = Target::new(OwnWords, Expectations::none("own-words"));
-        assert_eq!(run_case(&kind, case).status, Status::Pass, "{}", case.case.id);
-        let verbatim = Target { messages: Messages::Verbatim, ..kind };
+        assert_eq!(
+            run_case(&kind, case).status,
+            Status::Pass,
+            "{}",
+            case.case.id
+        );
+        let verbatim = Target {
+            messages: Messages::Verbatim,
+            ..kind
+        };
         let r = run_case(&verbatim, case);
         assert_eq!(r.status, Status::Fail);
         assert!(r.detail.contains("message differs"), "{}", r.detail);

@@ -36,7 +36,11 @@ use std::sync::Arc;
 /// A failing trial's message: the case, its file, the detail, and, since a new case may meet a
 /// known divergence, where to record one.
 fn failure_message(t: &Target, case: &LoadedCase, detail: &str) -> String {
-    let file = t.expectations.source.as_ref().map_or("an expectations file".into(), |p| p.display().to_string());
+    let file = t
+        .expectations
+        .source
+        .as_ref()
+        .map_or("an expectations file".into(), |p| p.display().to_string());
     format!(
         "{} ({})\n{detail}\nIf this is a known divergence of {}, not a bug, record it: add \
          {{\"match\": \"{}\", \"reason\": \"<the behaviour>\"}} to {file}'s expected_failures.",
@@ -54,32 +58,58 @@ pub fn trials(targets: &[Target], cases: Arc<Vec<LoadedCase>>) -> Vec<Trial> {
         let name = target.implementation.name().to_string();
         for i in 0..cases.len() {
             let (t, cs) = (target.clone(), Arc::clone(&cases));
-            out.push(Trial::ignorable_test(format!("{name}/{}", cases[i].case.id), move || {
-                let case = &cs[i];
-                let r = run_case(&t, case);
-                if let Some(fatal) = t.implementation.fatal() {
-                    return Err(Failed::from(fatal));
-                }
-                match r.status {
-                    Status::Pass | Status::Xfail => Ok(Completion::Completed),
-                    Status::Skip | Status::ForwardOnly => Ok(Completion::ignored_with(r.detail)),
-                    Status::Xpass => Err(Failed::from(format!("{} ({})\n{}", case.case.id, case.file.display(), r.detail))),
-                    Status::Fail => Err(Failed::from(failure_message(&t, case, &r.detail))),
-                }
-            }));
+            out.push(Trial::ignorable_test(
+                format!("{name}/{}", cases[i].case.id),
+                move || {
+                    let case = &cs[i];
+                    let r = run_case(&t, case);
+                    if let Some(fatal) = t.implementation.fatal() {
+                        return Err(Failed::from(fatal));
+                    }
+                    match r.status {
+                        Status::Pass | Status::Xfail => Ok(Completion::Completed),
+                        Status::Skip | Status::ForwardOnly => {
+                            Ok(Completion::ignored_with(r.detail))
+                        }
+                        Status::Xpass => Err(Failed::from(format!(
+                            "{} ({})\n{}",
+                            case.case.id,
+                            case.file.display(),
+                            r.detail
+                        ))),
+                        Status::Fail => Err(Failed::from(failure_message(&t, case, &r.detail))),
+                    }
+                },
+            ));
         }
         let (t, cs) = (target.clone(), Arc::clone(&cases));
-        out.push(Trial::test(format!("{name}/(expectations file)"), move || {
-            let ids: Vec<&str> = cs.iter().map(|c| c.case.id.as_str()).collect();
-            let mut list: Vec<String> =
-                t.expectations.unmatched(&ids).iter().map(|e| format!("  {} ({})", e.pattern, e.reason)).collect();
-            list.extend(t.expectations.unmatched_tolerances(&ids).iter().map(|e| format!("  tolerance {} ({})", e.label(), e.reason)));
-            if list.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("expectations that match no case (stale or misspelled):\n{}", list.join("\n")).into())
-            }
-        }));
+        out.push(Trial::test(
+            format!("{name}/(expectations file)"),
+            move || {
+                let ids: Vec<&str> = cs.iter().map(|c| c.case.id.as_str()).collect();
+                let mut list: Vec<String> = t
+                    .expectations
+                    .unmatched(&ids)
+                    .iter()
+                    .map(|e| format!("  {} ({})", e.pattern, e.reason))
+                    .collect();
+                list.extend(
+                    t.expectations
+                        .unmatched_tolerances(&ids)
+                        .iter()
+                        .map(|e| format!("  tolerance {} ({})", e.label(), e.reason)),
+                );
+                if list.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "expectations that match no case (stale or misspelled):\n{}",
+                        list.join("\n")
+                    )
+                    .into())
+                }
+            },
+        ));
     }
     out.sort_by(|a, b| a.name().cmp(b.name()));
     out
@@ -89,9 +119,9 @@ pub fn trials(targets: &[Target], cases: Arc<Vec<LoadedCase>>) -> Vec<Trial> {
 /// trial, so that `cargo test` reports it instead of passing on nothing.
 pub fn load_or_fail(paths: &[PathBuf]) -> Result<Arc<Vec<LoadedCase>>, Trial> {
     match load_all(paths) {
-        Ok(cases) if cases.is_empty() => {
-            Err(Trial::test("golden/(discovery)", || Err("no golden cases found: refusing to pass on nothing".into())))
-        }
+        Ok(cases) if cases.is_empty() => Err(Trial::test("golden/(discovery)", || {
+            Err("no golden cases found: refusing to pass on nothing".into())
+        })),
         Ok(cases) => Ok(Arc::new(cases)),
         Err(e) => {
             let msg = e.to_string();
@@ -154,12 +184,24 @@ mod tests {
 
     #[test]
     fn a_failure_says_where_a_known_divergence_is_recorded() {
-        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/nll_loss/seed.json");
+        let golden =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/nll_loss/seed.json");
         let case = load_all(&[golden]).unwrap().remove(0);
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/expectations/candle-nn.json");
-        let t = Target::new(crate::impls::candle_nn::CandleNn, Expectations::load(&path).unwrap());
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("spec/expectations/candle-nn.json");
+        let t = Target::new(
+            crate::impls::candle_nn::CandleNn,
+            Expectations::load(&path).unwrap(),
+        );
         let m = failure_message(&t, &case, "output: values differ");
-        let hint = format!("add {{\"match\": \"{}\", \"reason\": \"<the behaviour>\"}} to {}", case.case.id, path.display());
-        assert!(m.contains(&hint) && m.contains("known divergence of candle-nn"), "{m}");
+        let hint = format!(
+            "add {{\"match\": \"{}\", \"reason\": \"<the behaviour>\"}} to {}",
+            case.case.id,
+            path.display()
+        );
+        assert!(
+            m.contains(&hint) && m.contains("known divergence of candle-nn"),
+            "{m}"
+        );
     }
 }

@@ -4,9 +4,9 @@
 //! (clap's own usage errors exit 2 as well).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nllspec::golden::load::LoadError;
 use nllspec::golden::load::{default_golden_dir, discover, load_file};
 use nllspec::report::{CaseCounts, Format, Report};
-use nllspec::golden::load::LoadError;
 use nllspec::runner::{RunError, RunOptions, run};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -37,7 +37,10 @@ impl From<LoadError> for UsageError {
 }
 
 #[derive(Parser)]
-#[command(name = "nllspec", about = "Conformance suite for LogSoftmax, NLLLoss and CrossEntropyLoss (PyTorch 2.15 is the specification)")]
+#[command(
+    name = "nllspec",
+    about = "Conformance suite for LogSoftmax, NLLLoss and CrossEntropyLoss (PyTorch 2.15 is the specification)"
+)]
 #[command(arg_required_else_help = true, disable_version_flag = true)]
 struct Cli {
     /// Print the version and the golden suite it ships (torch version, case count, digest)
@@ -162,7 +165,9 @@ impl From<FormatArg> for Format {
 }
 
 fn seconds(value: &str) -> Result<Duration, String> {
-    let s: f64 = value.parse().map_err(|_| format!("{value}: not a number of seconds"))?;
+    let s: f64 = value
+        .parse()
+        .map_err(|_| format!("{value}: not a number of seconds"))?;
     if !(s > 0.0 && s <= 86_400.0) {
         return Err(format!("{value}: must be between 0 and 86400 seconds"));
     }
@@ -178,7 +183,9 @@ fn main() -> ExitCode {
         (false, Some(Command::Accuracy(a))) => accuracy_command(a),
         (false, Some(Command::Explain(a))) => explain_command(a),
         (false, Some(Command::Show(a))) => show_command(a),
-        (false, None) => Err(UsageError("no command (run, list, accuracy; --help)".into())),
+        (false, None) => Err(UsageError(
+            "no command (run, list, accuracy; --help)".into(),
+        )),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -200,21 +207,33 @@ fn say(text: &str) -> Result<(), UsageError> {
 }
 
 fn goldens(paths: Vec<PathBuf>) -> Vec<PathBuf> {
-    if paths.is_empty() { vec![default_golden_dir()] } else { paths }
+    if paths.is_empty() {
+        vec![default_golden_dir()]
+    } else {
+        paths
+    }
 }
 
 /// `nllspec 0.1.0 (golden suite: torch 2.15.0, 999 cases, sha256 1a2b3c4d5e6f)`: the suite
 /// compiled into this binary.
 fn version() -> Result<String, UsageError> {
     use nllspec::golden::embedded::{CASES, DIGEST, TORCH};
-    Ok(format!("nllspec {} (golden suite: torch {TORCH}, {CASES} cases, sha256 {})\n", env!("CARGO_PKG_VERSION"), &DIGEST[..12]))
+    Ok(format!(
+        "nllspec {} (golden suite: torch {TORCH}, {CASES} cases, sha256 {})\n",
+        env!("CARGO_PKG_VERSION"),
+        &DIGEST[..12]
+    ))
 }
 
 fn run_command(a: RunArgs) -> Result<u8, UsageError> {
     let format = Format::from(a.format);
     let opts = RunOptions {
         golden: goldens(a.golden),
-        impls: if a.impls.is_empty() { vec!["native".into()] } else { a.impls },
+        impls: if a.impls.is_empty() {
+            vec!["native".into()]
+        } else {
+            a.impls
+        },
         filter: a.filter,
         timeout: a.timeout,
         startup_timeout: a.startup_timeout,
@@ -225,8 +244,10 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::hidden();
         b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg} ({elapsed}, {eta} left)")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {wide_msg} ({elapsed}, {eta} left)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
     });
@@ -254,7 +275,11 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
         Err(e) if format == Format::Json => {
             // The contract's JSON object is printed whatever the exit status: an unusable
             // input gives an empty report carrying the error.
-            let text = Report { error: Some(e.to_string()), ..Default::default() }.json();
+            let text = Report {
+                error: Some(e.to_string()),
+                ..Default::default()
+            }
+            .json();
             match &a.out {
                 Some(path) => {
                     let _ = std::fs::write(path, &text);
@@ -267,13 +292,20 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
     };
     let text = report.render(format);
     match &a.out {
-        Some(path) => {
-            std::fs::write(path, &text).map_err(|e| UsageError(format!("--out {}: cannot write: {e}", path.display())))?
-        }
+        Some(path) => std::fs::write(path, &text)
+            .map_err(|e| UsageError(format!("--out {}: cannot write: {e}", path.display())))?,
         None => say(&text)?,
     }
     if a.out.is_some() && format != Format::Human {
-        eprint!("{}", report.human().lines().last().map(|l| format!("{l}\n")).unwrap_or_default());
+        eprint!(
+            "{}",
+            report
+                .human()
+                .lines()
+                .last()
+                .map(|l| format!("{l}\n"))
+                .unwrap_or_default()
+        );
     }
     Ok(report.exit_code() as u8)
 }
@@ -283,18 +315,33 @@ fn list_command(a: ListArgs) -> Result<u8, UsageError> {
     let mut ids = Vec::new();
     let mut counts = CaseCounts::default();
     for f in &files {
-        for c in load_file(f)?.cases.into_iter().filter(|c| nllspec::runner::selected(c, &a.filter)) {
+        for c in load_file(f)?
+            .cases
+            .into_iter()
+            .filter(|c| nllspec::runner::selected(c, &a.filter))
+        {
             counts.add(&c);
             if a.notes {
-                let tags = if c.tags.is_empty() { String::new() } else { format!(" [{}]", c.tags.join(", ")) };
-                ids.push(format!("{}{tags}\n    {}", c.id, c.note.as_deref().unwrap_or("(no note)")));
+                let tags = if c.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", c.tags.join(", "))
+                };
+                ids.push(format!(
+                    "{}{tags}\n    {}",
+                    c.id,
+                    c.note.as_deref().unwrap_or("(no note)")
+                ));
             } else {
                 ids.push(c.id);
             }
         }
     }
     if ids.is_empty() && a.filter.is_some() {
-        return Err(UsageError(format!("--filter {:?} selects no case", a.filter.unwrap_or_default())));
+        return Err(UsageError(format!(
+            "--filter {:?} selects no case",
+            a.filter.unwrap_or_default()
+        )));
     }
     if a.counts {
         say(&counts.markdown())?;
@@ -305,14 +352,25 @@ fn list_command(a: ListArgs) -> Result<u8, UsageError> {
 }
 
 fn accuracy_command(a: AccuracyArgs) -> Result<u8, UsageError> {
-    let names = if a.impls.is_empty() { vec!["native".to_string(), "candle".to_string()] } else { a.impls };
+    let names = if a.impls.is_empty() {
+        vec!["native".to_string(), "candle".to_string()]
+    } else {
+        a.impls
+    };
     let impls = names
         .iter()
-        .map(|n| nllspec::impls::by_name(n, Duration::from_secs(30)).ok_or_else(|| UsageError(format!("unknown implementation \"{n}\""))))
+        .map(|n| {
+            nllspec::impls::by_name(n, Duration::from_secs(30))
+                .ok_or_else(|| UsageError(format!("unknown implementation \"{n}\"")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let refs: Vec<&dyn nllspec::impls::Implementation> = impls.iter().map(|b| b.as_ref()).collect();
     let cases = nllspec::golden::load::load_all(&goldens(a.golden))?;
-    say(&nllspec::accuracy::markdown(&refs, &cases, a.elements as usize))?;
+    say(&nllspec::accuracy::markdown(
+        &refs,
+        &cases,
+        a.elements as usize,
+    ))?;
     Ok(0)
 }
 
@@ -322,13 +380,24 @@ fn explain_command(a: ExplainArgs) -> Result<u8, UsageError> {
         (None, Some(p)) if p.as_os_str() != "-" => {
             std::fs::read_to_string(&p).map_err(|e| UsageError(format!("{}: {e}", p.display())))?
         }
-        _ => std::io::read_to_string(std::io::stdin()).map_err(|e| UsageError(format!("standard input: {e}")))?,
+        _ => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| UsageError(format!("standard input: {e}")))?,
     };
     let answer = nllspec::explain::explain(&source);
-    let text = if a.json { serde_json::to_string_pretty(&answer.json()).unwrap_or_default() + "\n" } else { answer.human() };
+    let text = if a.json {
+        serde_json::to_string_pretty(&answer.json()).unwrap_or_default() + "\n"
+    } else {
+        answer.human()
+    };
     say(&text)?;
     // 0 for an answer (a snippet that raises is still answered), 2 when it cannot be evaluated
-    Ok(if matches!(answer, nllspec::explain::Answer::Unsupported(_)) { 2 } else { 0 })
+    Ok(
+        if matches!(answer, nllspec::explain::Answer::Unsupported(_)) {
+            2
+        } else {
+            0
+        },
+    )
 }
 
 fn show_command(a: ShowArgs) -> Result<u8, UsageError> {
@@ -336,20 +405,50 @@ fn show_command(a: ShowArgs) -> Result<u8, UsageError> {
     use nllspec::impls::protocol::attrs_to_json;
     use nllspec::tensor::fmt_shape;
     for f in discover(&goldens(a.golden))? {
-        let Some(c) = load_file(&f)?.cases.into_iter().find(|c| c.id == a.id) else { continue };
-        let mut out = format!("{}\n  file:     {}\n  op:       {}\n  attrs:    {}\n", c.id, f.display(), c.call.op().name(), attrs_to_json(&c.call));
+        let Some(c) = load_file(&f)?.cases.into_iter().find(|c| c.id == a.id) else {
+            continue;
+        };
+        let mut out = format!(
+            "{}\n  file:     {}\n  op:       {}\n  attrs:    {}\n",
+            c.id,
+            f.display(),
+            c.call.op().name(),
+            attrs_to_json(&c.call)
+        );
         let k = &c.call;
-        for (name, t) in [("input", Some(k.input())), ("target", k.target()), ("weight", k.weight()), ("grad_output", c.grad_output.as_ref())] {
+        for (name, t) in [
+            ("input", Some(k.input())),
+            ("target", k.target()),
+            ("weight", k.weight()),
+            ("grad_output", c.grad_output.as_ref()),
+        ] {
             if let Some(t) = t {
-                out.push_str(&format!("  {name:<9} {} {}\n", t.dtype().name(), fmt_shape(t.shape())));
+                out.push_str(&format!(
+                    "  {name:<9} {} {}\n",
+                    t.dtype().name(),
+                    fmt_shape(t.shape())
+                ));
             }
         }
         match &c.expected {
-            Expected::Error(e) => out.push_str(&format!("  PyTorch:  {}: {} (kind {})\n", e.type_name(), e.message, e.kind)),
+            Expected::Error(e) => out.push_str(&format!(
+                "  PyTorch:  {}: {} (kind {})\n",
+                e.type_name(),
+                e.message,
+                e.kind
+            )),
             Expected::Values { torch, .. } => {
-                out.push_str(&format!("  PyTorch:  output {} {}", torch.output.dtype().name(), fmt_shape(torch.output.shape())));
+                out.push_str(&format!(
+                    "  PyTorch:  output {} {}",
+                    torch.output.dtype().name(),
+                    fmt_shape(torch.output.shape())
+                ));
                 if let Some(g) = &torch.grad_input {
-                    out.push_str(&format!(", grad_input {} {}", g.dtype().name(), fmt_shape(g.shape())));
+                    out.push_str(&format!(
+                        ", grad_input {} {}",
+                        g.dtype().name(),
+                        fmt_shape(g.shape())
+                    ));
                 }
                 out.push('\n');
             }
@@ -363,5 +462,8 @@ fn show_command(a: ShowArgs) -> Result<u8, UsageError> {
         say(&out)?;
         return Ok(0);
     }
-    Err(UsageError(format!("no case {:?} (nllspec list prints the ids)", a.id)))
+    Err(UsageError(format!(
+        "no case {:?} (nllspec list prints the ids)",
+        a.id
+    )))
 }

@@ -4,9 +4,9 @@
 //! runs, with exit status 2) and then loaded again one at a time for the run, so that only one
 //! file's tensors are in memory at once.
 
+use crate::execution::{Messages, Target, run_case, shipped_expectations};
 use crate::golden::format::Case;
 use crate::golden::load::{LoadError, LoadedCase, discover, for_each_case, load_file};
-use crate::execution::{Messages, Target, run_case, shipped_expectations};
 use crate::impls::external::Limits;
 use crate::impls::{ImplSpec, ImplSpecError};
 use crate::judge::expectations::{Expectations, ExpectationsError};
@@ -38,7 +38,11 @@ pub enum RunError {
     /// Two `--impl` arguments give the same name.
     SameName(String),
     /// An `--expectations` file is for none of the implementations run.
-    ExpectationsForNone { file: PathBuf, implementation: String, names: Vec<String> },
+    ExpectationsForNone {
+        file: PathBuf,
+        implementation: String,
+        names: Vec<String>,
+    },
     /// The golden paths hold no case.
     NoCases,
     /// `--filter` selects no case.
@@ -54,16 +58,25 @@ impl std::fmt::Display for RunError {
             RunError::Expectations(e) => e.fmt(f),
             RunError::Implementation(e) => e.fmt(f),
             RunError::SameName(name) => {
-                write!(f, "two implementations are called \"{name}\": name them apart with --impl NAME=exec:COMMAND")
+                write!(
+                    f,
+                    "two implementations are called \"{name}\": name them apart with --impl NAME=exec:COMMAND"
+                )
             }
-            RunError::ExpectationsForNone { file, implementation, names } => write!(
+            RunError::ExpectationsForNone {
+                file,
+                implementation,
+                names,
+            } => write!(
                 f,
                 "{}: expectations for \"{implementation}\", which is not among the implementations run ({})",
                 file.display(),
                 names.join(", ")
             ),
             RunError::NoCases => f.write_str("no golden cases found"),
-            RunError::FilterSelectsNothing(filter) => write!(f, "--filter {filter:?} selects no case"),
+            RunError::FilterSelectsNothing(filter) => {
+                write!(f, "--filter {filter:?} selects no case")
+            }
             RunError::Fatal(message) => f.write_str(message),
         }
     }
@@ -85,7 +98,11 @@ impl From<ExpectationsError> for RunError {
 
 /// The targets named in `opts`, with their expectations.
 pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, RunError> {
-    let specs = opts.impls.iter().map(|s| ImplSpec::parse(s).map_err(RunError::Implementation)).collect::<Result<Vec<_>, _>>()?;
+    let specs = opts
+        .impls
+        .iter()
+        .map(|s| ImplSpec::parse(s).map_err(RunError::Implementation))
+        .collect::<Result<Vec<_>, _>>()?;
     for (i, a) in specs.iter().enumerate() {
         if specs[..i].iter().any(|b| b.name() == a.name()) {
             return Err(RunError::SameName(a.name().to_string()));
@@ -103,7 +120,10 @@ pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, RunError> {
         };
         extra[i] = Some(e);
     }
-    let limits = Limits { timeout: opts.timeout, startup: opts.startup_timeout };
+    let limits = Limits {
+        timeout: opts.timeout,
+        startup: opts.startup_timeout,
+    };
     let mut out = Vec::new();
     for (spec, extra) in specs.iter().zip(extra) {
         let name = spec.name();
@@ -113,17 +133,23 @@ pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, RunError> {
         };
         // an exec: implementation's name is never a built-in's (ImplSpec refuses it)
         let messages = Messages::for_builtin(name);
-        out.push(Target { implementation: spec.build(limits).into(), expectations: exp.into(), messages });
+        out.push(Target {
+            implementation: spec.build(limits).into(),
+            expectations: exp.into(),
+            messages,
+        });
     }
     Ok(out)
 }
 
 /// `--filter TEXT`: the cases whose id contains TEXT; `tag:NAME`, the cases tagged NAME.
 pub fn selected(case: &Case, filter: &Option<String>) -> bool {
-    filter.as_ref().is_none_or(|f| match f.strip_prefix("tag:") {
-        Some(tag) => case.tags.iter().any(|t| t == tag),
-        None => case.id.contains(f.as_str()),
-    })
+    filter
+        .as_ref()
+        .is_none_or(|f| match f.strip_prefix("tag:") {
+            Some(tag) => case.tags.iter().any(|t| t == tag),
+            None => case.id.contains(f.as_str()),
+        })
 }
 
 /// What a run reports as it goes, for a progress display.
@@ -132,7 +158,12 @@ pub enum Progress<'a> {
     /// The suite is valid; this many (case, implementation) results will come.
     Start { results: usize },
     /// A golden file begins: its 1-based index, the file count, its path, its selected cases.
-    File { index: usize, files: usize, path: &'a Path, cases: usize },
+    File {
+        index: usize,
+        files: usize,
+        path: &'a Path,
+        cases: usize,
+    },
     /// One case was judged for one implementation.
     Result { id: &'a str },
 }
@@ -141,9 +172,15 @@ impl Progress<'_> {
     /// The line a log shows for it, if any (one per golden file).
     pub fn line(&self) -> Option<String> {
         match self {
-            Progress::File { index, files, path, cases } => {
-                Some(format!("[{index}/{files}] {} ({cases} cases)", crate::report::display_path(path)))
-            }
+            Progress::File {
+                index,
+                files,
+                path,
+                cases,
+            } => Some(format!(
+                "[{index}/{files}] {} ({cases} cases)",
+                crate::report::display_path(path)
+            )),
             _ => None,
         }
     }
@@ -166,25 +203,45 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<
         return Err(RunError::NoCases);
     }
     if selected_cases == 0 {
-        return Err(RunError::FilterSelectsNothing(opts.filter.clone().unwrap_or_default()));
+        return Err(RunError::FilterSelectsNothing(
+            opts.filter.clone().unwrap_or_default(),
+        ));
     }
-    progress(Progress::Start { results: selected_cases * targets.len() });
+    progress(Progress::Start {
+        results: selected_cases * targets.len(),
+    });
     // Pass 2: run, one file at a time.
     let started = Instant::now();
     let mut report = Report::default();
     for (n, f) in files.iter().enumerate() {
         let golden = load_file(f)?;
-        let cases: Vec<_> = golden.cases.into_iter().filter(|c| selected(c, &opts.filter)).collect();
-        progress(Progress::File { index: n + 1, files: files.len(), path: f, cases: cases.len() });
+        let cases: Vec<_> = golden
+            .cases
+            .into_iter()
+            .filter(|c| selected(c, &opts.filter))
+            .collect();
+        progress(Progress::File {
+            index: n + 1,
+            files: files.len(),
+            path: f,
+            cases: cases.len(),
+        });
         for case in cases {
-            let loaded = LoadedCase { file: f.clone(), case };
+            let loaded = LoadedCase {
+                file: f.clone(),
+                case,
+            };
             for t in &targets {
                 let result = run_case(t, &loaded);
                 if let Some(fatal) = t.implementation.fatal() {
                     return Err(RunError::Fatal(fatal));
                 }
-                report.results.push(ResultRow::new(&loaded, t.implementation.name(), result));
-                progress(Progress::Result { id: &loaded.case.id });
+                report
+                    .results
+                    .push(ResultRow::new(&loaded, t.implementation.name(), result));
+                progress(Progress::Result {
+                    id: &loaded.case.id,
+                });
             }
         }
     }
@@ -196,14 +253,20 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<
                 report.results.push(ResultRow::expectation(
                     t.implementation.name(),
                     &e.pattern,
-                    format!("expectation matches no case (stale or misspelled): {}", e.reason),
+                    format!(
+                        "expectation matches no case (stale or misspelled): {}",
+                        e.reason
+                    ),
                 ));
             }
             for e in t.expectations.unmatched_tolerances(&ids) {
                 report.results.push(ResultRow::expectation(
                     t.implementation.name(),
                     &e.label(),
-                    format!("tolerance entry matches no case (stale or misspelled): {}", e.reason),
+                    format!(
+                        "tolerance entry matches no case (stale or misspelled): {}",
+                        e.reason
+                    ),
                 ));
             }
         }
@@ -211,16 +274,29 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<
     // A tolerance entry whose cases all passed without it is worth knowing, not a failure.
     for t in &targets {
         let name = t.implementation.name();
-        let ran: Vec<&ResultRow> = report.results.iter().filter(|r| r.implementation == name && r.file.is_some()).collect();
+        let ran: Vec<&ResultRow> = report
+            .results
+            .iter()
+            .filter(|r| r.implementation == name && r.file.is_some())
+            .collect();
         for e in &t.expectations.tolerances {
             let label = e.label();
-            let matched = ran.iter().any(|r| crate::judge::expectations::wildcard(&e.pattern, &r.id));
+            let matched = ran
+                .iter()
+                .any(|r| crate::judge::expectations::wildcard(&e.pattern, &r.id));
             if matched && !ran.iter().any(|r| r.loosened_by.contains(&label)) {
-                report.unneeded.push(Unneeded { implementation: name.to_string(), entry: label, reason: e.reason.clone() });
+                report.unneeded.push(Unneeded {
+                    implementation: name.to_string(),
+                    entry: label,
+                    reason: e.reason.clone(),
+                });
             }
         }
     }
     report.elapsed = started.elapsed();
-    report.implementations = targets.iter().map(|t| t.implementation.name().to_string()).collect();
+    report.implementations = targets
+        .iter()
+        .map(|t| t.implementation.name().to_string())
+        .collect();
     Ok(report)
 }

@@ -10,10 +10,23 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const CASE_KEYS: &[&str] =
-    &["id", "op", "note", "tags", "dtypes", "inputs", "attrs", "matrix", "backward", "expect_error", "tolerance"];
-const TENSOR_KEYS: &[&str] =
-    &["dtype", "shape", "data", "gen", "seed", "scale", "mean", "low", "high", "value", "specials", "dim"];
+const CASE_KEYS: &[&str] = &[
+    "id",
+    "op",
+    "note",
+    "tags",
+    "dtypes",
+    "inputs",
+    "attrs",
+    "matrix",
+    "backward",
+    "expect_error",
+    "tolerance",
+];
+const TENSOR_KEYS: &[&str] = &[
+    "dtype", "shape", "data", "gen", "seed", "scale", "mean", "low", "high", "value", "specials",
+    "dim",
+];
 const FLOATS: &[&str] = &["float16", "bfloat16", "float32", "float64"];
 
 /// A spec file, checked, with the golden ids it expands to.
@@ -28,7 +41,10 @@ pub struct SpecFile {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The id fragment of a matrix value, as export.py's `id_fragment` writes it.
@@ -73,41 +89,87 @@ impl std::error::Error for SpecError {}
 
 /// Reads and checks a spec file. `prefix` is the id prefix its path imposes
 /// (`nll_loss/weight/` for spec/cases/nll_loss/weight.json); `tags` the allowed tags.
-pub fn read_spec(path: &Path, prefix: &str, tags: &BTreeSet<String>) -> Result<SpecFile, SpecError> {
-    let err = |at: Option<&str>, message: String| SpecError { file: path.to_path_buf(), at: at.map(str::to_string), message };
+pub fn read_spec(
+    path: &Path,
+    prefix: &str,
+    tags: &BTreeSet<String>,
+) -> Result<SpecFile, SpecError> {
+    let err = |at: Option<&str>, message: String| SpecError {
+        file: path.to_path_buf(),
+        at: at.map(str::to_string),
+        message,
+    };
     let bytes = std::fs::read(path).map_err(|e| err(None, e.to_string()))?;
     let doc: Value = serde_json::from_slice(&bytes).map_err(|e| err(None, e.to_string()))?;
-    let top = doc.as_object().ok_or_else(|| err(None, "not an object".into()))?;
+    let top = doc
+        .as_object()
+        .ok_or_else(|| err(None, "not an object".into()))?;
     for k in top.keys() {
         if k != "cases" && k != "note" {
             return Err(err(None, format!("unknown key \"{k}\"")));
         }
     }
-    let cases = top.get("cases").and_then(Value::as_array).ok_or_else(|| err(None, "no cases array".into()))?;
-    let mut out = SpecFile { case_ids: vec![], golden_ids: BTreeSet::new(), sha256: sha256_hex(&bytes) };
+    let cases = top
+        .get("cases")
+        .and_then(Value::as_array)
+        .ok_or_else(|| err(None, "no cases array".into()))?;
+    let mut out = SpecFile {
+        case_ids: vec![],
+        golden_ids: BTreeSet::new(),
+        sha256: sha256_hex(&bytes),
+    };
     for (i, c) in cases.iter().enumerate() {
         let at = format!("cases[{i}]");
-        let m = c.as_object().ok_or_else(|| err(Some(&at), "not an object".into()))?;
+        let m = c
+            .as_object()
+            .ok_or_else(|| err(Some(&at), "not an object".into()))?;
         for k in m.keys() {
             if !CASE_KEYS.contains(&k.as_str()) {
                 return Err(err(Some(&at), format!("unknown key \"{k}\"")));
             }
         }
-        let id = m.get("id").and_then(Value::as_str).ok_or_else(|| err(Some(&at), "no id".into()))?;
+        let id = m
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| err(Some(&at), "no id".into()))?;
         if !id.starts_with(prefix) || id.contains('@') || !crate::golden::format::valid_id(id) {
-            return Err(err(Some(&at), format!("id \"{id}\" must start with \"{prefix}\" and use [A-Za-z0-9_./=-]")));
+            return Err(err(
+                Some(&at),
+                format!("id \"{id}\" must start with \"{prefix}\" and use [A-Za-z0-9_./=-]"),
+            ));
         }
-        for (name, t) in m.get("inputs").and_then(Value::as_object).ok_or_else(|| err(Some(&at), "no inputs".into()))? {
-            for k in t.as_object().ok_or_else(|| err(Some(&format!("{at}.inputs.{name}")), "not an object".into()))?.keys() {
+        for (name, t) in m
+            .get("inputs")
+            .and_then(Value::as_object)
+            .ok_or_else(|| err(Some(&at), "no inputs".into()))?
+        {
+            for k in t
+                .as_object()
+                .ok_or_else(|| err(Some(&format!("{at}.inputs.{name}")), "not an object".into()))?
+                .keys()
+            {
                 if !TENSOR_KEYS.contains(&k.as_str()) {
-                    return Err(err(Some(&format!("{at}.inputs.{name}")), format!("unknown key \"{k}\"")));
+                    return Err(err(
+                        Some(&format!("{at}.inputs.{name}")),
+                        format!("unknown key \"{k}\""),
+                    ));
                 }
             }
         }
-        for t in m.get("tags").and_then(Value::as_array).into_iter().flatten() {
-            let t = t.as_str().ok_or_else(|| err(Some(&at), "tags must be strings".into()))?;
+        for t in m
+            .get("tags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let t = t
+                .as_str()
+                .ok_or_else(|| err(Some(&at), "tags must be strings".into()))?;
             if !tags.contains(t) {
-                return Err(err(Some(&at), format!("unknown tag \"{t}\" (spec/tags.json)")));
+                return Err(err(
+                    Some(&at),
+                    format!("unknown tag \"{t}\" (spec/tags.json)"),
+                ));
             }
         }
         if let Some(k) = m.get("expect_error") {
@@ -122,22 +184,33 @@ pub fn read_spec(path: &Path, prefix: &str, tags: &BTreeSet<String>) -> Result<S
                 .as_array()
                 .ok_or_else(|| err(Some(&at), "dtypes must be a list".into()))?
                 .iter()
-                .map(|d| d.as_str().map(str::to_string).ok_or_else(|| err(Some(&at), "dtypes must be strings".into())))
+                .map(|d| {
+                    d.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| err(Some(&at), "dtypes must be strings".into()))
+                })
                 .collect::<Result<_, _>>()?,
         };
         // matrix keys in sorted order (as export.py expands them), values in order
         let mut suffixes = vec![String::new()];
         if let Some(matrix) = m.get("matrix") {
-            let matrix = matrix.as_object().ok_or_else(|| err(Some(&at), "matrix must be an object".into()))?;
+            let matrix = matrix
+                .as_object()
+                .ok_or_else(|| err(Some(&at), "matrix must be an object".into()))?;
             let mut keys: Vec<&String> = matrix.keys().collect();
             keys.sort();
             for k in keys {
                 let vals = &matrix[k];
-                let vals = vals.as_array().ok_or_else(|| err(Some(&at), format!("matrix.{k} must be a list")))?;
+                let vals = vals
+                    .as_array()
+                    .ok_or_else(|| err(Some(&at), format!("matrix.{k} must be a list")))?;
                 let mut next = Vec::new();
                 for s in &suffixes {
                     for v in vals {
-                        next.push(format!("{s}/{k}={}", fragment(v).map_err(|e| err(Some(&at), e))?));
+                        next.push(format!(
+                            "{s}/{k}={}",
+                            fragment(v).map_err(|e| err(Some(&at), e))?
+                        ));
                     }
                 }
                 suffixes = next;
@@ -162,7 +235,10 @@ mod tests {
         // Python: repr(0.1) '0.1', repr(1.0) '1.0', repr(10000000000.0) '10000000000.0'
         assert_eq!(fragment(&serde_json::json!(0.1)).unwrap(), "0.1");
         assert_eq!(fragment(&serde_json::json!(1.0)).unwrap(), "1.0");
-        assert_eq!(fragment(&serde_json::json!(10000000000.0)).unwrap(), "10000000000.0");
+        assert_eq!(
+            fragment(&serde_json::json!(10000000000.0)).unwrap(),
+            "10000000000.0"
+        );
         assert_eq!(fragment(&serde_json::json!(-100)).unwrap(), "-100");
         assert_eq!(fragment(&serde_json::json!(null)).unwrap(), "None");
         assert!(fragment(&serde_json::json!(1e-5)).is_err());
@@ -175,8 +251,17 @@ mod tests {
         let path = dir.join("weight.json");
         std::fs::write(&path, r#"{"cases": [{"id": "nll_loss/weight/a", "inputs": {"input": {"shape": [2], "dtpye": "x"}}}]}"#).unwrap();
         let e = read_spec(&path, "nll_loss/weight/", &BTreeSet::new()).unwrap_err();
-        assert_eq!((e.at.as_deref(), e.message.as_str()), (Some("cases[0].inputs.input"), "unknown key \"dtpye\""));
-        assert_eq!(e.to_string(), format!("{}: cases[0].inputs.input: unknown key \"dtpye\"", path.display()));
+        assert_eq!(
+            (e.at.as_deref(), e.message.as_str()),
+            (Some("cases[0].inputs.input"), "unknown key \"dtpye\"")
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: cases[0].inputs.input: unknown key \"dtpye\"",
+                path.display()
+            )
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

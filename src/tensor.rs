@@ -203,13 +203,23 @@ impl Tensor {
     }
 
     /// Values rounded into a float dtype from float32 (the accumulation type of low precision).
-    pub fn from_f32(dtype: DType, shape: Vec<usize>, values: Vec<f32>) -> Result<Tensor, ShapeError> {
+    pub fn from_f32(
+        dtype: DType,
+        shape: Vec<usize>,
+        values: Vec<f32>,
+    ) -> Result<Tensor, ShapeError> {
         let data = match dtype {
             DType::F16 => Data::F16(values.iter().map(|&v| f16::from_f32(v)).collect()),
             DType::BF16 => Data::BF16(values.iter().map(|&v| bf16::from_f32(v)).collect()),
             DType::F32 => Data::F32(values),
             DType::F64 => Data::F64(values.iter().map(|&v| v as f64).collect()),
-            other => return Tensor::from_f64(other, shape, &values.iter().map(|&v| v as f64).collect::<Vec<_>>()),
+            other => {
+                return Tensor::from_f64(
+                    other,
+                    shape,
+                    &values.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                );
+            }
         };
         Tensor::new(shape, data)
     }
@@ -337,7 +347,11 @@ fn f32_round_to_odd(v: f64) -> f32 {
     }
     // `t` is a neighbour of `v`: step back toward zero if it is the outer one (infinity
     // included: it steps back to the largest float32).
-    let toward_zero = if (t as f64).abs() > v.abs() { f32::from_bits(t.to_bits() - 1) } else { t };
+    let toward_zero = if (t as f64).abs() > v.abs() {
+        f32::from_bits(t.to_bits() - 1)
+    } else {
+        t
+    };
     f32::from_bits(toward_zero.to_bits() | 1)
 }
 
@@ -421,15 +435,45 @@ mod tests {
     fn float16_and_bfloat16_round_once_from_float64() {
         // against a brute-force rounding: the two 16-bit neighbours of v, and v compared with
         // their midpoint (exact in float64: both have few bits)
-        fn check<T: Copy + PartialEq + std::fmt::Debug>(v: f64, ours: T, to: impl Fn(T) -> f64, from_bits: impl Fn(u16) -> T, bits: impl Fn(T) -> u16) {
+        fn check<T: Copy + PartialEq + std::fmt::Debug>(
+            v: f64,
+            ours: T,
+            to: impl Fn(T) -> f64,
+            from_bits: impl Fn(u16) -> T,
+            bits: impl Fn(T) -> u16,
+        ) {
             let r = to(ours);
-            let (lo, hi) = if r <= v { (r, to(from_bits(bits(ours).wrapping_add(if r < 0.0 { -1i16 as u16 } else { 1 })))) } else { (to(from_bits(bits(ours).wrapping_add(if r < 0.0 { 1 } else { -1i16 as u16 }))), r) };
+            let (lo, hi) = if r <= v {
+                (
+                    r,
+                    to(from_bits(bits(ours).wrapping_add(if r < 0.0 {
+                        -1i16 as u16
+                    } else {
+                        1
+                    }))),
+                )
+            } else {
+                (
+                    to(from_bits(bits(ours).wrapping_add(if r < 0.0 {
+                        1
+                    } else {
+                        -1i16 as u16
+                    }))),
+                    r,
+                )
+            };
             let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
             if v.is_nan() || lo > v || v > hi || !lo.is_finite() || !hi.is_finite() {
                 return;
             }
             let mid = lo / 2.0 + hi / 2.0;
-            let want = if v < mid { lo } else if v > mid { hi } else { r };
+            let want = if v < mid {
+                lo
+            } else if v > mid {
+                hi
+            } else {
+                r
+            };
             assert_eq!(r, want, "{v:e}: {ours:?}");
         }
         let mut s = 0x2545_f491_4f6c_dd1du64;
@@ -443,12 +487,27 @@ mod tests {
             let base = f16::from_bits((s >> 16) as u16 & 0x7bff).to_f64();
             let v = match i % 3 {
                 0 => base * (1.0 + 2f64.powi(-11)) + base * 2f64.powi(-40) * ((s & 7) as f64 - 3.5),
-                1 => bf16::from_bits((s >> 20) as u16 & 0x7f7f).to_f64() * (1.0 + 2f64.powi(-8) + 2f64.powi(-45)),
+                1 => {
+                    bf16::from_bits((s >> 20) as u16 & 0x7f7f).to_f64()
+                        * (1.0 + 2f64.powi(-8) + 2f64.powi(-45))
+                }
                 _ => f64::from_bits(s >> 2),
             };
             for v in [v, -v] {
-                check(v, f16_from_f64(v), |h: f16| h.to_f64(), f16::from_bits, |h: f16| h.to_bits());
-                check(v, bf16_from_f64(v), |h: bf16| h.to_f64(), bf16::from_bits, |h: bf16| h.to_bits());
+                check(
+                    v,
+                    f16_from_f64(v),
+                    |h: f16| h.to_f64(),
+                    f16::from_bits,
+                    |h: f16| h.to_bits(),
+                );
+                check(
+                    v,
+                    bf16_from_f64(v),
+                    |h: bf16| h.to_f64(),
+                    bf16::from_bits,
+                    |h: bf16| h.to_bits(),
+                );
                 hits += (f16_from_f64(v) != f16::from_f64(v)) as usize;
             }
         }

@@ -12,12 +12,19 @@ use common::{nllspec, seed as small_golden};
 /// so that adding a case breaks no test.
 fn shipped_cases(prefix: &str) -> usize {
     let out = nllspec(&["list"]);
-    String::from_utf8_lossy(&out.stdout).lines().filter(|id| id.starts_with(prefix)).count()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|id| id.starts_with(prefix))
+        .count()
 }
 
 fn report(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not a JSON report ({e}): {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "not a JSON report ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
@@ -31,7 +38,12 @@ fn temp_dir(name: &str) -> PathBuf {
 #[test]
 fn native_passes_the_shipped_suite_with_exit_0() {
     let out = nllspec(&["run", "--format", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = report(&out);
     assert_eq!(r["format"], "nllspec-report-v1");
     let s = &r["summary"];
@@ -45,10 +57,16 @@ fn usage_errors_exit_2_and_say_why() {
     for (args, needle) in [
         (vec!["run", "--impl", "bogus"], "unknown implementation"),
         (vec!["run", "--format", "xml"], "'xml'"),
-        (vec!["run", "--golden", "/nonexistent/golden"], "/nonexistent/golden"),
+        (
+            vec!["run", "--golden", "/nonexistent/golden"],
+            "/nonexistent/golden",
+        ),
         (vec!["run", "--timeout", "-1"], "--timeout"),
         (vec!["run", "--frobnicate"], "unexpected argument"),
-        (vec!["run", "--filter", "no-such-case-id"], "selects no case"),
+        (
+            vec!["run", "--filter", "no-such-case-id"],
+            "selects no case",
+        ),
         (vec!["launch"], "unrecognized subcommand"),
         (vec![], "Usage"),
     ] {
@@ -62,17 +80,33 @@ fn usage_errors_exit_2_and_say_why() {
 
 #[test]
 fn help_and_version_go_to_stdout_with_exit_0() {
-    for args in [vec!["--help"], vec!["run", "--help"], vec!["list", "--help"], vec!["accuracy", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["list", "--help"],
+        vec!["accuracy", "--help"],
+    ] {
         let out = nllspec(&args);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: nllspec"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: nllspec"),
+            "{args:?}"
+        );
     }
     let help = String::from_utf8(nllspec(&["run", "--help"]).stdout).unwrap();
-    assert!(help.contains("--startup-timeout") && help.contains("NAME=exec:COMMAND"), "{help}");
+    assert!(
+        help.contains("--startup-timeout") && help.contains("NAME=exec:COMMAND"),
+        "{help}"
+    );
     // the version names the suite it ships
     let v = String::from_utf8(nllspec(&["--version"]).stdout).unwrap();
     let n = shipped_cases("");
-    assert!(v.starts_with("nllspec ") && v.contains("torch 2.15.0") && v.contains(&format!("{n} cases")), "{v}");
+    assert!(
+        v.starts_with("nllspec ")
+            && v.contains("torch 2.15.0")
+            && v.contains(&format!("{n} cases")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -87,10 +121,25 @@ fn the_embedded_suite_runs_from_any_directory() {
         .env("NLLSPEC_CACHE", d.join("cache"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = report(&out);
-    assert_eq!(r["summary"]["total"].as_u64(), Some(shipped_cases("") as u64));
-    assert!(r["results"][0]["file"].as_str().unwrap().starts_with("cache/golden-"), "{}", r["results"][0]);
+    assert_eq!(
+        r["summary"]["total"].as_u64(),
+        Some(shipped_cases("") as u64)
+    );
+    assert!(
+        r["results"][0]["file"]
+            .as_str()
+            .unwrap()
+            .starts_with("cache/golden-"),
+        "{}",
+        r["results"][0]
+    );
 }
 
 #[test]
@@ -112,7 +161,12 @@ fn a_closed_pipe_ends_list_quietly() {
         .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
 
@@ -121,7 +175,10 @@ fn a_filter_that_selects_nothing_fails_before_any_progress() {
     let out = nllspec(&["run", "--filter", "no-such-case-id"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("selects no case") && !err.contains("golden/"), "no progress lines: {err}");
+    assert!(
+        err.contains("selects no case") && !err.contains("golden/"),
+        "no progress lines: {err}"
+    );
 }
 
 #[test]
@@ -160,16 +217,35 @@ fn filter_selects_by_id_and_reports_are_well_formed() {
 fn out_writes_the_report_to_a_file() {
     let d = temp_dir("out");
     let f = d.join("report.json");
-    let out = nllspec(&["run", "--filter", "log_softmax/seed/", "--format", "json", "--out", f.to_str().unwrap()]);
+    let out = nllspec(&[
+        "run",
+        "--filter",
+        "log_softmax/seed/",
+        "--format",
+        "json",
+        "--out",
+        f.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let r: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
-    assert_eq!(r["summary"]["total"].as_u64(), Some(shipped_cases("log_softmax/seed/") as u64));
+    assert_eq!(
+        r["summary"]["total"].as_u64(),
+        Some(shipped_cases("log_softmax/seed/") as u64)
+    );
 }
 
 fn run_exec(cmd: &str, extra: &[&str]) -> (Option<i32>, Value) {
     let golden = small_golden();
     let imp = format!("exec:{cmd}");
-    let mut args = vec!["run", "--golden", golden.as_str(), "--impl", imp.as_str(), "--format", "json"];
+    let mut args = vec![
+        "run",
+        "--golden",
+        golden.as_str(),
+        "--impl",
+        imp.as_str(),
+        "--format",
+        "json",
+    ];
     args.extend_from_slice(extra);
     let out = nllspec(&args);
     (out.status.code(), report(&out))
@@ -179,7 +255,10 @@ fn assert_all_failed(code: Option<i32>, r: &Value, needle: &str) {
     assert_eq!(code, Some(1), "{r}");
     assert_eq!(r["summary"]["failed"], r["summary"]["total"], "{r}");
     let detail = r["results"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains(needle), "detail {detail:?} lacks {needle:?}");
+    assert!(
+        detail.contains(needle),
+        "detail {detail:?} lacks {needle:?}"
+    );
 }
 
 #[test]
@@ -198,12 +277,21 @@ fn an_implementation_that_stops_answering_times_out() {
     let results = r["results"].as_array().unwrap();
     let failed: Vec<&Value> = results.iter().filter(|x| x["status"] == "fail").collect();
     assert_eq!(failed.len(), 7, "{r}");
-    assert!(failed.iter().all(|f| f["detail"].as_str().unwrap().starts_with("no response within 200ms")), "{r}");
+    assert!(
+        failed.iter().all(|f| f["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("no response within 200ms")),
+        "{r}"
+    );
 }
 
 #[test]
 fn an_answer_for_another_id_fails() {
-    let (code, r) = run_exec(r#"while read l; do echo '{"id": "someone/else", "unsupported": "x"}'; done"#, &[]);
+    let (code, r) = run_exec(
+        r#"while read l; do echo '{"id": "someone/else", "unsupported": "x"}'; done"#,
+        &[],
+    );
     assert_all_failed(code, &r, "someone/else");
 }
 
@@ -218,7 +306,11 @@ fn a_crash_midway_is_one_failure_and_the_run_goes_on() {
     let failed: Vec<&Value> = results.iter().filter(|x| x["status"] == "fail").collect();
     // odd requests are answered by a fresh process, even ones find it dying
     assert!(skipped >= 7 && failed.len() >= 7, "{r}");
-    assert!(failed[0]["detail"].as_str().unwrap().contains("dying now"), "stderr kept: {}", failed[0]["detail"]);
+    assert!(
+        failed[0]["detail"].as_str().unwrap().contains("dying now"),
+        "stderr kept: {}",
+        failed[0]["detail"]
+    );
 }
 
 #[test]
@@ -249,19 +341,81 @@ fn malformed_golden_files_exit_2_naming_file_case_and_field() {
     let ok_input = r#"{"dtype": "float32", "shape": [1], "data": [1.0]}"#;
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty.json", vec![], "empty file"),
-        ("truncated.json", br#"{"format": "nllspec-golden-v1", "cases": [{"id""#.to_vec(), "not valid JSON"),
-        ("latin1.json", b"{\"format\": \"nllspec-golden-v1\xe9\"}".to_vec(), "not UTF-8"),
-        ("deep.json", ("[".repeat(100_000) + &"]".repeat(100_000)).into_bytes(), "not valid JSON"),
-        ("version.json", br#"{"format": "nllspec-golden-v9", "cases": []}"#.to_vec(), "unknown format"),
-        ("typo.json", case(r#", "tolerence": {"rtol": 1, "atol": 1, "reason": "x"}"#, ok_input).into_bytes(), "tolerence"),
-        ("op.json", case("", ok_input).replace("log_softmax", "softmax").into_bytes(), "unknown op"),
-        ("dtype.json", case("", r#"{"dtype": "float8", "shape": [1], "data": [1.0]}"#).into_bytes(), "unknown dtype"),
-        ("negshape.json", case("", r#"{"dtype": "float32", "shape": [-1], "data": []}"#).into_bytes(), "shape[0]"),
-        ("hugeshape.json", case("", r#"{"dtype": "float32", "shape": [1000000, 1000000, 1000000], "data": []}"#).into_bytes(), "more than"),
-        ("count.json", case("", r#"{"dtype": "float32", "shape": [2], "data": [1.0]}"#).into_bytes(), "needs 2 elements"),
-        ("fraction.json", case("", r#"{"dtype": "int64", "shape": [1], "data": [1.5]}"#).into_bytes(), "integer"),
-        ("range.json", case("", r#"{"dtype": "uint8", "shape": [1], "data": [300]}"#).into_bytes(), "uint8 range"),
-        ("special.json", case("", r#"{"dtype": "float32", "shape": [1], "data": ["nan"]}"#).into_bytes(), "\"nan\""),
+        (
+            "truncated.json",
+            br#"{"format": "nllspec-golden-v1", "cases": [{"id""#.to_vec(),
+            "not valid JSON",
+        ),
+        (
+            "latin1.json",
+            b"{\"format\": \"nllspec-golden-v1\xe9\"}".to_vec(),
+            "not UTF-8",
+        ),
+        (
+            "deep.json",
+            ("[".repeat(100_000) + &"]".repeat(100_000)).into_bytes(),
+            "not valid JSON",
+        ),
+        (
+            "version.json",
+            br#"{"format": "nllspec-golden-v9", "cases": []}"#.to_vec(),
+            "unknown format",
+        ),
+        (
+            "typo.json",
+            case(
+                r#", "tolerence": {"rtol": 1, "atol": 1, "reason": "x"}"#,
+                ok_input,
+            )
+            .into_bytes(),
+            "tolerence",
+        ),
+        (
+            "op.json",
+            case("", ok_input)
+                .replace("log_softmax", "softmax")
+                .into_bytes(),
+            "unknown op",
+        ),
+        (
+            "dtype.json",
+            case("", r#"{"dtype": "float8", "shape": [1], "data": [1.0]}"#).into_bytes(),
+            "unknown dtype",
+        ),
+        (
+            "negshape.json",
+            case("", r#"{"dtype": "float32", "shape": [-1], "data": []}"#).into_bytes(),
+            "shape[0]",
+        ),
+        (
+            "hugeshape.json",
+            case(
+                "",
+                r#"{"dtype": "float32", "shape": [1000000, 1000000, 1000000], "data": []}"#,
+            )
+            .into_bytes(),
+            "more than",
+        ),
+        (
+            "count.json",
+            case("", r#"{"dtype": "float32", "shape": [2], "data": [1.0]}"#).into_bytes(),
+            "needs 2 elements",
+        ),
+        (
+            "fraction.json",
+            case("", r#"{"dtype": "int64", "shape": [1], "data": [1.5]}"#).into_bytes(),
+            "integer",
+        ),
+        (
+            "range.json",
+            case("", r#"{"dtype": "uint8", "shape": [1], "data": [300]}"#).into_bytes(),
+            "uint8 range",
+        ),
+        (
+            "special.json",
+            case("", r#"{"dtype": "float32", "shape": [1], "data": ["nan"]}"#).into_bytes(),
+            "\"nan\"",
+        ),
     ];
     for (name, bytes, needle) in cases {
         let p = d.join(name);
@@ -269,14 +423,24 @@ fn malformed_golden_files_exit_2_naming_file_case_and_field() {
         let out = nllspec(&["run", "--golden", p.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
-        assert!(err.contains(name), "{name}: the message names the file: {err}");
+        assert!(
+            err.contains(name),
+            "{name}: the message names the file: {err}"
+        );
         assert!(err.contains(needle), "{name}: {err}");
         assert!(!err.contains("panicked"), "{name}: {err}");
     }
     // A field inside a case is named with the case id.
-    let p = write(&d, "count2.json", &case("", r#"{"dtype": "float32", "shape": [2], "data": [1.0]}"#));
+    let p = write(
+        &d,
+        "count2.json",
+        &case("", r#"{"dtype": "float32", "shape": [2], "data": [1.0]}"#),
+    );
     let err = String::from_utf8_lossy(&nllspec(&["run", "--golden", &p]).stderr).to_string();
-    assert!(err.contains("t/x@float32") && err.contains("cases[0].inputs.input.data"), "{err}");
+    assert!(
+        err.contains("t/x@float32") && err.contains("cases[0].inputs.input.data"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -302,11 +466,23 @@ fn stale_and_passing_expectations_fail_the_run() {
             {"match": "nll_loss/seed/docs_3x5@float32", "reason": "pretend"},
             {"match": "no/such/case*", "reason": "typo"}]}"#,
     );
-    let out = nllspec(&["run", "--golden", &small_golden(), "--expectations", &exp, "--format", "json"]);
+    let out = nllspec(&[
+        "run",
+        "--golden",
+        &small_golden(),
+        "--expectations",
+        &exp,
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let r = report(&out);
     assert_eq!(r["summary"]["xpassed"], 1);
-    let stale = r["results"].as_array().unwrap().iter().any(|x| x["id"].as_str().unwrap().contains("no/such/case"));
+    let stale = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["id"].as_str().unwrap().contains("no/such/case"));
     assert!(stale, "{r}");
 }
 
@@ -315,20 +491,52 @@ fn notes_reach_people_and_tags_filter() {
     let out = nllspec(&["show", "nll_loss/seed/unbatched_5_onehot_target@float32"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
-    assert!(text.contains("note:") && text.contains("one-hot") && text.contains("For 1D input"), "{text}");
+    assert!(
+        text.contains("note:") && text.contains("one-hot") && text.contains("For 1D input"),
+        "{text}"
+    );
     assert_eq!(nllspec(&["show", "no/such/case"]).status.code(), Some(2));
     // tag: filters select by tag, in list and run alike
-    let list = String::from_utf8(nllspec(&["list", "--filter", "tag:seed-question"]).stdout).unwrap();
-    assert!(list.lines().count() > 0 && list.lines().all(|id| id.contains("/seed/")), "{list}");
-    let notes = String::from_utf8(nllspec(&["list", "--notes", "--filter", "tag:seed-question"]).stdout).unwrap();
-    assert!(notes.contains("[seed-question") && notes.contains("    The asker's call"), "{notes}");
-    let r = report(&nllspec(&["run", "--filter", "tag:seed-question", "--format", "json"]));
-    assert_eq!(r["summary"]["total"].as_u64(), Some(list.lines().count() as u64));
+    let list =
+        String::from_utf8(nllspec(&["list", "--filter", "tag:seed-question"]).stdout).unwrap();
+    assert!(
+        list.lines().count() > 0 && list.lines().all(|id| id.contains("/seed/")),
+        "{list}"
+    );
+    let notes =
+        String::from_utf8(nllspec(&["list", "--notes", "--filter", "tag:seed-question"]).stdout)
+            .unwrap();
+    assert!(
+        notes.contains("[seed-question") && notes.contains("    The asker's call"),
+        "{notes}"
+    );
+    let r = report(&nllspec(&[
+        "run",
+        "--filter",
+        "tag:seed-question",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        r["summary"]["total"].as_u64(),
+        Some(list.lines().count() as u64)
+    );
     // a failing case's detail carries its note
     let cmd = r#"exec:while read l; do id=$(printf '%s' "$l" | sed 's/^{"id":"\([^"]*\)".*/\1/'); printf '{"id":"%s","error":{"kind":"input_rank","message":"no"}}\n' "$id"; done"#;
-    let r = report(&nllspec(&["run", "--filter", "unbatched_5_onehot_target", "--impl", cmd, "--format", "json"]));
+    let r = report(&nllspec(&[
+        "run",
+        "--filter",
+        "unbatched_5_onehot_target",
+        "--impl",
+        cmd,
+        "--format",
+        "json",
+    ]));
     let detail = r["results"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains("note (why this case exists): The asker's call"), "{detail}");
+    assert!(
+        detail.contains("note (why this case exists): The asker's call"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -341,14 +549,34 @@ fn explain_answers_on_stdin_with_c_and_as_json() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(snippet.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(snippet.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
-    assert!(text.contains("ValueError: For 1D input, 1D target must have size 1, but got target size: 3") && text.contains("Fix:"), "{text}");
-    let j: Value = serde_json::from_slice(&nllspec(&["explain", "--json", "-c", snippet]).stdout).unwrap();
-    assert_eq!((j["result"].as_str(), j["error"]["kind"].as_str()), (Some("error"), Some("target_shape")), "{j}");
-    let out = nllspec(&["explain", "--json", "-c", "import torch\nwhile True:\n    pass\n"]);
+    assert!(
+        text.contains(
+            "ValueError: For 1D input, 1D target must have size 1, but got target size: 3"
+        ) && text.contains("Fix:"),
+        "{text}"
+    );
+    let j: Value =
+        serde_json::from_slice(&nllspec(&["explain", "--json", "-c", snippet]).stdout).unwrap();
+    assert_eq!(
+        (j["result"].as_str(), j["error"]["kind"].as_str()),
+        (Some("error"), Some("target_shape")),
+        "{j}"
+    );
+    let out = nllspec(&[
+        "explain",
+        "--json",
+        "-c",
+        "import torch\nwhile True:\n    pass\n",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["result"], "unsupported");

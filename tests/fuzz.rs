@@ -5,10 +5,10 @@
 //!
 //! Inputs that once broke something are kept below as named regression tests.
 
-use nllspec::ops::Call;
 use nllspec::golden::load::parse_bytes;
 use nllspec::impls::protocol::parse_response;
 use nllspec::impls::{Implementation, Outcome, Request};
+use nllspec::ops::Call;
 use nllspec::ops::{self, Reduction};
 use nllspec::tensor::{DType, Data, Tensor};
 use proptest::prelude::*;
@@ -16,8 +16,16 @@ use proptest::test_runner::{Config, RngSeed};
 use std::path::Path;
 
 fn config() -> Config {
-    let cases = std::env::var("NLLSPEC_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    Config { cases, rng_seed: RngSeed::Fixed(0x5eed_4e11), failure_persistence: None, ..Config::default() }
+    let cases = std::env::var("NLLSPEC_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    Config {
+        cases,
+        rng_seed: RngSeed::Fixed(0x5eed_4e11),
+        failure_persistence: None,
+        ..Config::default()
+    }
 }
 
 const SEED_GOLDEN: &str = include_str!("../golden/nll_loss/seed.json");
@@ -47,10 +55,31 @@ fn tensor(max_rank: usize) -> impl Strategy<Value = Tensor> {
             })
             .collect();
         let data = match dtype {
-            DType::I64 => Data::I64((0..n).map(|_| match next() % 6 { 0 => i64::MIN, 1 => i64::MAX, 2 => -100, _ => (next() % 5) as i64 - 1 }).collect()),
+            DType::I64 => Data::I64(
+                (0..n)
+                    .map(|_| match next() % 6 {
+                        0 => i64::MIN,
+                        1 => i64::MAX,
+                        2 => -100,
+                        _ => (next() % 5) as i64 - 1,
+                    })
+                    .collect(),
+            ),
             DType::I32 => Data::I32((0..n).map(|_| (next() % 7) as i32 - 2).collect()),
-            DType::U8 => Data::U8((0..n).map(|_| if next() % 5 == 0 { 255 } else { (next() % 4) as u8 }).collect()),
-            d => Tensor::from_f64(d, shape.clone(), &vals).unwrap().into_data(),
+            DType::U8 => Data::U8(
+                (0..n)
+                    .map(|_| {
+                        if next() % 5 == 0 {
+                            255
+                        } else {
+                            (next() % 4) as u8
+                        }
+                    })
+                    .collect(),
+            ),
+            d => Tensor::from_f64(d, shape.clone(), &vals)
+                .unwrap()
+                .into_data(),
         };
         Tensor::new(shape, data).unwrap()
     })
@@ -149,15 +178,28 @@ fn regression_0d_target_with_empty_batch() {
     let x = Tensor::new(vec![0, 5], Data::F32(vec![])).unwrap();
     let t = Tensor::new(vec![], Data::I64(vec![1])).unwrap();
     let e = ops::nll_loss(&x, &t, None, Reduction::Mean, -100).unwrap_err();
-    assert_eq!(e.message, "Dimension specified as 0 but tensor has no dimensions");
+    assert_eq!(
+        e.message,
+        "Dimension specified as 0 but tensor has no dimensions"
+    );
 }
 
 #[test]
 fn regression_candle_integer_exp_panics_are_contained() {
     // candle-core 0.11 panics ("no unary function for i64") on exp of an integer tensor.
     let x = Tensor::new(vec![2, 3], Data::I64(vec![1; 6])).unwrap();
-    let call = Call::LogSoftmax { input: x, dim: Some(1) };
-    let o = nllspec::harness::run_guarded(&nllspec::impls::candle_nn::CandleNn, &Request { id: "r", call: &call, grad_output: None });
+    let call = Call::LogSoftmax {
+        input: x,
+        dim: Some(1),
+    };
+    let o = nllspec::harness::run_guarded(
+        &nllspec::impls::candle_nn::CandleNn,
+        &Request {
+            id: "r",
+            call: &call,
+            grad_output: None,
+        },
+    );
     match o {
         Outcome::Broken(d) => assert!(d.contains("panicked"), "{d}"),
         other => panic!("expected a contained panic, got {other:?}"),
@@ -169,6 +211,16 @@ fn regression_zero_classes_with_ignored_targets() {
     // C = 0 with every target ignored: mean is 0/0 (torch 2.15: nan), never an index panic.
     let x = Tensor::new(vec![3, 0], Data::F32(vec![])).unwrap();
     let t = Tensor::new(vec![3], Data::I64(vec![-100; 3])).unwrap();
-    assert!(ops::nll_loss(&x, &t, None, Reduction::Mean, -100).unwrap().to_f64_vec()[0].is_nan());
-    assert!(ops::cross_entropy(&x, &t, None, Reduction::Mean, -100, 0.1).unwrap().to_f64_vec()[0].is_nan());
+    assert!(
+        ops::nll_loss(&x, &t, None, Reduction::Mean, -100)
+            .unwrap()
+            .to_f64_vec()[0]
+            .is_nan()
+    );
+    assert!(
+        ops::cross_entropy(&x, &t, None, Reduction::Mean, -100, 0.1)
+            .unwrap()
+            .to_f64_vec()[0]
+            .is_nan()
+    );
 }

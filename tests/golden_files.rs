@@ -21,12 +21,16 @@ fn root() -> PathBuf {
 }
 
 fn tags() -> BTreeSet<String> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(root().join("spec/tags.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join("spec/tags.json")).unwrap()).unwrap();
     v.as_object().unwrap().keys().cloned().collect()
 }
 
 fn rel(p: &Path, base: &Path) -> String {
-    p.strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/")
+    p.strip_prefix(base)
+        .unwrap()
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 #[test]
@@ -35,7 +39,10 @@ fn every_spec_file_has_a_current_golden_file() {
     let golden_dir = root().join("golden");
     let specs = discover(std::slice::from_ref(&spec_dir)).unwrap();
     let goldens = discover(std::slice::from_ref(&golden_dir)).unwrap();
-    assert!(!specs.is_empty() && !goldens.is_empty(), "no spec or golden files: refusing to pass on nothing");
+    assert!(
+        !specs.is_empty() && !goldens.is_empty(),
+        "no spec or golden files: refusing to pass on nothing"
+    );
     let tags = tags();
     let mut problems = Vec::new();
     for spec_path in &specs {
@@ -50,17 +57,27 @@ fn every_spec_file_has_a_current_golden_file() {
         };
         let golden_path = golden_dir.join(&r);
         if !golden_path.exists() {
-            problems.push(format!("spec/cases/{r}: no golden file (run golden/export.py)"));
+            problems.push(format!(
+                "spec/cases/{r}: no golden file (run golden/export.py)"
+            ));
             continue;
         }
         let golden = load_file(&golden_path).unwrap_or_else(|e| panic!("{e}"));
-        let recorded = golden.generator.get("spec_sha256").and_then(|v| v.as_str()).unwrap_or("");
+        let recorded = golden
+            .generator
+            .get("spec_sha256")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         if recorded != spec.sha256 {
-            problems.push(format!("golden/{r}: stale: spec/cases/{r} changed since the export (run golden/export.py)"));
+            problems.push(format!(
+                "golden/{r}: stale: spec/cases/{r} changed since the export (run golden/export.py)"
+            ));
         }
         let ids: BTreeSet<String> = golden.cases.iter().map(|c| c.id.clone()).collect();
         for missing in spec.golden_ids.difference(&ids) {
-            problems.push(format!("golden/{r}: no golden case {missing} for its spec case"));
+            problems.push(format!(
+                "golden/{r}: no golden case {missing} for its spec case"
+            ));
         }
         for extra in ids.difference(&spec.golden_ids) {
             problems.push(format!("golden/{r}: golden case {extra} has no spec case"));
@@ -90,7 +107,13 @@ fn digest(t: &Tensor) -> String {
     let vals = t.to_f64_vec();
     let head: Vec<String> = vals.iter().take(3).map(|v| format!("{v:.6e}")).collect();
     let more = if vals.len() > 3 { ", ..." } else { "" };
-    format!("{} {:?} [{}{more}] #{}", t.dtype(), t.shape(), head.join(", "), &sha256_hex(text.as_bytes())[..12])
+    format!(
+        "{} {:?} [{}{more}] #{}",
+        t.dtype(),
+        t.shape(),
+        head.join(", "),
+        &sha256_hex(text.as_bytes())[..12]
+    )
 }
 
 fn summary(cases: &[Case]) -> String {
@@ -99,7 +122,11 @@ fn summary(cases: &[Case]) -> String {
         writeln!(out, "{}", c.id).unwrap();
         let k = &c.call;
         let mut ins = format!("  in: input {} {:?}", k.input().dtype(), k.input().shape());
-        for (k, t) in [("target", k.target()), ("weight", k.weight()), ("grad_output", c.grad_output.as_ref())] {
+        for (k, t) in [
+            ("target", k.target()),
+            ("weight", k.weight()),
+            ("grad_output", c.grad_output.as_ref()),
+        ] {
             if let Some(t) = t {
                 write!(ins, ", {k} {} {:?}", t.dtype(), t.shape()).unwrap();
             }
@@ -107,14 +134,32 @@ fn summary(cases: &[Case]) -> String {
         writeln!(out, "{ins}").unwrap();
         let attrs = match &c.call {
             Call::LogSoftmax { dim, .. } => format!("dim={dim:?}"),
-            Call::NllLoss { reduction, ignore_index, .. } => format!("reduction={reduction} ignore_index={ignore_index}"),
-            Call::CrossEntropy { reduction, ignore_index, label_smoothing, .. } => {
-                format!("reduction={reduction} ignore_index={ignore_index} label_smoothing={label_smoothing}")
+            Call::NllLoss {
+                reduction,
+                ignore_index,
+                ..
+            } => format!("reduction={reduction} ignore_index={ignore_index}"),
+            Call::CrossEntropy {
+                reduction,
+                ignore_index,
+                label_smoothing,
+                ..
+            } => {
+                format!(
+                    "reduction={reduction} ignore_index={ignore_index} label_smoothing={label_smoothing}"
+                )
             }
         };
         writeln!(out, "  attrs: {attrs}").unwrap();
         match &c.expected {
-            Expected::Error(e) => writeln!(out, "  error: {} ({}: {})", e.kind, e.type_name(), e.message).unwrap(),
+            Expected::Error(e) => writeln!(
+                out,
+                "  error: {} ({}: {})",
+                e.kind,
+                e.type_name(),
+                e.message
+            )
+            .unwrap(),
             Expected::Values { torch, reference } => {
                 writeln!(out, "  output: {}", digest(&torch.output)).unwrap();
                 if let Some(g) = &torch.grad_input {
@@ -126,7 +171,12 @@ fn summary(cases: &[Case]) -> String {
             }
         }
         if let Some((t, reason)) = &c.tolerance {
-            writeln!(out, "  tolerance: rtol {} atol {} ({reason})", t.rtol, t.atol).unwrap();
+            writeln!(
+                out,
+                "  tolerance: rtol {} atol {} ({reason})",
+                t.rtol, t.atol
+            )
+            .unwrap();
         }
         if !c.tags.is_empty() {
             writeln!(out, "  tags: {}", c.tags.join(", ")).unwrap();
@@ -146,7 +196,9 @@ fn golden_review_snapshots() {
     settings.bind(|| {
         for f in files {
             let golden = load_file(&f).unwrap_or_else(|e| panic!("{e}"));
-            let name = rel(&f, &golden_dir).trim_end_matches(".json").replace('/', "__");
+            let name = rel(&f, &golden_dir)
+                .trim_end_matches(".json")
+                .replace('/', "__");
             let mut text = format!("generator: {}\n\n", golden.generator);
             text.push_str(&summary(&golden.cases));
             insta::assert_snapshot!(name, text);
@@ -156,9 +208,15 @@ fn golden_review_snapshots() {
 
 #[test]
 fn counts_file_is_current() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nllspec")).args(["list", "--counts"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nllspec"))
+        .args(["list", "--counts"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let expected = String::from_utf8(out.stdout).unwrap();
     let actual = std::fs::read_to_string(root().join("spec/COUNTS.md")).unwrap();
-    assert_eq!(actual, expected, "spec/COUNTS.md is stale: cargo run -- list --counts > spec/COUNTS.md");
+    assert_eq!(
+        actual, expected,
+        "spec/COUNTS.md is stale: cargo run -- list --counts > spec/COUNTS.md"
+    );
 }

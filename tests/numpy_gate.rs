@@ -25,7 +25,10 @@ fn python() -> String {
 }
 
 fn numpy_available(py: &str) -> bool {
-    Command::new(py).args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success())
+    Command::new(py)
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn gate(bug: Option<&str>) -> Result<(String, Option<i32>), Failed> {
@@ -38,8 +41,12 @@ fn gate(bug: Option<&str>) -> Result<(String, Option<i32>), Failed> {
         .args(["run", "--impl", &imp, "--format", "json"])
         .output()
         .map_err(|e| format!("cannot run nllspec: {e}"))?;
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("no JSON report ({e}): {}", String::from_utf8_lossy(&out.stderr)))?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "no JSON report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
     Ok((report["summary"].to_string(), out.status.code()))
 }
 
@@ -69,7 +76,10 @@ fn main() {
                 Trial::test(format!("numpy_gate/bug={bug}_is_caught"), move || {
                     let (summary, code) = gate(Some(bug))?;
                     if code != Some(1) {
-                        return Err(format!("exit {code:?}, expected 1 (the suite missed the bug): {summary}").into());
+                        return Err(format!(
+                            "exit {code:?}, expected 1 (the suite missed the bug): {summary}"
+                        )
+                        .into());
                     }
                     Ok(())
                 })
@@ -77,7 +87,9 @@ fn main() {
             );
         }
         if !have {
-            eprintln!("numpy_gate: `{py} -c 'import numpy'` fails: trials ignored (set NLLSPEC_PYTHON, or run .ci/run)");
+            eprintln!(
+                "numpy_gate: `{py} -c 'import numpy'` fails: trials ignored (set NLLSPEC_PYTHON, or run .ci/run)"
+            );
         }
     }
     trials.push(torch_trial());
@@ -86,8 +98,12 @@ fn main() {
 
 fn torch_trial() -> Trial {
     let root = env!("CARGO_MANIFEST_DIR");
-    let py = std::env::var("NLLSPEC_TORCH_PYTHON").unwrap_or_else(|_| format!("{root}/.venv/bin/python"));
-    let have = Command::new(&py).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    let py = std::env::var("NLLSPEC_TORCH_PYTHON")
+        .unwrap_or_else(|_| format!("{root}/.venv/bin/python"));
+    let have = Command::new(&py)
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !have {
         eprintln!(
             "torch_adapter: no torch in {py}: trial ignored (python3 -m venv .venv && .venv/bin/pip install -r golden/requirements.txt)"
@@ -99,11 +115,19 @@ fn torch_trial() -> Trial {
             .args(["run", "--impl", &imp, "--format", "json"])
             .output()
             .map_err(|e| format!("cannot run nllspec: {e}"))?;
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| format!("no JSON report ({e}): {}", String::from_utf8_lossy(&out.stderr)))?;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "no JSON report ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
         let s = &report["summary"];
         if out.status.code() != Some(0) || s["passed"] != s["total"] {
-            return Err(format!("exit {:?}, expected 0 with every case passed: {s}", out.status.code()).into());
+            return Err(format!(
+                "exit {:?}, expected 0 with every case passed: {s}",
+                out.status.code()
+            )
+            .into());
         }
         Ok(())
     })

@@ -9,8 +9,16 @@ use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
 fn config(cases: u32) -> ProptestConfig {
-    let seed = std::env::var("NLLSPEC_PROPERTY_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x0dd_5eed);
-    ProptestConfig { cases, rng_seed: RngSeed::Fixed(seed), failure_persistence: None, ..ProptestConfig::default() }
+    let seed = std::env::var("NLLSPEC_PROPERTY_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x0dd_5eed);
+    ProptestConfig {
+        cases,
+        rng_seed: RngSeed::Fixed(seed),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 fn f64t(shape: &[usize], v: Vec<f64>) -> Tensor {
@@ -23,9 +31,19 @@ fn i64t(shape: &[usize], v: Vec<i64>) -> Tensor {
 
 /// (N, C) logits of a given scale.
 fn logits(max_n: usize, max_c: usize) -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
-    (1..=max_n, 1..=max_c, prop_oneof![Just(1.0), Just(10.0), Just(100.0)]).prop_flat_map(|(n, c, s)| {
-        (Just(n), Just(c), prop::collection::vec(-1.0f64..1.0, n * c).prop_map(move |v| v.iter().map(|x| x * s).collect()))
-    })
+    (
+        1..=max_n,
+        1..=max_c,
+        prop_oneof![Just(1.0), Just(10.0), Just(100.0)],
+    )
+        .prop_flat_map(|(n, c, s)| {
+            (
+                Just(n),
+                Just(c),
+                prop::collection::vec(-1.0f64..1.0, n * c)
+                    .prop_map(move |v| v.iter().map(|x| x * s).collect()),
+            )
+        })
 }
 
 fn logsumexp(row: &[f64]) -> f64 {
@@ -269,13 +287,24 @@ proptest! {
 
 fn float64_row_within_4_ulp(len: usize, scale: f64, seed: u64) {
     let mut s = seed | 1;
-    let row: Vec<f64> = (0..len).map(|_| {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 2.0 * scale
-    }).collect();
-    let y = ops::log_softmax(&f64t(&[len], row.clone()), Some(0)).unwrap().to_f64_vec();
+    let row: Vec<f64> = (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 2.0 * scale
+        })
+        .collect();
+    let y = ops::log_softmax(&f64t(&[len], row.clone()), Some(0))
+        .unwrap()
+        .to_f64_vec();
     let (mut k, mut m) = (0, f64::NEG_INFINITY);
-    for (i, &v) in row.iter().enumerate() { if v > m { m = v; k = i; } }
+    for (i, &v) in row.iter().enumerate() {
+        if v > m {
+            m = v;
+            k = i;
+        }
+    }
     let mut rest: dd::DD = (0.0, 0.0);
     for (i, &v) in row.iter().enumerate() {
         if i != k {
@@ -287,7 +316,11 @@ fn float64_row_within_4_ulp(len: usize, scale: f64, seed: u64) {
         let t = dd::add(dd::two_sum(row[i], -m), (-lse.0, -lse.1));
         let truth = t.0 + t.1;
         let ulps = ((y[i].to_bits() as i64) - (truth.to_bits() as i64)).abs();
-        assert!(ulps <= 4 || (y[i] == 0.0 && truth.abs() < f64::MIN_POSITIVE), "len {len} scale {scale}: element {i}: {} vs {truth} ({ulps} ulp)", y[i]);
+        assert!(
+            ulps <= 4 || (y[i] == 0.0 && truth.abs() < f64::MIN_POSITIVE),
+            "len {len} scale {scale}: element {i}: {} vs {truth} ({ulps} ulp)",
+            y[i]
+        );
     }
 }
 
@@ -298,7 +331,6 @@ fn float64_row_within_4_ulp(len: usize, scale: f64, seed: u64) {
 fn float64_dominant_element_with_an_inexact_difference() {
     float64_row_within_4_ulp(2, 30.0, 8035812606931273612);
 }
-
 
 #[test]
 fn double_double_helpers_are_right() {

@@ -17,9 +17,18 @@ use common::{nllspec, root, seed};
 fn seed_counts(suffix: &str) -> (u64, u64, u64) {
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(seed()).unwrap()).unwrap();
     let cases = doc["cases"].as_array().unwrap();
-    let grad: Vec<&Value> = cases.iter().filter(|c| c["inputs"].get("grad_output").is_some()).collect();
-    let with_suffix = grad.iter().filter(|c| c["id"].as_str().unwrap().ends_with(suffix)).count();
-    assert!(with_suffix > 0 && grad.len() < cases.len(), "the seed file has float32 gradients and errors");
+    let grad: Vec<&Value> = cases
+        .iter()
+        .filter(|c| c["inputs"].get("grad_output").is_some())
+        .collect();
+    let with_suffix = grad
+        .iter()
+        .filter(|c| c["id"].as_str().unwrap().ends_with(suffix))
+        .count();
+    assert!(
+        with_suffix > 0 && grad.len() < cases.len(),
+        "the seed file has float32 gradients and errors"
+    );
     (cases.len() as u64, grad.len() as u64, with_suffix as u64)
 }
 
@@ -77,13 +86,22 @@ fn run(args: &[&str]) -> (Option<i32>, Value, String) {
     all.extend_from_slice(&["--format", "json"]);
     let out = nllspec(&all);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let r = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}): {}\nstderr: {stderr}", String::from_utf8_lossy(&out.stdout)));
+    let r = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     (out.status.code(), r, stderr)
 }
 
 fn results_with<'a>(r: &'a Value, status: &str) -> Vec<&'a Value> {
-    r["results"].as_array().unwrap().iter().filter(|x| x["status"] == status).collect()
+    r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["status"] == status)
+        .collect()
 }
 
 #[test]
@@ -108,21 +126,41 @@ fn the_stderr_shown_is_what_the_failing_request_caused() {
     assert!(!failed.is_empty(), "{r}");
     for f in failed {
         let d = f["detail"].as_str().unwrap();
-        assert!(d.contains("exited (exit status: 1) without answering") && d.contains("dying-on-the-second"), "{d}");
-        assert!(!d.contains("noise-of-the-first-request"), "an earlier request's stderr: {d}");
+        assert!(
+            d.contains("exited (exit status: 1) without answering")
+                && d.contains("dying-on-the-second"),
+            "{d}"
+        );
+        assert!(
+            !d.contains("noise-of-the-first-request"),
+            "an earlier request's stderr: {d}"
+        );
     }
 }
 
 #[test]
 fn the_stderr_is_shown_with_a_wrong_answer_too() {
     let d = temp_dir("stderr-wrong");
-    let wrong = answers(&seed(), |case, a| if case["id"] == "nll_loss/seed/fix_1x5@float64" { json!({"error": {"kind": "input_rank", "message": "no"}}) } else { a });
+    let wrong = answers(&seed(), |case, a| {
+        if case["id"] == "nll_loss/seed/fix_1x5@float64" {
+            json!({"error": {"kind": "input_rank", "message": "no"}})
+        } else {
+            a
+        }
+    });
     let imp = replay(&d, &wrong, "--stderr backend-says-hello");
     let (code, r, _) = run(&["--impl", &imp]);
     assert_eq!(code, Some(1));
     let failed = results_with(&r, "fail");
     assert_eq!(failed.len(), 1, "{r}");
-    assert!(failed[0]["detail"].as_str().unwrap().contains("backend-says-hello"), "{}", failed[0]["detail"]);
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("backend-says-hello"),
+        "{}",
+        failed[0]["detail"]
+    );
 }
 
 #[test]
@@ -134,7 +172,14 @@ fn start_up_has_its_own_allowance() {
     assert_eq!(code, Some(0), "{r}\n{stderr}");
     assert_eq!(r["summary"]["skipped"], seed_counts("").0, "{r}");
     // without the allowance, three fresh processes never answer: the run stops
-    let (code, r, stderr) = run(&["--impl", script, "--timeout", "0.2", "--startup-timeout", "0.1"]);
+    let (code, r, stderr) = run(&[
+        "--impl",
+        script,
+        "--timeout",
+        "0.2",
+        "--startup-timeout",
+        "0.1",
+    ]);
     assert_eq!(code, Some(2), "{r}");
     assert!(stderr.contains("no response within"), "{stderr}");
 }
@@ -145,10 +190,23 @@ fn an_adapter_that_cannot_start_stops_the_run_with_one_message() {
     let started = std::time::Instant::now();
     let (code, r, stderr) = run(&["--impl", &cmd]);
     assert_eq!(code, Some(2), "{r}");
-    assert!(stderr.contains("import no_such_module_for_nllspec'`"), "names the command: {stderr}");
+    assert!(
+        stderr.contains("import no_such_module_for_nllspec'`"),
+        "names the command: {stderr}"
+    );
     assert!(stderr.contains("exit status: 1"), "{stderr}");
-    assert_eq!(stderr.matches("ModuleNotFoundError").count(), 1, "one message, with the traceback: {stderr}");
-    assert!(r["error"].as_str().unwrap().contains("3 fresh processes in a row"), "{r}");
+    assert_eq!(
+        stderr.matches("ModuleNotFoundError").count(),
+        1,
+        "one message, with the traceback: {stderr}"
+    );
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("3 fresh processes in a row"),
+        "{r}"
+    );
     assert!(started.elapsed().as_secs() < 20);
 }
 
@@ -158,7 +216,10 @@ fn a_forward_only_answer_is_judged_on_its_output() {
     let fwd = answers(&seed(), |_, mut a| {
         if let Some(m) = a.as_object_mut().filter(|m| m.contains_key("grad_input")) {
             m.remove("grad_input");
-            m.insert("grad_input_unsupported".into(), "this runtime has no autograd".into());
+            m.insert(
+                "grad_input_unsupported".into(),
+                "this runtime has no autograd".into(),
+            );
         }
         a
     });
@@ -167,13 +228,33 @@ fn a_forward_only_answer_is_judged_on_its_output() {
     assert_eq!(code, Some(0), "{r}\n{stderr}");
     let s = &r["summary"];
     let (all, grad, _) = seed_counts("");
-    assert_eq!((s["forward_only"].as_u64(), s["passed"].as_u64(), s["failed"].as_u64()), (Some(grad), Some(all - grad), Some(0)), "{r}");
+    assert_eq!(
+        (
+            s["forward_only"].as_u64(),
+            s["passed"].as_u64(),
+            s["failed"].as_u64()
+        ),
+        (Some(grad), Some(all - grad), Some(0)),
+        "{r}"
+    );
     let f = &results_with(&r, "forward_only")[0];
-    assert!(f["detail"].as_str().unwrap().contains("this runtime has no autograd"), "{f}");
+    assert!(
+        f["detail"]
+            .as_str()
+            .unwrap()
+            .contains("this runtime has no autograd"),
+        "{f}"
+    );
     // human, Markdown and JUnit say so
     let golden = seed();
-    for (format, needle) in [("human", "forward_only"), ("markdown", "### Forward only"), ("junit", "forward only")] {
-        let out = nllspec(&["run", "--golden", &golden, "--impl", &imp, "--format", format]);
+    for (format, needle) in [
+        ("human", "forward_only"),
+        ("markdown", "### Forward only"),
+        ("junit", "forward only"),
+    ] {
+        let out = nllspec(&[
+            "run", "--golden", &golden, "--impl", &imp, "--format", format,
+        ]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains(needle), "{format}: {text}");
     }
@@ -188,7 +269,11 @@ fn a_forward_only_answer_is_judged_on_its_output() {
     let imp = replay(&d, &wrong, "");
     let (code, r, _) = run(&["--impl", &imp]);
     assert_eq!(code, Some(1));
-    assert_eq!(results_with(&r, "fail")[0]["cause"], "output: values differ", "{r}");
+    assert_eq!(
+        results_with(&r, "fail")[0]["cause"],
+        "output: values differ",
+        "{r}"
+    );
 }
 
 #[test]
@@ -201,10 +286,21 @@ fn implementations_are_named_and_expectations_use_the_name() {
     assert_eq!(r["results"][0]["impl"], "replay_impl", "{r}");
     // named, with an expectations file under that name
     let named = format!("mine={cmd}");
-    let exp = write(&d, "mine.json", r#"{"implementation": "mine", "expected_failures": [{"match": "nll_loss/seed/fix_1x5@float64", "reason": "pretend"}]}"#);
+    let exp = write(
+        &d,
+        "mine.json",
+        r#"{"implementation": "mine", "expected_failures": [{"match": "nll_loss/seed/fix_1x5@float64", "reason": "pretend"}]}"#,
+    );
     let (code, r, _) = run(&["--impl", &named, "--expectations", &exp]);
     assert_eq!(code, Some(1), "the pretended failure passes: an xpass");
-    assert!(r["results"].as_array().unwrap().iter().all(|x| x["impl"] == "mine"), "{r}");
+    assert!(
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["impl"] == "mine"),
+        "{r}"
+    );
     assert_eq!(r["summary"]["xpassed"], 1);
     // two implementations of one name
     let (code, _, stderr) = run(&["--impl", &named, "--impl", &named]);
@@ -228,49 +324,108 @@ fn tolerance_entries_loosen_strictly_and_are_counted() {
     let imp = format!("gpu={}", replay(&d, &off, ""));
     let (code, r, _) = run(&["--impl", &imp]);
     let (all, _, f32_grad) = seed_counts("@float32");
-    assert_eq!((code, r["summary"]["failed"].as_u64()), (Some(1), Some(f32_grad)), "{r}");
+    assert_eq!(
+        (code, r["summary"]["failed"].as_u64()),
+        (Some(1), Some(f32_grad)),
+        "{r}"
+    );
     let tol = |entries: &str| {
-        write(&d, "gpu.json", &format!(r#"{{"implementation": "gpu", "expected_failures": [], "tolerances": [{entries}]}}"#))
+        write(
+            &d,
+            "gpu.json",
+            &format!(
+                r#"{{"implementation": "gpu", "expected_failures": [], "tolerances": [{entries}]}}"#
+            ),
+        )
     };
     let grad = r#"{"match": "nll_loss/seed/*@float32", "field": "grad_input", "rtol": 0.02, "atol": 1e-5, "reason": "the device's reductions round in another order"}"#;
     let (code, r, _) = run(&["--impl", &imp, "--expectations", &tol(grad)]);
     assert_eq!(code, Some(0), "{r}");
-    assert_eq!((r["summary"]["passed"].as_u64(), r["summary"]["loosened"].as_u64()), (Some(all), Some(f32_grad)), "{r}");
-    let loosened = r["results"].as_array().unwrap().iter().find(|x| x.get("loosened_by").is_some()).unwrap();
-    assert_eq!(loosened["loosened_by"][0], "nll_loss/seed/*@float32 (grad_input)");
+    assert_eq!(
+        (
+            r["summary"]["passed"].as_u64(),
+            r["summary"]["loosened"].as_u64()
+        ),
+        (Some(all), Some(f32_grad)),
+        "{r}"
+    );
+    let loosened = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x.get("loosened_by").is_some())
+        .unwrap();
+    assert_eq!(
+        loosened["loosened_by"][0],
+        "nll_loss/seed/*@float32 (grad_input)"
+    );
     // an entry for the output does not loosen the gradient
-    let (code, _, _) = run(&["--impl", &imp, "--expectations", &tol(&grad.replace("grad_input", "output"))]);
+    let (code, _, _) = run(&[
+        "--impl",
+        &imp,
+        "--expectations",
+        &tol(&grad.replace("grad_input", "output")),
+    ]);
     assert_eq!(code, Some(1));
     // a typo matches no case: the run fails
-    let typo = format!("{grad}, {}", grad.replace("seed/*@float32", "sede/*@float32"));
+    let typo = format!(
+        "{grad}, {}",
+        grad.replace("seed/*@float32", "sede/*@float32")
+    );
     let (code, r, _) = run(&["--impl", &imp, "--expectations", &tol(&typo)]);
     assert_eq!(code, Some(1), "{r}");
-    assert!(r["results"].as_array().unwrap().iter().any(|x| x["id"].as_str().unwrap().contains("sede")), "{r}");
+    assert!(
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"].as_str().unwrap().contains("sede")),
+        "{r}"
+    );
     // an entry that no matched case needed is reported, and the run still passes
     let unneeded = format!("{grad}, {}", grad.replace("@float32", "@float64"));
     let (code, r, _) = run(&["--impl", &imp, "--expectations", &tol(&unneeded)]);
     assert_eq!(code, Some(0), "{r}");
-    assert_eq!(r["unneeded_tolerances"][0]["entry"], "nll_loss/seed/*@float64 (grad_input)", "{r}");
+    assert_eq!(
+        r["unneeded_tolerances"][0]["entry"], "nll_loss/seed/*@float64 (grad_input)",
+        "{r}"
+    );
 }
 
 #[test]
 fn answers_that_are_not_json_or_not_in_the_dtype_say_the_fix() {
     let d = temp_dir("fixes");
     let bad = answers(&seed(), |case, a| match case["id"].as_str().unwrap() {
-        "nll_loss/seed/docs_3x5@float32" => json!({"output": {"dtype": "float32", "shape": [], "data": ["NaN"]}}),
-        "nll_loss/seed/docs_3x5@float16" => json!({"output": {"dtype": "float16", "shape": [], "data": [-25.50008]}}),
+        "nll_loss/seed/docs_3x5@float32" => {
+            json!({"output": {"dtype": "float32", "shape": [], "data": ["NaN"]}})
+        }
+        "nll_loss/seed/docs_3x5@float16" => {
+            json!({"output": {"dtype": "float16", "shape": [], "data": [-25.50008]}})
+        }
         _ => a,
     });
     let imp = replay(&d, &bad, "--bare-json");
     let (_, r, _) = run(&["--impl", &imp]);
     let detail = |id: &str| {
-        let row = r["results"].as_array().unwrap().iter().find(|x| x["id"] == id).unwrap();
+        let row = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap();
         row["detail"].as_str().unwrap().to_string()
     };
     let nan = detail("nll_loss/seed/docs_3x5@float32");
-    assert!(nan.contains(r#"bare NaN is not JSON: write "NaN""#), "{nan}");
+    assert!(
+        nan.contains(r#"bare NaN is not JSON: write "NaN""#),
+        "{nan}"
+    );
     let f16 = detail("nll_loss/seed/docs_3x5@float16");
-    assert!(f16.contains("-25.50008 is not exactly a float16 value") && f16.contains("round answers to the output dtype"), "{f16}");
+    assert!(
+        f16.contains("-25.50008 is not exactly a float16 value")
+            && f16.contains("round answers to the output dtype"),
+        "{f16}"
+    );
 }
 
 #[test]
@@ -287,12 +442,25 @@ fn reports_count_alike_group_failures_and_show_skips() {
         a
     });
     let imp = format!("nograd={}", replay(&d, &a, ""));
-    let exp = write(&d, "nograd.json", r#"{"implementation": "nograd", "expected_failures": [{"match": "nll_loss/seed/docs_3x5@float64", "reason": "known"}]}"#);
+    let exp = write(
+        &d,
+        "nograd.json",
+        r#"{"implementation": "nograd", "expected_failures": [{"match": "nll_loss/seed/docs_3x5@float64", "reason": "known"}]}"#,
+    );
     let golden = seed();
-    let base = ["run", "--golden", golden.as_str(), "--impl", imp.as_str(), "--expectations", exp.as_str()];
+    let base = [
+        "run",
+        "--golden",
+        golden.as_str(),
+        "--impl",
+        imp.as_str(),
+        "--expectations",
+        exp.as_str(),
+    ];
     let (_, r, _) = run(&base[3..]);
     let s = &r["summary"];
-    let human = String::from_utf8(nllspec(&[&base[..], &["--format", "human"]].concat()).stdout).unwrap();
+    let human =
+        String::from_utf8(nllspec(&[&base[..], &["--format", "human"]].concat()).stdout).unwrap();
     let last = human.lines().last().unwrap();
     assert_eq!(
         last,
@@ -304,12 +472,33 @@ fn reports_count_alike_group_failures_and_show_skips() {
     );
     // every gradient case fails alike, but the unsupported one and the expected failure
     let missing = seed_counts("").1 - 2;
-    assert_eq!((s["failed"].as_u64(), s["xfailed"].as_u64(), s["skipped"].as_u64()), (Some(missing), Some(1), Some(1)), "{r}");
-    assert!(human.contains(&format!("=== {missing} x grad_input: missing")), "{human}");
-    assert!(human.contains("Failures by cause:") && human.contains("Skipped, by reason:"), "{human}");
-    assert!(human.contains("float64 is not built in this backend"), "{human}");
-    let md = String::from_utf8(nllspec(&[&base[..], &["--format", "markdown"]].concat()).stdout).unwrap();
-    assert!(md.contains(&format!("| {missing} | grad_input: missing |")), "{md}");
+    assert_eq!(
+        (
+            s["failed"].as_u64(),
+            s["xfailed"].as_u64(),
+            s["skipped"].as_u64()
+        ),
+        (Some(missing), Some(1), Some(1)),
+        "{r}"
+    );
+    assert!(
+        human.contains(&format!("=== {missing} x grad_input: missing")),
+        "{human}"
+    );
+    assert!(
+        human.contains("Failures by cause:") && human.contains("Skipped, by reason:"),
+        "{human}"
+    );
+    assert!(
+        human.contains("float64 is not built in this backend"),
+        "{human}"
+    );
+    let md = String::from_utf8(nllspec(&[&base[..], &["--format", "markdown"]].concat()).stdout)
+        .unwrap();
+    assert!(
+        md.contains(&format!("| {missing} | grad_input: missing |")),
+        "{md}"
+    );
     assert!(md.contains("float64 is not built in this backend"), "{md}");
 }
 
@@ -319,7 +508,20 @@ fn markdown_keeps_a_crash_traceback() {
     // implementation) does not contain it
     let cmd = r#"exec:read l; printf 'Traceback (most recent call last):\n  boom %s\n' $((6*7)) >&2; exit 1"#;
     let golden = seed();
-    let out = nllspec(&["run", "--golden", &golden, "--impl", cmd, "--format", "markdown", "--filter", "fix_1x5@float64"]);
+    let out = nllspec(&[
+        "run",
+        "--golden",
+        &golden,
+        "--impl",
+        cmd,
+        "--format",
+        "markdown",
+        "--filter",
+        "fix_1x5@float64",
+    ]);
     let md = String::from_utf8_lossy(&out.stdout);
-    assert!(md.contains("Traceback (most recent call last):\n  boom 42"), "{md}");
+    assert!(
+        md.contains("Traceback (most recent call last):\n  boom 42"),
+        "{md}"
+    );
 }

@@ -7,7 +7,11 @@ use nllspec::ops::{self, Reduction};
 use nllspec::tensor::{DType, Data, Tensor};
 
 fn on_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("a thread pool").install(f)
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .expect("a thread pool")
+        .install(f)
 }
 
 fn logits(dtype: DType, shape: &[usize]) -> Tensor {
@@ -31,25 +35,54 @@ fn one_thread_and_four_agree_bit_for_bit() {
     for shape in shapes {
         assert!(shape.iter().product::<usize>() >= PARALLEL_MIN);
         let positions: usize = shape.iter().product::<usize>() / shape[1];
-        let target_shape: Vec<usize> = shape.iter().enumerate().filter(|&(i, _)| i != 1).map(|(_, &d)| d).collect();
-        let targets = Tensor::new(target_shape, Data::I64((0..positions as i64).map(|p| if p % 7 == 3 { -100 } else { (p * 13) % shape[1] as i64 }).collect())).expect("shape");
+        let target_shape: Vec<usize> = shape
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != 1)
+            .map(|(_, &d)| d)
+            .collect();
+        let targets = Tensor::new(
+            target_shape,
+            Data::I64(
+                (0..positions as i64)
+                    .map(|p| {
+                        if p % 7 == 3 {
+                            -100
+                        } else {
+                            (p * 13) % shape[1] as i64
+                        }
+                    })
+                    .collect(),
+            ),
+        )
+        .expect("shape");
         for dtype in DType::FLOATS {
             let x = logits(dtype, shape);
             let run = || {
                 (
                     ops::log_softmax(&x, Some(1)).expect("log_softmax"),
-                    ops::cross_entropy(&x, &targets, None, Reduction::Mean, -100, 0.0).expect("cross_entropy"),
-                    ops::cross_entropy(&x, &targets, None, Reduction::None, -100, 0.1).expect("cross_entropy"),
+                    ops::cross_entropy(&x, &targets, None, Reduction::Mean, -100, 0.0)
+                        .expect("cross_entropy"),
+                    ops::cross_entropy(&x, &targets, None, Reduction::None, -100, 0.1)
+                        .expect("cross_entropy"),
                     ops::nll_loss(&x, &targets, None, Reduction::Sum, -100).expect("nll_loss"),
                 )
             };
             let one = on_threads(1, run);
             let four = on_threads(4, run);
-            for (name, a, b) in [("log_softmax", &one.0, &four.0), ("cross_entropy mean", &one.1, &four.1), ("cross_entropy none", &one.2, &four.2), ("nll_loss sum", &one.3, &four.3)] {
+            for (name, a, b) in [
+                ("log_softmax", &one.0, &four.0),
+                ("cross_entropy mean", &one.1, &four.1),
+                ("cross_entropy none", &one.2, &four.2),
+                ("nll_loss sum", &one.3, &four.3),
+            ] {
                 let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
                 assert_eq!(a.len(), b.len());
                 for (i, (p, q)) in a.iter().zip(&b).enumerate() {
-                    assert!(p.to_bits() == q.to_bits(), "{name} {dtype} {shape:?} element {i}: {p} on one thread, {q} on four");
+                    assert!(
+                        p.to_bits() == q.to_bits(),
+                        "{name} {dtype} {shape:?} element {i}: {p} on one thread, {q} on four"
+                    );
                 }
             }
         }

@@ -41,7 +41,10 @@ fn values(t: &TensorVal) -> Option<String> {
     let v = t.t.to_i64_vec()?;
     (t.known && v.len() <= 12).then(|| match t.t.ndim() {
         0 => v[0].to_string(),
-        _ => format!("[{}]", v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "[{}]",
+            v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+        ),
     })
 }
 
@@ -49,9 +52,13 @@ fn values(t: &TensorVal) -> Option<String> {
 fn one_hot_index(t: &TensorVal) -> Option<usize> {
     let v = t.t.to_f64_vec();
     let ones = v.iter().filter(|&&x| x == 1.0).count();
-    (t.known && t.t.ndim() == 1 && v.len() > 1 && ones == 1 && v.iter().all(|&x| x == 0.0 || x == 1.0))
-        .then(|| v.iter().position(|&x| x == 1.0))
-        .flatten()
+    (t.known
+        && t.t.ndim() == 1
+        && v.len() > 1
+        && ones == 1
+        && v.iter().all(|&x| x == 0.0 || x == 1.0))
+    .then(|| v.iter().position(|&x| x == 1.0))
+    .flatten()
 }
 
 /// The corrected line for `t` made as `replacement` (a tensor expression): its assignment
@@ -62,12 +69,17 @@ fn reassign(t: &TensorVal, replacement: &str, source: &str, line: usize) -> Opti
     }
     let text = source.lines().nth(line.saturating_sub(1))?.trim();
     let expr = t.expr.as_deref()?;
-    text.contains(expr).then(|| text.replacen(expr, replacement, 1))
+    text.contains(expr)
+        .then(|| text.replacen(expr, replacement, 1))
 }
 
 /// How the snippet names `t`: its variable, or the expression that made it inline.
 fn var_or(t: &TensorVal, fallback: &str) -> String {
-    t.var.as_ref().map(|(v, _)| v.clone()).or_else(|| t.expr.clone()).unwrap_or_else(|| fallback.to_string())
+    t.var
+        .as_ref()
+        .map(|(v, _)| v.clone())
+        .or_else(|| t.expr.clone())
+        .unwrap_or_else(|| fallback.to_string())
 }
 
 pub fn implicit_dim(op: &str, s: &[usize], d: usize) -> String {
@@ -319,5 +331,8 @@ pub fn explain(e: &OpError, call: &Call, source: &str) -> (String, Option<String
 }
 
 fn generic(e: &OpError) -> (String, Option<String>) {
-    (format!("PyTorch rejects the call ({}: {}).", e.kind, e.message), None)
+    (
+        format!("PyTorch rejects the call ({}: {}).", e.kind, e.message),
+        None,
+    )
 }

@@ -19,20 +19,32 @@ impl Args {
         if let Some(k) = self.kw.iter().position(|(n, _)| n == name) {
             return Some(self.kw.remove(k).1);
         }
-        self.pos.get_mut(i).map(|v| std::mem::replace(v, Val::None)).filter(|v| !matches!(v, Val::None))
+        self.pos
+            .get_mut(i)
+            .map(|v| std::mem::replace(v, Val::None))
+            .filter(|v| !matches!(v, Val::None))
     }
 
     pub(super) fn kw(&mut self, name: &str) -> Option<Val> {
-        self.kw.iter().position(|(n, _)| n == name).map(|k| self.kw.remove(k).1)
+        self.kw
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|k| self.kw.remove(k).1)
     }
 
     /// Fails on an argument nobody took: `what(foo=1)` is not guessed at.
     pub(super) fn done(self) -> R<()> {
         if let Some((n, _)) = self.kw.first() {
-            return unsupported(self.line, format!("the keyword argument {n}= of {}", self.what));
+            return unsupported(
+                self.line,
+                format!("the keyword argument {n}= of {}", self.what),
+            );
         }
         if self.pos.iter().any(|v| !matches!(v, Val::None)) {
-            return unsupported(self.line, format!("this many positional arguments to {}", self.what));
+            return unsupported(
+                self.line,
+                format!("this many positional arguments to {}", self.what),
+            );
         }
         Ok(())
     }
@@ -101,7 +113,11 @@ pub(super) fn flatten(v: &Val, line: usize) -> R<(Vec<f64>, Vec<usize>, bool)> {
             shape.extend(inner.unwrap_or_default());
             Ok((flat, shape, any_float))
         }
-        Val::Tensor(t) => Ok((t.t.to_f64_vec(), t.t.shape().to_vec(), t.t.dtype().is_float())),
+        Val::Tensor(t) => Ok((
+            t.t.to_f64_vec(),
+            t.t.shape().to_vec(),
+            t.t.dtype().is_float(),
+        )),
         _ => unsupported(line, "tensor data that is not a number or a list"),
     }
 }
@@ -144,11 +160,17 @@ pub(super) fn dim_of(v: Option<Val>, line: usize) -> R<Option<i64>> {
     }
 }
 
-pub(super) fn tensor_from(dtype: DType, shape: Vec<usize>, values: &[f64], line: usize) -> R<Tensor> {
+pub(super) fn tensor_from(
+    dtype: DType,
+    shape: Vec<usize>,
+    values: &[f64],
+    line: usize,
+) -> R<Tensor> {
     if crate::tensor::checked_numel(&shape).is_none_or(|n| n > 1 << 24) {
         return unsupported(line, "a tensor of more than 2^24 elements");
     }
-    Tensor::from_f64(dtype, shape, values).or_else(|e| unsupported(line, format!("a tensor nllspec cannot hold ({})", e.0)))
+    Tensor::from_f64(dtype, shape, values)
+        .or_else(|e| unsupported(line, format!("a tensor nllspec cannot hold ({})", e.0)))
 }
 
 pub(super) fn dtype_named(name: &str) -> Option<DType> {
@@ -163,4 +185,3 @@ pub(super) fn dtype_named(name: &str) -> Option<DType> {
         _ => return None,
     })
 }
-

@@ -4,12 +4,13 @@
 
 use super::advice::{self, Call};
 use super::args::{
-    Args, dim_of, dtype_kw, dtype_named, flatten, float_of, int_of, requires_grad_kw, shape_of, stand_in, tensor_from, tensor_of,
+    Args, dim_of, dtype_kw, dtype_named, flatten, float_of, int_of, requires_grad_kw, shape_of,
+    stand_in, tensor_from, tensor_of,
 };
-use crate::error::OpError;
 pub use super::stop::Stop;
 use super::stop::{R, unsupported};
 pub use super::value::{Module, Origin, TensorVal, Val};
+use crate::error::OpError;
 use crate::ops::{self, Reduction};
 use crate::tensor::{DType, Tensor};
 use rustpython_parser::ast::{self, Constant, Expr, Ranged, Stmt};
@@ -26,7 +27,12 @@ impl<'a> Interp<'a> {
     pub fn new(src: &'a str) -> Interp<'a> {
         let mut line_starts = vec![0];
         line_starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
-        Interp { src, line_starts, env: HashMap::new(), warnings: Vec::new() }
+        Interp {
+            src,
+            line_starts,
+            env: HashMap::new(),
+            warnings: Vec::new(),
+        }
     }
 
     pub fn line_of(&self, offset: usize) -> usize {
@@ -75,7 +81,10 @@ impl<'a> Interp<'a> {
                         ("torch.nn", "functional") => "F",
                         (m, n) => return unsupported(line, format!("from {m} import {n}")),
                     };
-                    let bound = alias.asname.as_ref().map_or_else(|| alias.name.to_string(), |a| a.to_string());
+                    let bound = alias
+                        .asname
+                        .as_ref()
+                        .map_or_else(|| alias.name.to_string(), |a| a.to_string());
                     self.env.insert(bound, Val::Namespace(ns));
                 }
                 Ok(Val::None)
@@ -102,7 +111,10 @@ impl<'a> Interp<'a> {
             Expr::Constant(c) => match &c.value {
                 Constant::None => Ok(Val::None),
                 Constant::Bool(b) => Ok(Val::Bool(*b)),
-                Constant::Int(i) => i.try_into().map(Val::Int).or_else(|_| unsupported(line, "an integer beyond 64 bits")),
+                Constant::Int(i) => i
+                    .try_into()
+                    .map(Val::Int)
+                    .or_else(|_| unsupported(line, "an integer beyond 64 bits")),
                 Constant::Float(f) => Ok(Val::Float(*f)),
                 Constant::Str(s) => Ok(Val::Str(s.clone())),
                 _ => unsupported(line, "this literal"),
@@ -116,12 +128,21 @@ impl<'a> Interp<'a> {
                     _ => unsupported(line, "this unary operator"),
                 }
             }
-            Expr::List(l) => Ok(Val::List(l.elts.iter().map(|x| self.expr(x)).collect::<R<_>>()?)),
-            Expr::Tuple(t) => Ok(Val::Tuple(t.elts.iter().map(|x| self.expr(x)).collect::<R<_>>()?)),
+            Expr::List(l) => Ok(Val::List(
+                l.elts.iter().map(|x| self.expr(x)).collect::<R<_>>()?,
+            )),
+            Expr::Tuple(t) => Ok(Val::Tuple(
+                t.elts.iter().map(|x| self.expr(x)).collect::<R<_>>()?,
+            )),
             Expr::Name(n) => match self.env.get(n.id.as_str()) {
                 Some(v) => Ok(v.clone()),
-                None if matches!(n.id.as_str(), "print" | "float") => Ok(Val::Func(n.id.to_string())),
-                None => unsupported(line, format!("the name {} (not assigned above, nor imported)", n.id)),
+                None if matches!(n.id.as_str(), "print" | "float") => {
+                    Ok(Val::Func(n.id.to_string()))
+                }
+                None => unsupported(
+                    line,
+                    format!("the name {} (not assigned above, nor imported)", n.id),
+                ),
             },
             Expr::Attribute(a) => {
                 let base = self.expr(&a.value)?;
@@ -132,12 +153,31 @@ impl<'a> Interp<'a> {
                 let pos = c.args.iter().map(|x| self.expr(x)).collect::<R<Vec<_>>>()?;
                 let mut kw = Vec::new();
                 for k in &c.keywords {
-                    let Some(name) = &k.arg else { return unsupported(line, "**kwargs") };
+                    let Some(name) = &k.arg else {
+                        return unsupported(line, "**kwargs");
+                    };
                     kw.push((name.to_string(), self.expr(&k.value)?));
                 }
-                let what = self.src.get(c.func.range().start().to_usize()..c.func.range().end().to_usize()).unwrap_or("a call").to_string();
-                let source = self.src.get(c.range().start().to_usize()..c.range().end().to_usize()).unwrap_or("").to_string();
-                let mut v = self.call(f, Args { pos, kw, line, what }, source.clone())?;
+                let what = self
+                    .src
+                    .get(c.func.range().start().to_usize()..c.func.range().end().to_usize())
+                    .unwrap_or("a call")
+                    .to_string();
+                let source = self
+                    .src
+                    .get(c.range().start().to_usize()..c.range().end().to_usize())
+                    .unwrap_or("")
+                    .to_string();
+                let mut v = self.call(
+                    f,
+                    Args {
+                        pos,
+                        kw,
+                        line,
+                        what,
+                    },
+                    source.clone(),
+                )?;
                 if let Val::Tensor(t) = &mut v {
                     t.expr = Some(source);
                 }
@@ -152,7 +192,9 @@ impl<'a> Interp<'a> {
         match (base, attr) {
             (Val::Namespace("torch"), "nn") => Ok(Val::Namespace("nn")),
             (Val::Namespace("nn"), "functional") => Ok(Val::Namespace("F")),
-            (Val::Namespace("torch"), d) if dtype_named(d).is_some() => Ok(Val::DType(dtype_named(d).unwrap_or(DType::F32))),
+            (Val::Namespace("torch"), d) if dtype_named(d).is_some() => {
+                Ok(Val::DType(dtype_named(d).unwrap_or(DType::F32)))
+            }
             (Val::Namespace(ns), f) => Ok(Val::Func(format!("{ns}.{f}"))),
             (Val::Tensor(t), "shape") => Ok(Val::Size(t.t.shape().to_vec())),
             (Val::Tensor(t), "dtype") => Ok(Val::DType(t.t.dtype())),
@@ -167,21 +209,60 @@ impl<'a> Interp<'a> {
             Val::Func(name) => self.function(&name, a, source),
             Val::Method(t, m) => self.method(*t, &m, a, source),
             Val::Module(Module::LogSoftmax(dim)) => {
-                let x = tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a LogSoftmax input")?;
+                let x = tensor_of(
+                    a.get(0, "input").unwrap_or(Val::None),
+                    line,
+                    "a LogSoftmax input",
+                )?;
                 a.done()?;
-                self.log_softmax(*x, dim, line, source, "log_softmax").map(Val::Tensor)
+                self.log_softmax(*x, dim, line, source, "log_softmax")
+                    .map(Val::Tensor)
             }
             Val::Module(Module::Softmax(dim)) => {
-                let x = tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a Softmax input")?;
+                let x = tensor_of(
+                    a.get(0, "input").unwrap_or(Val::None),
+                    line,
+                    "a Softmax input",
+                )?;
                 a.done()?;
-                self.log_softmax(*x, dim, line, source, "softmax").map(Val::Tensor)
+                self.log_softmax(*x, dim, line, source, "softmax")
+                    .map(Val::Tensor)
             }
-            Val::Module(Module::Loss { cross_entropy, weight, reduction, ignore_index, label_smoothing }) => {
-                let input = tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a loss input")?;
-                let target = tensor_of(a.get(1, "target").unwrap_or(Val::None), line, "a loss target")?;
+            Val::Module(Module::Loss {
+                cross_entropy,
+                weight,
+                reduction,
+                ignore_index,
+                label_smoothing,
+            }) => {
+                let input =
+                    tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a loss input")?;
+                let target = tensor_of(
+                    a.get(1, "target").unwrap_or(Val::None),
+                    line,
+                    "a loss target",
+                )?;
                 a.done()?;
-                let call = Call { op: if cross_entropy { "cross_entropy" } else { "nll_loss" }, line, source, input: *input, target: Some(*target), dim: None };
-                self.loss(call, weight.map(|w| w.t), &reduction, ignore_index, label_smoothing).map(Val::Tensor)
+                let call = Call {
+                    op: if cross_entropy {
+                        "cross_entropy"
+                    } else {
+                        "nll_loss"
+                    },
+                    line,
+                    source,
+                    input: *input,
+                    target: Some(*target),
+                    dim: None,
+                };
+                self.loss(
+                    call,
+                    weight.map(|w| w.t),
+                    &reduction,
+                    ignore_index,
+                    label_smoothing,
+                )
+                .map(Val::Tensor)
             }
             _ => unsupported(line, format!("calling {}", a.what)),
         }
@@ -233,13 +314,23 @@ impl<'a> Interp<'a> {
                 Ok(Val::Tensor(Box::new(t)))
             }
             "torch.randint" => {
-                let ints: Vec<i64> = a.pos.iter().take_while(|v| matches!(v, Val::Int(_))).map(|v| int_of(v, line, "a bound")).collect::<R<_>>()?;
+                let ints: Vec<i64> = a
+                    .pos
+                    .iter()
+                    .take_while(|v| matches!(v, Val::Int(_)))
+                    .map(|v| int_of(v, line, "a bound"))
+                    .collect::<R<_>>()?;
                 let (low, high) = match ints.as_slice() {
                     [h] => (0, *h),
                     [l, h, ..] => (*l, *h),
                     [] => return unsupported(line, "torch.randint without bounds"),
                 };
-                let size = a.pos.get(ints.len()).cloned().or_else(|| a.kw("size")).unwrap_or(Val::None);
+                let size = a
+                    .pos
+                    .get(ints.len())
+                    .cloned()
+                    .or_else(|| a.kw("size"))
+                    .unwrap_or(Val::None);
                 a.pos.clear();
                 let shape = shape_of(&[size], line)?;
                 let dtype = dtype_kw(&mut a, DType::I64)?;
@@ -250,12 +341,21 @@ impl<'a> Interp<'a> {
                 let n: usize = shape.iter().product();
                 let values: Vec<f64> = stand_in(n, line as u64 * 104_729, false)
                     .into_iter()
-                    .map(|u| (low as f64 + (u * (high - low) as f64).floor()).min((high - 1) as f64))
+                    .map(|u| {
+                        (low as f64 + (u * (high - low) as f64).floor()).min((high - 1) as f64)
+                    })
                     .collect();
-                Ok(Val::Tensor(Box::new(TensorVal::new(tensor_from(dtype, shape, &values, line)?, false))))
+                Ok(Val::Tensor(Box::new(TensorVal::new(
+                    tensor_from(dtype, shape, &values, line)?,
+                    false,
+                ))))
             }
             "torch.arange" => {
-                let nums: Vec<f64> = a.pos.iter().map(|v| float_of(v, line, "an arange bound")).collect::<R<_>>()?;
+                let nums: Vec<f64> = a
+                    .pos
+                    .iter()
+                    .map(|v| float_of(v, line, "an arange bound"))
+                    .collect::<R<_>>()?;
                 let any_float = a.pos.iter().any(|v| matches!(v, Val::Float(_)));
                 a.pos.clear();
                 let (start, end, step) = match nums.as_slice() {
@@ -268,13 +368,23 @@ impl<'a> Interp<'a> {
                 a.done()?;
                 let n = ((end - start) / step).ceil().max(0.0) as usize;
                 let values: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
-                Ok(Val::Tensor(Box::new(TensorVal::new(tensor_from(dtype, vec![n], &values, line)?, true))))
+                Ok(Val::Tensor(Box::new(TensorVal::new(
+                    tensor_from(dtype, vec![n], &values, line)?,
+                    true,
+                ))))
             }
             "torch.full" => {
                 let shape = shape_of(&[a.get(0, "size").unwrap_or(Val::None)], line)?;
                 let fill = a.get(1, "fill_value").unwrap_or(Val::None);
                 let v = float_of(&fill, line, "a fill value")?;
-                let dtype = dtype_kw(&mut a, if matches!(fill, Val::Float(_)) { DType::F32 } else { DType::I64 })?;
+                let dtype = dtype_kw(
+                    &mut a,
+                    if matches!(fill, Val::Float(_)) {
+                        DType::F32
+                    } else {
+                        DType::I64
+                    },
+                )?;
                 let rg = requires_grad_kw(&mut a)?;
                 a.done()?;
                 let n: usize = shape.iter().product();
@@ -285,7 +395,11 @@ impl<'a> Interp<'a> {
             "nn.LogSoftmax" | "nn.Softmax" => {
                 let dim = dim_of(a.get(0, "dim"), line)?;
                 a.done()?;
-                Ok(Val::Module(if short == "LogSoftmax" { Module::LogSoftmax(dim) } else { Module::Softmax(dim) }))
+                Ok(Val::Module(if short == "LogSoftmax" {
+                    Module::LogSoftmax(dim)
+                } else {
+                    Module::Softmax(dim)
+                }))
             }
             "nn.NLLLoss" | "nn.CrossEntropyLoss" => {
                 let cross_entropy = short == "CrossEntropyLoss";
@@ -293,39 +407,99 @@ impl<'a> Interp<'a> {
                     None | Some(Val::None) => None,
                     Some(w) => Some(tensor_of(w, line, "a weight")?),
                 };
-                let (reduction, ignore_index, label_smoothing) = self.loss_attrs(&mut a, cross_entropy)?;
+                let (reduction, ignore_index, label_smoothing) =
+                    self.loss_attrs(&mut a, cross_entropy)?;
                 a.done()?;
-                Ok(Val::Module(Module::Loss { cross_entropy, weight, reduction, ignore_index, label_smoothing }))
+                Ok(Val::Module(Module::Loss {
+                    cross_entropy,
+                    weight,
+                    reduction,
+                    ignore_index,
+                    label_smoothing,
+                }))
             }
             "F.log_softmax" | "torch.log_softmax" | "F.softmax" | "torch.softmax" => {
-                let x = tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a log_softmax input")?;
+                let x = tensor_of(
+                    a.get(0, "input").unwrap_or(Val::None),
+                    line,
+                    "a log_softmax input",
+                )?;
                 let dim = dim_of(a.get(1, "dim"), line)?;
                 a.done()?;
-                let op = if short == "log_softmax" { "log_softmax" } else { "softmax" };
+                let op = if short == "log_softmax" {
+                    "log_softmax"
+                } else {
+                    "softmax"
+                };
                 self.log_softmax(*x, dim, line, source, op).map(Val::Tensor)
             }
             "F.nll_loss" | "F.cross_entropy" => {
                 let cross_entropy = short == "cross_entropy";
-                let input = tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a loss input")?;
-                let target = tensor_of(a.get(1, "target").unwrap_or(Val::None), line, "a loss target")?;
+                let input =
+                    tensor_of(a.get(0, "input").unwrap_or(Val::None), line, "a loss input")?;
+                let target = tensor_of(
+                    a.get(1, "target").unwrap_or(Val::None),
+                    line,
+                    "a loss target",
+                )?;
                 let weight = match a.get(2, "weight") {
                     None | Some(Val::None) => None,
                     Some(w) => Some(tensor_of(w, line, "a weight")?.t),
                 };
-                let (reduction, ignore_index, label_smoothing) = self.loss_attrs(&mut a, cross_entropy)?;
+                let (reduction, ignore_index, label_smoothing) =
+                    self.loss_attrs(&mut a, cross_entropy)?;
                 a.done()?;
-                let call = Call { op: if cross_entropy { "cross_entropy" } else { "nll_loss" }, line, source, input: *input, target: Some(*target), dim: None };
-                self.loss(call, weight, &reduction, ignore_index, label_smoothing).map(Val::Tensor)
+                let call = Call {
+                    op: if cross_entropy {
+                        "cross_entropy"
+                    } else {
+                        "nll_loss"
+                    },
+                    line,
+                    source,
+                    input: *input,
+                    target: Some(*target),
+                    dim: None,
+                };
+                self.loss(call, weight, &reduction, ignore_index, label_smoothing)
+                    .map(Val::Tensor)
             }
             "F.one_hot" => {
-                let t = tensor_of(a.get(0, "tensor").unwrap_or(Val::None), line, "a one_hot input")?;
-                let n = a.get(1, "num_classes").map(|v| int_of(&v, line, "num_classes")).transpose()?.unwrap_or(-1);
+                let t = tensor_of(
+                    a.get(0, "tensor").unwrap_or(Val::None),
+                    line,
+                    "a one_hot input",
+                )?;
+                let n = a
+                    .get(1, "num_classes")
+                    .map(|v| int_of(&v, line, "num_classes"))
+                    .transpose()?
+                    .unwrap_or(-1);
                 a.done()?;
                 let Some(idx) = t.t.to_i64_vec().filter(|_| t.t.dtype() == DType::I64) else {
-                    let error = OpError::new(crate::ErrorKind::InvalidArgument, crate::error::PyType::RuntimeError, "one_hot is only applicable to index tensor of type LongTensor.");
-                    return Err(Stop::Raise { error, line, call: Box::new(Call { op: "one_hot", line, source, input: *t, target: None, dim: None }) });
+                    let error = OpError::new(
+                        crate::ErrorKind::InvalidArgument,
+                        crate::error::PyType::RuntimeError,
+                        "one_hot is only applicable to index tensor of type LongTensor.",
+                    );
+                    return Err(Stop::Raise {
+                        error,
+                        line,
+                        call: Box::new(Call {
+                            op: "one_hot",
+                            line,
+                            source,
+                            input: *t,
+                            target: None,
+                            dim: None,
+                        }),
+                    });
                 };
-                let classes = if n < 0 { idx.iter().max().map_or(0, |m| m + 1) } else { n };
+                let classes = if n < 0 {
+                    idx.iter().max().map_or(0, |m| m + 1)
+                } else {
+                    n
+                };
                 if idx.iter().any(|&i| i < 0 || i >= classes) {
                     return unsupported(line, "F.one_hot of an index outside num_classes");
                 }
@@ -335,7 +509,10 @@ impl<'a> Interp<'a> {
                 }
                 let mut shape = t.t.shape().to_vec();
                 shape.push(classes as usize);
-                Ok(Val::Tensor(Box::new(TensorVal::new(tensor_from(DType::I64, shape, &values, line)?, t.known))))
+                Ok(Val::Tensor(Box::new(TensorVal::new(
+                    tensor_from(DType::I64, shape, &values, line)?,
+                    t.known,
+                ))))
             }
             other => unsupported(line, format!("{other}()")),
         }
@@ -353,15 +530,29 @@ impl<'a> Interp<'a> {
             Some(Val::Str(s)) => s,
             Some(_) => return unsupported(line, "a reduction= that is not a string"),
         };
-        let ignore_index = a.kw("ignore_index").map(|v| int_of(&v, line, "ignore_index")).transpose()?.unwrap_or(-100);
-        let ls = if cross_entropy { a.kw("label_smoothing").map(|v| float_of(&v, line, "label_smoothing")).transpose()?.unwrap_or(0.0) } else { 0.0 };
+        let ignore_index = a
+            .kw("ignore_index")
+            .map(|v| int_of(&v, line, "ignore_index"))
+            .transpose()?
+            .unwrap_or(-100);
+        let ls = if cross_entropy {
+            a.kw("label_smoothing")
+                .map(|v| float_of(&v, line, "label_smoothing"))
+                .transpose()?
+                .unwrap_or(0.0)
+        } else {
+            0.0
+        };
         Ok((reduction, ignore_index, ls))
     }
 
     fn method(&mut self, t: TensorVal, m: &str, mut a: Args, source: String) -> R<Val> {
         let line = a.line;
         let cast = |d: DType, t: &TensorVal| -> R<Val> {
-            let mut out = TensorVal::new(tensor_from(d, t.t.shape().to_vec(), &t.t.to_f64_vec(), line)?, t.known);
+            let mut out = TensorVal::new(
+                tensor_from(d, t.t.shape().to_vec(), &t.t.to_f64_vec(), line)?,
+                t.known,
+            );
             out.requires_grad = t.requires_grad && d.is_float();
             Ok(Val::Tensor(Box::new(out)))
         };
@@ -375,8 +566,15 @@ impl<'a> Interp<'a> {
                 Some(Val::DType(d)) => cast(d, &t),
                 _ => unsupported(line, ".to() of anything but a dtype"),
             },
-            "detach" => Ok(Val::Tensor(Box::new(TensorVal { requires_grad: false, var: None, ..t }))),
-            "requires_grad_" => Ok(Val::Tensor(Box::new(TensorVal { requires_grad: true, ..t }))),
+            "detach" => Ok(Val::Tensor(Box::new(TensorVal {
+                requires_grad: false,
+                var: None,
+                ..t
+            }))),
+            "requires_grad_" => Ok(Val::Tensor(Box::new(TensorVal {
+                requires_grad: true,
+                ..t
+            }))),
             "size" => match a.get(0, "dim") {
                 None => Ok(Val::Size(t.t.shape().to_vec())),
                 Some(d) => {
@@ -386,23 +584,46 @@ impl<'a> Interp<'a> {
             },
             "view" | "reshape" => {
                 let mut shape: Vec<i64> = match std::mem::take(&mut a.pos).as_slice() {
-                    [Val::Tuple(v) | Val::List(v)] => v.iter().map(|x| int_of(x, line, "a size")).collect::<R<_>>()?,
+                    [Val::Tuple(v) | Val::List(v)] => v
+                        .iter()
+                        .map(|x| int_of(x, line, "a size"))
+                        .collect::<R<_>>()?,
                     [Val::Size(s)] => s.iter().map(|&d| d as i64).collect(),
-                    other => other.iter().map(|x| int_of(x, line, "a size")).collect::<R<_>>()?,
+                    other => other
+                        .iter()
+                        .map(|x| int_of(x, line, "a size"))
+                        .collect::<R<_>>()?,
                 };
                 let n = t.t.numel() as i64;
                 let known: i64 = shape.iter().filter(|&&d| d >= 0).product();
                 if let Some(i) = shape.iter().position(|&d| d == -1) {
-                    if known == 0 || n % known != 0 || shape.iter().filter(|&&d| d == -1).count() > 1 {
-                        return unsupported(line, format!(".{m}() to a shape that does not fit (nllspec does not model that error)"));
+                    if known == 0
+                        || n % known != 0
+                        || shape.iter().filter(|&&d| d == -1).count() > 1
+                    {
+                        return unsupported(
+                            line,
+                            format!(
+                                ".{m}() to a shape that does not fit (nllspec does not model that error)"
+                            ),
+                        );
                     }
                     shape[i] = n / known;
                 }
                 if shape.iter().any(|&d| d < 0) || shape.iter().product::<i64>() != n {
-                    return unsupported(line, format!(".{m}() to a shape that does not fit (nllspec does not model that error)"));
+                    return unsupported(
+                        line,
+                        format!(
+                            ".{m}() to a shape that does not fit (nllspec does not model that error)"
+                        ),
+                    );
                 }
                 let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-                Ok(Val::Tensor(Box::new(TensorVal { t: tensor_from(t.t.dtype(), shape, &t.t.to_f64_vec(), line)?, var: None, ..t })))
+                Ok(Val::Tensor(Box::new(TensorVal {
+                    t: tensor_from(t.t.dtype(), shape, &t.t.to_f64_vec(), line)?,
+                    var: None,
+                    ..t
+                })))
             }
             "unsqueeze" | "squeeze" => {
                 let mut shape = t.t.shape().to_vec();
@@ -420,21 +641,46 @@ impl<'a> Interp<'a> {
                     }
                     _ => return unsupported(line, format!("this .{m}()")),
                 }
-                Ok(Val::Tensor(Box::new(TensorVal { t: tensor_from(t.t.dtype(), shape, &t.t.to_f64_vec(), line)?, var: None, ..t })))
+                Ok(Val::Tensor(Box::new(TensorVal {
+                    t: tensor_from(t.t.dtype(), shape, &t.t.to_f64_vec(), line)?,
+                    var: None,
+                    ..t
+                })))
             }
             "argmax" => {
                 let dim = dim_of(a.get(0, "dim"), line)?;
                 let v = t.t.to_f64_vec();
                 let (shape, values) = match dim {
-                    None => (vec![], vec![v.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0 as f64]),
+                    None => (
+                        vec![],
+                        vec![
+                            v.iter()
+                                .enumerate()
+                                .fold(
+                                    (0, f64::NEG_INFINITY),
+                                    |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+                                )
+                                .0 as f64,
+                        ],
+                    ),
                     Some(d) => {
                         let d = self.norm_dim(d, t.t.ndim(), line)?;
                         let sh = t.t.shape();
-                        let (outer, len, inner) = (sh[..d].iter().product::<usize>(), sh[d], sh[d + 1..].iter().product::<usize>());
+                        let (outer, len, inner) = (
+                            sh[..d].iter().product::<usize>(),
+                            sh[d],
+                            sh[d + 1..].iter().product::<usize>(),
+                        );
                         let mut out = Vec::with_capacity(outer * inner);
                         for o in 0..outer {
                             for i in 0..inner {
-                                let best = (0..len).fold(0, |b, k| if v[(o * len + k) * inner + i] > v[(o * len + b) * inner + i] { k } else { b });
+                                let best = (0..len).fold(0, |b, k| {
+                                    if v[(o * len + k) * inner + i] > v[(o * len + b) * inner + i] {
+                                        k
+                                    } else {
+                                        b
+                                    }
+                                });
                                 out.push(best as f64);
                             }
                         }
@@ -443,18 +689,34 @@ impl<'a> Interp<'a> {
                         (s, out)
                     }
                 };
-                Ok(Val::Tensor(Box::new(TensorVal::new(tensor_from(DType::I64, shape, &values, line)?, t.known))))
+                Ok(Val::Tensor(Box::new(TensorVal::new(
+                    tensor_from(DType::I64, shape, &values, line)?,
+                    t.known,
+                ))))
             }
             "log_softmax" | "softmax" => {
                 let dim = dim_of(a.get(0, "dim"), line)?;
                 a.done()?;
-                let op = if m == "softmax" { "softmax" } else { "log_softmax" };
+                let op = if m == "softmax" {
+                    "softmax"
+                } else {
+                    "log_softmax"
+                };
                 return self.log_softmax(t, dim, line, source, op).map(Val::Tensor);
             }
             "log" => {
-                let dtype = if t.t.dtype().is_float() { t.t.dtype() } else { DType::F32 };
+                let dtype = if t.t.dtype().is_float() {
+                    t.t.dtype()
+                } else {
+                    DType::F32
+                };
                 let v: Vec<f64> = t.t.to_f64_vec().iter().map(|x| x.ln()).collect();
-                Ok(Val::Tensor(Box::new(TensorVal { t: tensor_from(dtype, t.t.shape().to_vec(), &v, line)?, var: None, origin: Origin::Plain, ..t })))
+                Ok(Val::Tensor(Box::new(TensorVal {
+                    t: tensor_from(dtype, t.t.shape().to_vec(), &v, line)?,
+                    var: None,
+                    origin: Origin::Plain,
+                    ..t
+                })))
             }
             other => unsupported(line, format!("the tensor method .{other}()")),
         }?;
@@ -465,25 +727,52 @@ impl<'a> Interp<'a> {
     fn norm_dim(&self, d: i64, ndim: usize, line: usize) -> R<usize> {
         let n = ndim.max(1) as i64;
         if d < -n || d >= n {
-            return unsupported(line, "a dim out of range outside log_softmax and the losses (nllspec does not model that error)");
+            return unsupported(
+                line,
+                "a dim out of range outside log_softmax and the losses (nllspec does not model that error)",
+            );
         }
         Ok(if d < 0 { (d + n) as usize } else { d as usize })
     }
 
     /// log_softmax, or softmax (its exponential), with the warnings of a suspicious dim.
-    fn log_softmax(&mut self, x: TensorVal, dim: Option<i64>, line: usize, source: String, op: &'static str) -> R<Box<TensorVal>> {
-        let call = Call { op, line, source, input: x, target: None, dim };
+    fn log_softmax(
+        &mut self,
+        x: TensorVal,
+        dim: Option<i64>,
+        line: usize,
+        source: String,
+        op: &'static str,
+    ) -> R<Box<TensorVal>> {
+        let call = Call {
+            op,
+            line,
+            source,
+            input: x,
+            target: None,
+            dim,
+        };
         let x = &call.input;
         if op == "softmax" && !x.t.dtype().is_float() {
             return unsupported(line, "softmax of an integer tensor");
         }
         let out = match ops::log_softmax::log_softmax_with_grad(&x.t, dim, None) {
             Ok(o) => o.output,
-            Err(error) => return Err(Stop::Raise { error, line, call: Box::new(call) }),
+            Err(error) => {
+                return Err(Stop::Raise {
+                    error,
+                    line,
+                    call: Box::new(call),
+                });
+            }
         };
         let resolved = dim.unwrap_or_else(|| ops::log_softmax::implicit_dim(x.t.ndim()));
         let n = x.t.ndim().max(1) as i64;
-        let d = if resolved < 0 { (resolved + n) as usize } else { resolved as usize };
+        let d = if resolved < 0 {
+            (resolved + n) as usize
+        } else {
+            resolved as usize
+        };
         if dim.is_none() {
             self.warn(line, advice::implicit_dim(op, x.t.shape(), d));
         }
@@ -496,21 +785,55 @@ impl<'a> Interp<'a> {
         } else {
             out
         };
-        let origin = if op == "softmax" { Origin::Softmax { dim: d } } else { Origin::LogSoftmax { dim: d } };
-        Ok(Box::new(TensorVal { t, known: x.known, requires_grad: x.requires_grad, origin, var: None, expr: None }))
+        let origin = if op == "softmax" {
+            Origin::Softmax { dim: d }
+        } else {
+            Origin::LogSoftmax { dim: d }
+        };
+        Ok(Box::new(TensorVal {
+            t,
+            known: x.known,
+            requires_grad: x.requires_grad,
+            origin,
+            var: None,
+            expr: None,
+        }))
     }
 
-    fn loss(&mut self, call: Call, weight: Option<Tensor>, reduction: &str, ignore_index: i64, ls: f64) -> R<Box<TensorVal>> {
+    fn loss(
+        &mut self,
+        call: Call,
+        weight: Option<Tensor>,
+        reduction: &str,
+        ignore_index: i64,
+        ls: f64,
+    ) -> R<Box<TensorVal>> {
         let line = call.line;
-        let raise = |error: OpError, call: Call| Err(Stop::Raise { error, line, call: Box::new(call) });
+        let raise = |error: OpError, call: Call| {
+            Err(Stop::Raise {
+                error,
+                line,
+                call: Box::new(call),
+            })
+        };
         let r = match Reduction::parse(reduction) {
             Ok(r) => r,
             Err(e) => return raise(e, call),
         };
-        let Some(target) = call.target.as_ref() else { return unsupported(line, "a loss without a target") };
+        let Some(target) = call.target.as_ref() else {
+            return unsupported(line, "a loss without a target");
+        };
         let (x, t) = (&call.input, &target.t);
         let result = if call.op == "cross_entropy" {
-            ops::cross_entropy::cross_entropy_with_grad(&x.t, t, weight.as_ref(), r, ignore_index, ls, None)
+            ops::cross_entropy::cross_entropy_with_grad(
+                &x.t,
+                t,
+                weight.as_ref(),
+                r,
+                ignore_index,
+                ls,
+                None,
+            )
         } else {
             ops::nll_loss::nll_loss_with_grad(&x.t, t, weight.as_ref(), r, ignore_index, None)
         };
@@ -522,7 +845,14 @@ impl<'a> Interp<'a> {
             self.warn(line, w);
         }
         let known = x.known && target.known;
-        Ok(Box::new(TensorVal { t: out, known, requires_grad: x.requires_grad, origin: Origin::Plain, var: None, expr: None }))
+        Ok(Box::new(TensorVal {
+            t: out,
+            known,
+            requires_grad: x.requires_grad,
+            origin: Origin::Plain,
+            var: None,
+            expr: None,
+        }))
     }
 }
 

@@ -5,9 +5,9 @@ mod advice;
 mod args;
 mod eval;
 mod stop;
-mod value;
 #[cfg(test)]
 mod tests;
+mod value;
 
 use crate::golden::format::tensor_to_json;
 use crate::tensor::{Data, Tensor, fmt_shape};
@@ -19,7 +19,10 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
     /// It runs: the value of its last statement, and warnings.
-    Ok { output: Shown, warnings: Vec<String> },
+    Ok {
+        output: Shown,
+        warnings: Vec<String>,
+    },
     /// PyTorch raises.
     Error {
         py_type: crate::error::PyType,
@@ -40,7 +43,10 @@ pub enum Answer {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Shown {
     /// `known`: every input was determined (literals), so the values are PyTorch's.
-    Tensor { tensor: Tensor, known: bool },
+    Tensor {
+        tensor: Tensor,
+        known: bool,
+    },
     Other(String),
 }
 
@@ -49,15 +55,24 @@ pub fn explain(source: &str) -> Answer {
     let suite = match ast::Suite::parse(source, "<snippet>") {
         Ok(s) => s,
         Err(e) => {
-            let line = source[..usize::from(e.offset).min(source.len())].matches('\n').count() + 1;
-            return Answer::Unsupported(format!("line {line}: not Python that parses: {}", e.error));
+            let line = source[..usize::from(e.offset).min(source.len())]
+                .matches('\n')
+                .count()
+                + 1;
+            return Answer::Unsupported(format!(
+                "line {line}: not Python that parses: {}",
+                e.error
+            ));
         }
     };
     let mut interp = Interp::new(source);
     let result = interp.run(&suite);
     let warnings = std::mem::take(&mut interp.warnings);
     match result {
-        Ok(v) => Answer::Ok { output: shown(v), warnings },
+        Ok(v) => Answer::Ok {
+            output: shown(v),
+            warnings,
+        },
         Err(Stop::Unsupported(m)) => Answer::Unsupported(m),
         Err(Stop::Raise { error, line, call }) => {
             let (explanation, fix) = advice::explain(&error, &call, source);
@@ -77,7 +92,10 @@ pub fn explain(source: &str) -> Answer {
 
 fn shown(v: Val) -> Shown {
     match v {
-        Val::Tensor(t) => Shown::Tensor { tensor: t.t, known: t.known },
+        Val::Tensor(t) => Shown::Tensor {
+            tensor: t.t,
+            known: t.known,
+        },
         Val::None => Shown::Other("None".into()),
         Val::Bool(b) => Shown::Other(if b { "True" } else { "False" }.into()),
         Val::Int(i) => Shown::Other(i.to_string()),
@@ -95,7 +113,11 @@ fn shown(v: Val) -> Shown {
 /// A tensor's values as Python would list them (nested by shape).
 fn nested(t: &Tensor) -> String {
     let v: Vec<String> = match t.data() {
-        Data::I64(_) | Data::I32(_) | Data::U8(_) => t.to_f64_vec().iter().map(|x| format!("{}", *x as i64)).collect(),
+        Data::I64(_) | Data::I32(_) | Data::U8(_) => t
+            .to_f64_vec()
+            .iter()
+            .map(|x| format!("{}", *x as i64))
+            .collect(),
         _ => t.to_f64_vec().iter().map(|x| format!("{x:.4}")).collect(),
     };
     fn rec(v: &[String], shape: &[usize]) -> String {
@@ -104,7 +126,9 @@ fn nested(t: &Tensor) -> String {
             [_] => format!("[{}]", v.join(", ")),
             [n, rest @ ..] => {
                 let step = rest.iter().product::<usize>();
-                let parts: Vec<String> = (0..*n).map(|i| rec(&v[i * step..(i + 1) * step], rest)).collect();
+                let parts: Vec<String> = (0..*n)
+                    .map(|i| rec(&v[i * step..(i + 1) * step], rest))
+                    .collect();
                 format!("[{}]", parts.join(", "))
             }
         }
@@ -139,7 +163,16 @@ impl Answer {
                 }
                 warn(&mut out, warnings);
             }
-            Answer::Error { py_type, message, kind, line, call, explanation, fix, warnings } => {
+            Answer::Error {
+                py_type,
+                message,
+                kind,
+                line,
+                call,
+                explanation,
+                fix,
+                warnings,
+            } => {
                 out.push_str(&format!("line {line}: {call}\n{py_type}: {message}\n(error kind: {kind})\n\nWhy: {explanation}\n"));
                 if let Some(f) = fix {
                     out.push_str(&format!("\nFix:  {f}\n"));
@@ -170,7 +203,16 @@ impl Answer {
                 };
                 json!({"result": "ok", "output": output, "warnings": warnings})
             }
-            Answer::Error { py_type, message, kind, line, explanation, fix, warnings, .. } => json!({
+            Answer::Error {
+                py_type,
+                message,
+                kind,
+                line,
+                explanation,
+                fix,
+                warnings,
+                ..
+            } => json!({
                 "result": "error",
                 "error": {"type": py_type.name(), "message": message, "kind": kind.name(), "line": line},
                 "explanation": explanation,

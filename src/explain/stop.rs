@@ -8,13 +8,19 @@ use crate::error::OpError;
 #[derive(Debug)]
 pub enum Stop {
     /// PyTorch raises: the error, and what advice needs to explain it.
-    Raise { error: OpError, line: usize, call: Box<Call> },
+    Raise {
+        error: OpError,
+        line: usize,
+        call: Box<Call>,
+    },
     Unsupported(String),
 }
 
 pub(crate) type R<T> = Result<T, Stop>;
 
 pub(crate) fn unsupported<T>(line: usize, what: impl Into<String>) -> R<T> {
-    Err(Stop::Unsupported(format!("line {line}: {} is outside the Python subset nllspec explain evaluates", what.into())))
+    Err(Stop::Unsupported(format!(
+        "line {line}: {} is outside the Python subset nllspec explain evaluates",
+        what.into()
+    )))
 }
-

@@ -12,7 +12,12 @@ fn py_float(x: f64) -> String {
     if x.is_nan() {
         "float('nan')".into()
     } else if x.is_infinite() {
-        (if x > 0.0 { "float('inf')" } else { "float('-inf')" }).into()
+        (if x > 0.0 {
+            "float('inf')"
+        } else {
+            "float('-inf')"
+        })
+        .into()
     } else {
         format!("{x:?}")
     }
@@ -23,19 +28,29 @@ fn literal(t: &Tensor) -> String {
     let v: Vec<String> = if t.dtype().is_float() {
         t.to_f64_vec().into_iter().map(py_float).collect()
     } else {
-        t.to_i64_vec().unwrap_or_default().iter().map(i64::to_string).collect()
+        t.to_i64_vec()
+            .unwrap_or_default()
+            .iter()
+            .map(i64::to_string)
+            .collect()
     };
     fn rec(v: &[String], shape: &[usize]) -> String {
         match shape {
             [] => v[0].clone(),
             [n, rest @ ..] => {
                 let step = rest.iter().product::<usize>();
-                let parts: Vec<String> = (0..*n).map(|i| rec(&v[i * step..(i + 1) * step], rest)).collect();
+                let parts: Vec<String> = (0..*n)
+                    .map(|i| rec(&v[i * step..(i + 1) * step], rest))
+                    .collect();
                 format!("[{}]", parts.join(", "))
             }
         }
     }
-    format!("torch.tensor({}, dtype=torch.{})", rec(&v, t.shape()), t.dtype().name())
+    format!(
+        "torch.tensor({}, dtype=torch.{})",
+        rec(&v, t.shape()),
+        t.dtype().name()
+    )
 }
 
 /// The golden case as the snippet a person would write.
@@ -49,7 +64,11 @@ fn snippet(case: &Case) -> String {
     if let Some(w) = c.weight() {
         s.push_str(&format!("weight = {}\n", literal(w)));
     }
-    let weight = if c.weight().is_some() { "weight=weight, " } else { "" };
+    let weight = if c.weight().is_some() {
+        "weight=weight, "
+    } else {
+        ""
+    };
     s.push_str(&match c {
         Call::LogSoftmax { dim, .. } => format!("F.log_softmax(input, dim={})\n", dim.map_or("None".into(), |d| d.to_string())),
         Call::NllLoss { reduction, ignore_index, .. } => {
@@ -64,20 +83,61 @@ fn snippet(case: &Case) -> String {
 
 #[test]
 fn every_seed_question_case_explains_as_pytorch_ran_it() {
-    let cases: Vec<_> =
-        load_all(&[default_golden_dir()]).unwrap().into_iter().filter(|c| c.case.tags.iter().any(|t| t == "seed-question")).collect();
-    assert!(cases.len() >= 30, "the seed-question cases are found ({})", cases.len());
+    let cases: Vec<_> = load_all(&[default_golden_dir()])
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.case.tags.iter().any(|t| t == "seed-question"))
+        .collect();
+    assert!(
+        cases.len() >= 30,
+        "the seed-question cases are found ({})",
+        cases.len()
+    );
     for c in cases {
         let case = &c.case;
         let code = snippet(case);
         match (explain(&code), &case.expected) {
-            (Answer::Error { py_type, message, kind, .. }, Expected::Error(e)) => {
-                assert_eq!((py_type.name(), &message, kind), (e.type_name(), &e.message, e.kind), "{}\n{code}", case.id);
+            (
+                Answer::Error {
+                    py_type,
+                    message,
+                    kind,
+                    ..
+                },
+                Expected::Error(e),
+            ) => {
+                assert_eq!(
+                    (py_type.name(), &message, kind),
+                    (e.type_name(), &e.message, e.kind),
+                    "{}\n{code}",
+                    case.id
+                );
             }
-            (Answer::Ok { output: Shown::Tensor { tensor, known: true }, .. }, Expected::Values { .. }) => {
+            (
+                Answer::Ok {
+                    output:
+                        Shown::Tensor {
+                            tensor,
+                            known: true,
+                        },
+                    ..
+                },
+                Expected::Values { .. },
+            ) => {
                 // judged like any implementation: its output against PyTorch's (no gradient asked)
-                let v = judge(case, &Outcome::ForwardOnly { output: tensor, reason: "explain".into() }, false);
-                assert!(matches!(v, Verdict::Pass | Verdict::ForwardOnly(_)), "{}: {v:?}\n{code}", case.id);
+                let v = judge(
+                    case,
+                    &Outcome::ForwardOnly {
+                        output: tensor,
+                        reason: "explain".into(),
+                    },
+                    false,
+                );
+                assert!(
+                    matches!(v, Verdict::Pass | Verdict::ForwardOnly(_)),
+                    "{}: {v:?}\n{code}",
+                    case.id
+                );
             }
             (other, _) => panic!("{}: {other:?}\n{code}", case.id),
         }
@@ -96,7 +156,13 @@ output = loss(m(input), target)
 
 fn error(code: &str) -> (String, crate::ErrorKind, String, Option<String>) {
     match explain(code) {
-        Answer::Error { message, kind, explanation, fix, .. } => (message, kind, explanation, fix),
+        Answer::Error {
+            message,
+            kind,
+            explanation,
+            fix,
+            ..
+        } => (message, kind, explanation, fix),
         other => panic!("{other:?}\n{code}"),
     }
 }
@@ -112,22 +178,41 @@ fn warnings(code: &str) -> Vec<String> {
 fn the_askers_snippet_and_its_next_mistake() {
     // torch 2.15: IndexError: Dimension out of range (expected to be in range of [-1, 0], but got 1)
     let (message, kind, why, fix) = error(ASKER);
-    assert_eq!(message, "Dimension out of range (expected to be in range of [-1, 0], but got 1)");
+    assert_eq!(
+        message,
+        "Dimension out of range (expected to be in range of [-1, 0], but got 1)"
+    );
     assert_eq!(kind, crate::ErrorKind::DimOutOfRange);
     assert!(why.contains("The classes are dim=0"), "{why}");
     assert_eq!(fix.as_deref(), Some("m = nn.LogSoftmax(dim=0)"));
     // with that fixed, the one-hot target (torch 2.15: ValueError: For 1D input, 1D target
     // must have size 1, but got target size: 3)
     let (message, kind, why, fix) = error(&ASKER.replace("dim=1", "dim=0"));
-    assert_eq!(message, "For 1D input, 1D target must have size 1, but got target size: 3");
+    assert_eq!(
+        message,
+        "For 1D input, 1D target must have size 1, but got target size: 3"
+    );
     assert_eq!(kind, crate::ErrorKind::TargetShape);
-    assert!(why.contains("C = 5") && why.contains("one-hot") && why.contains("3 class indices"), "{why}");
+    assert!(
+        why.contains("C = 5") && why.contains("one-hot") && why.contains("3 class indices"),
+        "{why}"
+    );
     assert_eq!(fix.as_deref(), Some("target = torch.tensor(0)"));
     // and with the fix, it runs: a 0-d float32 loss of random values
     let fixed = ASKER.replace("dim=1", "dim=0").replace("[1, 0, 0]", "0");
     match explain(&fixed) {
-        Answer::Ok { output: Shown::Tensor { tensor, known: false }, warnings } => {
-            assert!(tensor.shape().is_empty() && warnings.is_empty(), "{warnings:?}");
+        Answer::Ok {
+            output:
+                Shown::Tensor {
+                    tensor,
+                    known: false,
+                },
+            warnings,
+        } => {
+            assert!(
+                tensor.shape().is_empty() && warnings.is_empty(),
+                "{warnings:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -138,9 +223,15 @@ fn a_fix_rewrites_the_line_where_the_value_was_written_inline() {
     // the question's own form: the target written inside the call
     let code = "import torch\nimport torch.nn as nn\ninput = torch.randn(5, requires_grad=True)\nm = nn.LogSoftmax(dim=0)\n\
                 output = m(input)\nloss = nn.NLLLoss()\nprint(loss(output, torch.tensor([1, 0, 0])))\n";
-    assert_eq!(error(code).3.as_deref(), Some("print(loss(output, torch.tensor(0)))"));
+    assert_eq!(
+        error(code).3.as_deref(),
+        Some("print(loss(output, torch.tensor(0)))")
+    );
     let code = "import torch\nimport torch.nn.functional as F\nF.nll_loss(torch.randn(3, 5), torch.tensor([1.0, 0.0, 4.0]))\n";
-    assert_eq!(error(code).3.as_deref(), Some("F.nll_loss(torch.randn(3, 5), torch.tensor([1.0, 0.0, 4.0]).long())"));
+    assert_eq!(
+        error(code).3.as_deref(),
+        Some("F.nll_loss(torch.randn(3, 5), torch.tensor([1.0, 0.0, 4.0]).long())")
+    );
 }
 
 #[test]
@@ -148,17 +239,57 @@ fn each_error_kind_is_explained() {
     use crate::ErrorKind::*;
     let head = "import torch\nimport torch.nn.functional as F\nx = torch.randn(3, 5)\n";
     for (code, kind, needle) in [
-        ("F.nll_loss(x, torch.tensor([1]))", BatchSizeMismatch, "N = 3 samples"),
-        ("F.nll_loss(x, torch.tensor([1, 0, 5]))", TargetOutOfBounds, "C - 1 = 4"),
-        ("F.nll_loss(x, torch.tensor([1.0, 0.0, 4.0]))", TargetDtype, "int64"),
-        ("F.nll_loss(torch.tensor(1.0), torch.tensor(1))", InputRank, "0-d input"),
+        (
+            "F.nll_loss(x, torch.tensor([1]))",
+            BatchSizeMismatch,
+            "N = 3 samples",
+        ),
+        (
+            "F.nll_loss(x, torch.tensor([1, 0, 5]))",
+            TargetOutOfBounds,
+            "C - 1 = 4",
+        ),
+        (
+            "F.nll_loss(x, torch.tensor([1.0, 0.0, 4.0]))",
+            TargetDtype,
+            "int64",
+        ),
+        (
+            "F.nll_loss(torch.tensor(1.0), torch.tensor(1))",
+            InputRank,
+            "0-d input",
+        ),
         ("F.log_softmax(x, dim=2)", DimOutOfRange, "[-2, 1]"),
-        ("F.log_softmax(torch.tensor([1, 2]), dim=0)", InputDtype, "floating point"),
-        ("F.nll_loss(x, torch.tensor([1, 0, 4]), weight=torch.ones(4))", WeightShape, "C = 5"),
-        ("F.nll_loss(x, torch.tensor([1, 0, 4]), weight=torch.ones(5, dtype=torch.float64))", DtypeMismatch, "dtype"),
-        ("F.nll_loss(x, torch.tensor([1, 0, 4]), reduction='avg')", InvalidReduction, "'mean'"),
-        ("F.cross_entropy(x, torch.tensor([1, 0, 4]), label_smoothing=1.5)", InvalidArgument, "0.0 to 1.0"),
-        ("F.nll_loss(x, torch.zeros(3, 5, dtype=torch.long))", TargetShape, "one class index per sample"),
+        (
+            "F.log_softmax(torch.tensor([1, 2]), dim=0)",
+            InputDtype,
+            "floating point",
+        ),
+        (
+            "F.nll_loss(x, torch.tensor([1, 0, 4]), weight=torch.ones(4))",
+            WeightShape,
+            "C = 5",
+        ),
+        (
+            "F.nll_loss(x, torch.tensor([1, 0, 4]), weight=torch.ones(5, dtype=torch.float64))",
+            DtypeMismatch,
+            "dtype",
+        ),
+        (
+            "F.nll_loss(x, torch.tensor([1, 0, 4]), reduction='avg')",
+            InvalidReduction,
+            "'mean'",
+        ),
+        (
+            "F.cross_entropy(x, torch.tensor([1, 0, 4]), label_smoothing=1.5)",
+            InvalidArgument,
+            "0.0 to 1.0",
+        ),
+        (
+            "F.nll_loss(x, torch.zeros(3, 5, dtype=torch.long))",
+            TargetShape,
+            "one class index per sample",
+        ),
     ] {
         let (message, k, why, _) = error(&format!("{head}{code}\n"));
         assert_eq!(k, kind, "{code}: {message}");
@@ -171,19 +302,43 @@ fn mistakes_pytorch_lets_through_are_warned_about() {
     let head = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n";
     for (code, needle) in [
         // log_softmax over the batch feeding nll_loss, which reads classes from dim 1
-        ("x = torch.randn(3, 5)\nF.nll_loss(F.log_softmax(x, dim=0), torch.tensor([1, 0, 4]))", "reads the classes from dim=1"),
+        (
+            "x = torch.randn(3, 5)\nF.nll_loss(F.log_softmax(x, dim=0), torch.tensor([1, 0, 4]))",
+            "reads the classes from dim=1",
+        ),
         // over a size-1 dimension: every output exactly 0
-        ("x = torch.randn(1, 5)\nnn.LogSoftmax(dim=0)(x)", "every output is exactly 0"),
-        ("x = torch.randn(1, 5)\nF.softmax(x, dim=0)", "every output is exactly 1"),
+        (
+            "x = torch.randn(1, 5)\nnn.LogSoftmax(dim=0)(x)",
+            "every output is exactly 0",
+        ),
+        (
+            "x = torch.randn(1, 5)\nF.softmax(x, dim=0)",
+            "every output is exactly 1",
+        ),
         // the implicit dim: PyTorch's own warning
-        ("x = torch.randn(2, 3)\nF.log_softmax(x)", "Implicit dimension choice for log_softmax has been deprecated"),
-        ("x = torch.randn(2, 3, 4)\nx.log_softmax(None)", "that is the batch, not the classes"),
+        (
+            "x = torch.randn(2, 3)\nF.log_softmax(x)",
+            "Implicit dimension choice for log_softmax has been deprecated",
+        ),
+        (
+            "x = torch.randn(2, 3, 4)\nx.log_softmax(None)",
+            "that is the batch, not the classes",
+        ),
         // a double softmax
-        ("x = torch.randn(3, 5)\nnn.CrossEntropyLoss()(F.softmax(x, dim=1), torch.tensor([1, 0, 4]))", "double softmax"),
+        (
+            "x = torch.randn(3, 5)\nnn.CrossEntropyLoss()(F.softmax(x, dim=1), torch.tensor([1, 0, 4]))",
+            "double softmax",
+        ),
         // values that cannot be log-probabilities
-        ("F.nll_loss(torch.tensor([[0.5, 1.2, -0.3]]), torch.tensor([1]))", "positive values"),
+        (
+            "F.nll_loss(torch.tensor([[0.5, 1.2, -0.3]]), torch.tensor([1]))",
+            "positive values",
+        ),
         // e^-1 + e^-2 + e^-3 = 0.3679 + 0.1353 + 0.0498 = 0.5530
-        ("F.nll_loss(torch.tensor([[-1.0, -2.0, -3.0]]), torch.tensor([1]))", "sum to 0.5530"),
+        (
+            "F.nll_loss(torch.tensor([[-1.0, -2.0, -3.0]]), torch.tensor([1]))",
+            "sum to 0.5530",
+        ),
     ] {
         let w = warnings(&format!("{head}{code}\n"));
         assert!(w.iter().any(|x| x.contains(needle)), "{code}: {w:?}");
@@ -195,23 +350,44 @@ fn mistakes_pytorch_lets_through_are_warned_about() {
 #[test]
 fn known_values_are_shown_and_random_ones_are_not() {
     // log_softmax([0, 0]) = [-ln 2, -ln 2]
-    match explain("import torch\ntorch.log_softmax(torch.tensor([0.0, 0.0], dtype=torch.float64), dim=0)") {
-        Answer::Ok { output: Shown::Tensor { tensor, known: true }, .. } => {
+    match explain(
+        "import torch\ntorch.log_softmax(torch.tensor([0.0, 0.0], dtype=torch.float64), dim=0)",
+    ) {
+        Answer::Ok {
+            output:
+                Shown::Tensor {
+                    tensor,
+                    known: true,
+                },
+            ..
+        } => {
             assert_eq!(tensor.to_f64_vec(), vec![-std::f64::consts::LN_2; 2]);
         }
         other => panic!("{other:?}"),
     }
     let a = explain("import torch\nx = torch.randn(2, 3)\nx.log_softmax(dim=1)");
-    assert_eq!(a.json()["output"], serde_json::json!({"dtype": "float32", "shape": [2, 3]}));
+    assert_eq!(
+        a.json()["output"],
+        serde_json::json!({"dtype": "float32", "shape": [2, 3]})
+    );
 }
 
 #[test]
 fn outside_the_subset_is_said_with_its_line() {
     for (code, needle) in [
-        ("import torch\nfor i in range(3):\n    x = torch.randn(i)\n", "line 2: this statement (for)"),
+        (
+            "import torch\nfor i in range(3):\n    x = torch.randn(i)\n",
+            "line 2: this statement (for)",
+        ),
         ("import numpy as np\n", "line 1: import numpy"),
-        ("import torch\nx = torch.randn(3)\ny = x @ x\n", "line 3: this expression"),
-        ("import torch\ntorch.nn.functional.gelu(torch.randn(3))\n", "F.gelu()"),
+        (
+            "import torch\nx = torch.randn(3)\ny = x @ x\n",
+            "line 3: this expression",
+        ),
+        (
+            "import torch\ntorch.nn.functional.gelu(torch.randn(3))\n",
+            "F.gelu()",
+        ),
         ("import torch\nx = (\n", "not Python that parses"),
     ] {
         match explain(code) {

@@ -27,7 +27,14 @@ pub struct TensorVal {
 
 impl TensorVal {
     pub fn new(t: Tensor, known: bool) -> TensorVal {
-        TensorVal { t, known, requires_grad: false, origin: Origin::Plain, var: None, expr: None }
+        TensorVal {
+            t,
+            known,
+            requires_grad: false,
+            origin: Origin::Plain,
+            var: None,
+            expr: None,
+        }
     }
 }
 
@@ -36,7 +43,13 @@ impl TensorVal {
 pub enum Module {
     LogSoftmax(Option<i64>),
     Softmax(Option<i64>),
-    Loss { cross_entropy: bool, weight: Option<Box<TensorVal>>, reduction: String, ignore_index: i64, label_smoothing: f64 },
+    Loss {
+        cross_entropy: bool,
+        weight: Option<Box<TensorVal>>,
+        reduction: String,
+        ignore_index: i64,
+        label_smoothing: f64,
+    },
 }
 
 /// A Python value of the subset.

@@ -7,7 +7,7 @@
 
 use crate::error::{ErrorKind, PyType};
 pub use crate::ops::{Call, Op};
-use crate::tensor::{DType, Data, Tensor, checked_numel, MAX_ELEMENTS};
+use crate::tensor::{DType, Data, MAX_ELEMENTS, Tensor, checked_numel};
 use serde_json::{Map, Number, Value};
 use std::fmt;
 
@@ -36,7 +36,10 @@ impl ExpectedError {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expected {
-    Values { torch: Values, reference: Option<Values> },
+    Values {
+        torch: Values,
+        reference: Option<Values>,
+    },
     Error(ExpectedError),
 }
 
@@ -87,11 +90,18 @@ impl fmt::Display for FormatError {
 type R<T> = Result<T, FormatError>;
 
 fn ferr<T>(path: &str, message: impl Into<String>) -> R<T> {
-    Err(FormatError { case_id: None, path: path.to_string(), message: message.into() })
+    Err(FormatError {
+        case_id: None,
+        path: path.to_string(),
+        message: message.into(),
+    })
 }
 
 fn object<'a>(v: &'a Value, path: &str) -> R<&'a Map<String, Value>> {
-    v.as_object().map_or_else(|| ferr(path, format!("expected an object, found {}", kind_of(v))), Ok)
+    v.as_object().map_or_else(
+        || ferr(path, format!("expected an object, found {}", kind_of(v))),
+        Ok,
+    )
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -108,30 +118,47 @@ fn kind_of(v: &Value) -> &'static str {
 fn only_keys(m: &Map<String, Value>, allowed: &[&str], path: &str) -> R<()> {
     for k in m.keys() {
         if !allowed.contains(&k.as_str()) {
-            return ferr(path, format!("unknown key \"{k}\" (allowed: {})", allowed.join(", ")));
+            return ferr(
+                path,
+                format!("unknown key \"{k}\" (allowed: {})", allowed.join(", ")),
+            );
         }
     }
     Ok(())
 }
 
 fn required<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> R<&'a Value> {
-    m.get(key).map_or_else(|| ferr(path, format!("missing \"{key}\"")), Ok)
+    m.get(key)
+        .map_or_else(|| ferr(path, format!("missing \"{key}\"")), Ok)
 }
 
 fn string<'a>(v: &'a Value, path: &str) -> R<&'a str> {
-    v.as_str().map_or_else(|| ferr(path, format!("expected a string, found {}", kind_of(v))), Ok)
+    v.as_str().map_or_else(
+        || ferr(path, format!("expected a string, found {}", kind_of(v))),
+        Ok,
+    )
 }
 
 fn integer(v: &Value, path: &str) -> R<i64> {
     match v {
-        Value::Number(n) => n.as_i64().map_or_else(|| ferr(path, format!("expected an integer in the int64 range, found {n}")), Ok),
+        Value::Number(n) => n.as_i64().map_or_else(
+            || {
+                ferr(
+                    path,
+                    format!("expected an integer in the int64 range, found {n}"),
+                )
+            },
+            Ok,
+        ),
         _ => ferr(path, format!("expected an integer, found {}", kind_of(v))),
     }
 }
 
 fn number(v: &Value, path: &str) -> R<f64> {
     match v {
-        Value::Number(n) => n.as_f64().map_or_else(|| ferr(path, "expected a number"), Ok),
+        Value::Number(n) => n
+            .as_f64()
+            .map_or_else(|| ferr(path, "expected a number"), Ok),
         _ => ferr(path, format!("expected a number, found {}", kind_of(v))),
     }
 }
@@ -142,12 +169,18 @@ pub fn parse_document(doc: &Value) -> R<GoldenFile> {
     only_keys(top, &["format", "generator", "cases"], "(top level)")?;
     let format = string(required(top, "format", "(top level)")?, "format")?;
     if format != FORMAT_V1 {
-        return ferr("format", format!("unknown format \"{format}\" (this nllspec reads \"{FORMAT_V1}\")"));
+        return ferr(
+            "format",
+            format!("unknown format \"{format}\" (this nllspec reads \"{FORMAT_V1}\")"),
+        );
     }
     let generator = top.get("generator").cloned().unwrap_or(Value::Null);
     let cases_v = required(top, "cases", "(top level)")?;
     let Some(items) = cases_v.as_array() else {
-        return ferr("cases", format!("expected an array, found {}", kind_of(cases_v)));
+        return ferr(
+            "cases",
+            format!("expected an array, found {}", kind_of(cases_v)),
+        );
     };
     let mut cases = Vec::with_capacity(items.len());
     for (i, c) in items.iter().enumerate() {
@@ -162,19 +195,43 @@ pub fn parse_document(doc: &Value) -> R<GoldenFile> {
 }
 
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "_./@=-".contains(c))
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./@=-".contains(c))
 }
 
 fn parse_case(v: &Value, path: &str) -> R<Case> {
     let m = object(v, path)?;
-    only_keys(m, &["id", "op", "inputs", "attrs", "expected", "tolerance", "tags", "note"], path)?;
+    only_keys(
+        m,
+        &[
+            "id",
+            "op",
+            "inputs",
+            "attrs",
+            "expected",
+            "tolerance",
+            "tags",
+            "note",
+        ],
+        path,
+    )?;
     let id = string(required(m, "id", path)?, &format!("{path}.id"))?.to_string();
     if !valid_id(&id) {
-        return ferr(&format!("{path}.id"), format!("\"{id}\" has characters outside [A-Za-z0-9_./@=-]"));
+        return ferr(
+            &format!("{path}.id"),
+            format!("\"{id}\" has characters outside [A-Za-z0-9_./@=-]"),
+        );
     }
     let op_s = string(required(m, "op", path)?, &format!("{path}.op"))?;
     let op = Op::parse(op_s).map_or_else(
-        || ferr(&format!("{path}.op"), format!("unknown op \"{op_s}\" (log_softmax, nll_loss, cross_entropy)")),
+        || {
+            ferr(
+                &format!("{path}.op"),
+                format!("unknown op \"{op_s}\" (log_softmax, nll_loss, cross_entropy)"),
+            )
+        },
         Ok,
     )?;
     let inputs = parse_inputs(op, required(m, "inputs", path)?, &format!("{path}.inputs"))?;
@@ -191,13 +248,26 @@ fn parse_case(v: &Value, path: &str) -> R<Case> {
             .enumerate()
             .map(|(i, t)| string(t, &format!("{path}.tags[{i}]")).map(str::to_string))
             .collect::<R<_>>()?,
-        Some(other) => return ferr(&format!("{path}.tags"), format!("expected an array, found {}", kind_of(other))),
+        Some(other) => {
+            return ferr(
+                &format!("{path}.tags"),
+                format!("expected an array, found {}", kind_of(other)),
+            );
+        }
     };
     let note = match m.get("note") {
         None => None,
         Some(n) => Some(string(n, &format!("{path}.note"))?.to_string()),
     };
-    Ok(Case { id, call, grad_output, expected, tolerance, tags, note })
+    Ok(Case {
+        id,
+        call,
+        grad_output,
+        expected,
+        tolerance,
+        tags,
+        note,
+    })
 }
 
 /// The tensors of a case's `inputs`, before they are paired with the op's attributes.
@@ -216,30 +286,45 @@ fn parse_inputs(op: Op, v: &Value, path: &str) -> R<Inputs> {
     };
     only_keys(m, allowed, path)?;
     let get = |k: &str| -> R<Option<Tensor>> {
-        m.get(k).map(|t| parse_tensor(t, &format!("{path}.{k}"))).transpose()
+        m.get(k)
+            .map(|t| parse_tensor(t, &format!("{path}.{k}")))
+            .transpose()
     };
     let input = parse_tensor(required(m, "input", path)?, &format!("{path}.input"))?;
     let target = get("target")?;
     if op != Op::LogSoftmax && target.is_none() {
         return ferr(path, format!("missing \"target\" ({op} needs one)"));
     }
-    Ok(Inputs { input, target, weight: get("weight")?, grad_output: get("grad_output")? })
+    Ok(Inputs {
+        input,
+        target,
+        weight: get("weight")?,
+        grad_output: get("grad_output")?,
+    })
 }
 
 /// The op's [`Call`] from its inputs (a loss has a target: `parse_inputs` checked) and attrs,
 /// and the case's `grad_output`.
 fn parse_call(op: Op, inputs: Inputs, v: Option<&Value>, path: &str) -> R<(Call, Option<Tensor>)> {
-    let Inputs { input, target, weight, grad_output } = inputs;
+    let Inputs {
+        input,
+        target,
+        weight,
+        grad_output,
+    } = inputs;
     let empty = Map::new();
     let m = match v {
         None => &empty,
         Some(v) => object(v, path)?,
     };
     let reduction = || -> R<String> {
-        m.get("reduction").map_or(Ok("mean".to_string()), |r| string(r, &format!("{path}.reduction")).map(str::to_string))
+        m.get("reduction").map_or(Ok("mean".to_string()), |r| {
+            string(r, &format!("{path}.reduction")).map(str::to_string)
+        })
     };
     let ignore_index = || -> R<i64> {
-        m.get("ignore_index").map_or(Ok(-100), |r| integer(r, &format!("{path}.ignore_index")))
+        m.get("ignore_index")
+            .map_or(Ok(-100), |r| integer(r, &format!("{path}.ignore_index")))
     };
     match op {
         Op::LogSoftmax => {
@@ -258,13 +343,33 @@ fn parse_call(op: Op, inputs: Inputs, v: Option<&Value>, path: &str) -> R<(Call,
             if op == Op::NllLoss {
                 only_keys(m, &["reduction", "ignore_index"], path)?;
                 let (reduction, ignore_index) = (reduction()?, ignore_index()?);
-                return Ok((Call::NllLoss { input, target, weight, reduction, ignore_index }, grad_output));
+                return Ok((
+                    Call::NllLoss {
+                        input,
+                        target,
+                        weight,
+                        reduction,
+                        ignore_index,
+                    },
+                    grad_output,
+                ));
             }
             only_keys(m, &["reduction", "ignore_index", "label_smoothing"], path)?;
-            let label_smoothing =
-                m.get("label_smoothing").map_or(Ok(0.0), |v| float_value(v, &format!("{path}.label_smoothing")))?;
+            let label_smoothing = m.get("label_smoothing").map_or(Ok(0.0), |v| {
+                float_value(v, &format!("{path}.label_smoothing"))
+            })?;
             let (reduction, ignore_index) = (reduction()?, ignore_index()?);
-            Ok((Call::CrossEntropy { input, target, weight, reduction, ignore_index, label_smoothing }, grad_output))
+            Ok((
+                Call::CrossEntropy {
+                    input,
+                    target,
+                    weight,
+                    reduction,
+                    ignore_index,
+                    label_smoothing,
+                },
+                grad_output,
+            ))
         }
     }
 }
@@ -277,19 +382,38 @@ fn parse_expected(v: &Value, path: &str) -> R<Expected> {
         let em = object(e, &ep)?;
         only_keys(em, &["kind", "type", "message"], &ep)?;
         let kind_s = string(required(em, "kind", &ep)?, &format!("{ep}.kind"))?;
-        let kind = ErrorKind::parse(kind_s)
-            .map_or_else(|| ferr(&format!("{ep}.kind"), format!("unknown error kind \"{kind_s}\"")), Ok)?;
+        let kind = ErrorKind::parse(kind_s).map_or_else(
+            || {
+                ferr(
+                    &format!("{ep}.kind"),
+                    format!("unknown error kind \"{kind_s}\""),
+                )
+            },
+            Ok,
+        )?;
         let py_type = match em.get("type") {
             None => None,
             Some(t) => {
                 let s = string(t, &format!("{ep}.type"))?;
                 let known: Vec<&str> = PyType::ALL.iter().map(|t| t.name()).collect();
-                let unknown = || ferr(&format!("{ep}.type"), format!("unknown exception type \"{s}\" ({})", known.join(", ")));
+                let unknown = || {
+                    ferr(
+                        &format!("{ep}.type"),
+                        format!("unknown exception type \"{s}\" ({})", known.join(", ")),
+                    )
+                };
                 Some(PyType::parse(s).map_or_else(unknown, Ok)?)
             }
         };
-        let message = em.get("message").map_or(Ok(""), |t| string(t, &format!("{ep}.message")))?.to_string();
-        return Ok(Expected::Error(ExpectedError { kind, py_type, message }));
+        let message = em
+            .get("message")
+            .map_or(Ok(""), |t| string(t, &format!("{ep}.message")))?
+            .to_string();
+        return Ok(Expected::Error(ExpectedError {
+            kind,
+            py_type,
+            message,
+        }));
     }
     only_keys(m, &["output", "grad_input", "reference"], path)?;
     let torch = parse_values(m, path)?;
@@ -307,7 +431,10 @@ fn parse_expected(v: &Value, path: &str) -> R<Expected> {
 
 fn parse_values(m: &Map<String, Value>, path: &str) -> R<Values> {
     let output = parse_tensor(required(m, "output", path)?, &format!("{path}.output"))?;
-    let grad_input = m.get("grad_input").map(|g| parse_tensor(g, &format!("{path}.grad_input"))).transpose()?;
+    let grad_input = m
+        .get("grad_input")
+        .map(|g| parse_tensor(g, &format!("{path}.grad_input")))
+        .transpose()?;
     Ok(Values { output, grad_input })
 }
 
@@ -321,7 +448,10 @@ fn parse_tolerance(v: &Value, path: &str) -> R<(Tolerance, String)> {
     }
     let reason = string(required(m, "reason", path)?, &format!("{path}.reason"))?;
     if reason.trim().is_empty() {
-        return ferr(&format!("{path}.reason"), "a tolerance override must state its reason");
+        return ferr(
+            &format!("{path}.reason"),
+            "a tolerance override must state its reason",
+        );
     }
     Ok((Tolerance { rtol, atol }, reason.to_string()))
 }
@@ -329,12 +459,19 @@ fn parse_tolerance(v: &Value, path: &str) -> R<(Tolerance, String)> {
 /// A float element: a JSON number or one of the special strings.
 fn float_value(v: &Value, path: &str) -> R<f64> {
     match v {
-        Value::Number(n) => n.as_f64().map_or_else(|| ferr(path, "expected a number"), Ok),
+        Value::Number(n) => n
+            .as_f64()
+            .map_or_else(|| ferr(path, "expected a number"), Ok),
         Value::String(s) => match s.as_str() {
             "NaN" => Ok(f64::NAN),
             "Infinity" => Ok(f64::INFINITY),
             "-Infinity" => Ok(f64::NEG_INFINITY),
-            other => ferr(path, format!("\"{other}\" is not a number nor one of \"NaN\", \"Infinity\", \"-Infinity\"")),
+            other => ferr(
+                path,
+                format!(
+                    "\"{other}\" is not a number nor one of \"NaN\", \"Infinity\", \"-Infinity\""
+                ),
+            ),
         },
         _ => ferr(path, format!("expected a number, found {}", kind_of(v))),
     }
@@ -352,36 +489,68 @@ pub fn parse_tensor(v: &Value, path: &str) -> R<Tensor> {
     )?;
     let shape_v = required(m, "shape", path)?;
     let Some(dims) = shape_v.as_array() else {
-        return ferr(&format!("{path}.shape"), format!("expected an array, found {}", kind_of(shape_v)));
+        return ferr(
+            &format!("{path}.shape"),
+            format!("expected an array, found {}", kind_of(shape_v)),
+        );
     };
     if dims.len() > 64 {
-        return ferr(&format!("{path}.shape"), format!("{} dimensions (at most 64)", dims.len()));
+        return ferr(
+            &format!("{path}.shape"),
+            format!("{} dimensions (at most 64)", dims.len()),
+        );
     }
     let mut shape = Vec::with_capacity(dims.len());
     for (i, d) in dims.iter().enumerate() {
         let dp = format!("{path}.shape[{i}]");
         match d.as_u64() {
             Some(n) if n <= usize::MAX as u64 => shape.push(n as usize),
-            _ => return ferr(&dp, format!("a size must be a non-negative integer, found {d}")),
+            _ => {
+                return ferr(
+                    &dp,
+                    format!("a size must be a non-negative integer, found {d}"),
+                );
+            }
         }
     }
     let Some(numel) = checked_numel(&shape) else {
-        return ferr(&format!("{path}.shape"), format!("{shape:?} has more than {MAX_ELEMENTS} elements"));
+        return ferr(
+            &format!("{path}.shape"),
+            format!("{shape:?} has more than {MAX_ELEMENTS} elements"),
+        );
     };
     let data_v = required(m, "data", path)?;
     let Some(items) = data_v.as_array() else {
-        return ferr(&format!("{path}.data"), format!("expected an array, found {}", kind_of(data_v)));
+        return ferr(
+            &format!("{path}.data"),
+            format!("expected an array, found {}", kind_of(data_v)),
+        );
     };
     if items.len() != numel {
-        return ferr(&format!("{path}.data"), format!("shape {shape:?} needs {numel} elements, found {}", items.len()));
+        return ferr(
+            &format!("{path}.data"),
+            format!(
+                "shape {shape:?} needs {numel} elements, found {}",
+                items.len()
+            ),
+        );
     }
     let dp = |i: usize| format!("{path}.data[{i}]");
-    let floats = || -> R<Vec<f64>> { items.iter().enumerate().map(|(i, x)| float_value(x, &dp(i))).collect() };
+    let floats = || -> R<Vec<f64>> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, x)| float_value(x, &dp(i)))
+            .collect()
+    };
     let exact = |i: usize, x: f64, back: f64| -> R<()> {
         if x.to_bits() == back.to_bits() || (x.is_nan() && back.is_nan()) {
             Ok(())
         } else {
-            ferr(&dp(i), format!("{x} is not exactly a {dtype} value (nearest: {back})"))
+            ferr(
+                &dp(i),
+                format!("{x} is not exactly a {dtype} value (nearest: {back})"),
+            )
         }
     };
     let ints = |lo: i64, hi: i64| -> R<Vec<i64>> {
@@ -390,10 +559,18 @@ pub fn parse_tensor(v: &Value, path: &str) -> R<Tensor> {
             .enumerate()
             .map(|(i, x)| match x {
                 Value::Number(n) => int_in(n, lo, hi).map_or_else(
-                    || ferr(&dp(i), format!("{n} is not an integer in the {dtype} range [{lo}, {hi}]")),
+                    || {
+                        ferr(
+                            &dp(i),
+                            format!("{n} is not an integer in the {dtype} range [{lo}, {hi}]"),
+                        )
+                    },
                     Ok,
                 ),
-                other => ferr(&dp(i), format!("expected an integer, found {}", kind_of(other))),
+                other => ferr(
+                    &dp(i),
+                    format!("expected an integer, found {}", kind_of(other)),
+                ),
             })
             .collect()
     };
@@ -408,7 +585,12 @@ pub fn parse_tensor(v: &Value, path: &str) -> R<Tensor> {
     }
     let data = match dtype {
         DType::I64 => Data::I64(ints(i64::MIN, i64::MAX)?),
-        DType::I32 => Data::I32(ints(i32::MIN as i64, i32::MAX as i64)?.into_iter().map(|x| x as i32).collect()),
+        DType::I32 => Data::I32(
+            ints(i32::MIN as i64, i32::MAX as i64)?
+                .into_iter()
+                .map(|x| x as i32)
+                .collect(),
+        ),
         _ => Data::U8(ints(0, 255)?.into_iter().map(|x| x as u8).collect()),
     };
     Tensor::new(shape, data).map_or_else(|e| ferr(path, e.0), Ok)
@@ -451,7 +633,8 @@ mod tests {
 
     #[test]
     fn tensors_parse_exactly() {
-        let t = tensor(json!({"dtype": "float16", "shape": [3], "data": [0.5, "-Infinity", -0.0]})).unwrap();
+        let t = tensor(json!({"dtype": "float16", "shape": [3], "data": [0.5, "-Infinity", -0.0]}))
+            .unwrap();
         assert_eq!(t.to_f64_vec()[..2], [0.5, f64::NEG_INFINITY]);
         assert!(t.to_f64_vec()[2].is_sign_negative());
         // 0.1 is not a float16 value: a hand edit, refused.
@@ -460,13 +643,22 @@ mod tests {
         // Integers: fractional and out-of-range values are refused.
         assert!(tensor(json!({"dtype": "int64", "shape": [1], "data": [1.5]})).is_err());
         assert!(tensor(json!({"dtype": "uint8", "shape": [1], "data": [256]})).is_err());
-        assert!(tensor(json!({"dtype": "int64", "shape": [1], "data": [9223372036854775807u64]})).is_ok());
-        assert!(tensor(json!({"dtype": "int64", "shape": [1], "data": [9223372036854775808u64]})).is_err());
+        assert!(
+            tensor(json!({"dtype": "int64", "shape": [1], "data": [9223372036854775807u64]}))
+                .is_ok()
+        );
+        assert!(
+            tensor(json!({"dtype": "int64", "shape": [1], "data": [9223372036854775808u64]}))
+                .is_err()
+        );
     }
 
     #[test]
     fn shapes_are_checked_before_allocation() {
-        let e = tensor(json!({"dtype": "float32", "shape": [4294967296u64, 4294967296u64], "data": []})).unwrap_err();
+        let e = tensor(
+            json!({"dtype": "float32", "shape": [4294967296u64, 4294967296u64], "data": []}),
+        )
+        .unwrap_err();
         assert!(e.message.contains("more than"), "{e}");
         let e = tensor(json!({"dtype": "float32", "shape": [-1], "data": []})).unwrap_err();
         assert_eq!(e.path, "t.shape[0]");
@@ -491,16 +683,23 @@ mod tests {
 
     #[test]
     fn an_unknown_exception_type_is_an_error() {
-        let case = |ty: &str| json!({"format": FORMAT_V1, "cases": [{
-            "id": "a", "op": "log_softmax", "attrs": {"dim": 0},
-            "inputs": {"input": {"dtype": "int64", "shape": [1], "data": [1]}},
-            "expected": {"error": {"kind": "input_dtype", "type": ty, "message": "m"}}
-        }]});
+        let case = |ty: &str| {
+            json!({"format": FORMAT_V1, "cases": [{
+                "id": "a", "op": "log_softmax", "attrs": {"dim": 0},
+                "inputs": {"input": {"dtype": "int64", "shape": [1], "data": [1]}},
+                "expected": {"error": {"kind": "input_dtype", "type": ty, "message": "m"}}
+            }]})
+        };
         let ok = parse_document(&case("NotImplementedError")).unwrap();
-        let Expected::Error(e) = &ok.cases[0].expected else { panic!("an error case") };
+        let Expected::Error(e) = &ok.cases[0].expected else {
+            panic!("an error case")
+        };
         assert_eq!(e.py_type, Some(PyType::NotImplementedError));
         let e = parse_document(&case("TypeErorr")).unwrap_err();
         assert_eq!(e.path, "cases[0].expected.error.type");
-        assert!(e.message.contains("unknown exception type \"TypeErorr\""), "{e}");
+        assert!(
+            e.message.contains("unknown exception type \"TypeErorr\""),
+            "{e}"
+        );
     }
 }

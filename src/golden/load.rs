@@ -36,11 +36,21 @@ impl std::error::Error for LoadError {}
 
 impl LoadError {
     fn file(file: &Path, message: impl Into<String>) -> LoadError {
-        LoadError { file: file.to_path_buf(), case_id: None, field: None, message: message.into() }
+        LoadError {
+            file: file.to_path_buf(),
+            case_id: None,
+            field: None,
+            message: message.into(),
+        }
     }
 
     fn format(file: &Path, e: FormatError) -> LoadError {
-        LoadError { file: file.to_path_buf(), case_id: e.case_id, field: Some(e.path), message: e.message }
+        LoadError {
+            file: file.to_path_buf(),
+            case_id: e.case_id,
+            field: Some(e.path),
+            message: e.message,
+        }
     }
 }
 
@@ -56,7 +66,8 @@ pub struct LoadedCase {
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| LoadError::file(p, format!("cannot read: {e}")))?;
+        let meta =
+            std::fs::metadata(p).map_err(|e| LoadError::file(p, format!("cannot read: {e}")))?;
         if meta.is_file() {
             files.push(p.clone());
             continue;
@@ -64,7 +75,10 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
         let before = files.len();
         walk(p, &mut files)?;
         if files.len() == before {
-            return Err(LoadError::file(p, "no *.json golden files in this directory"));
+            return Err(LoadError::file(
+                p,
+                "no *.json golden files in this directory",
+            ));
         }
     }
     files.sort();
@@ -73,11 +87,14 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| LoadError::file(dir, format!("cannot list: {e}")))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| LoadError::file(dir, format!("cannot list: {e}")))?;
     for entry in entries {
         let entry = entry.map_err(|e| LoadError::file(dir, format!("cannot list: {e}")))?;
         let path = entry.path();
-        let ft = entry.file_type().map_err(|e| LoadError::file(&path, e.to_string()))?;
+        let ft = entry
+            .file_type()
+            .map_err(|e| LoadError::file(&path, e.to_string()))?;
         if ft.is_dir() {
             walk(&path, out)?;
         } else if path.extension().is_some_and(|e| e == "json") {
@@ -89,11 +106,19 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
 
 /// Reads and parses one golden file.
 pub fn load_file(path: &Path) -> Result<GoldenFile, LoadError> {
-    let meta = std::fs::metadata(path).map_err(|e| LoadError::file(path, format!("cannot read: {e}")))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| LoadError::file(path, format!("cannot read: {e}")))?;
     if meta.len() > MAX_FILE_BYTES {
-        return Err(LoadError::file(path, format!("{} bytes is more than the {MAX_FILE_BYTES}-byte limit", meta.len())));
+        return Err(LoadError::file(
+            path,
+            format!(
+                "{} bytes is more than the {MAX_FILE_BYTES}-byte limit",
+                meta.len()
+            ),
+        ));
     }
-    let bytes = std::fs::read(path).map_err(|e| LoadError::file(path, format!("cannot read: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| LoadError::file(path, format!("cannot read: {e}")))?;
     parse_bytes(path, &bytes)
 }
 
@@ -104,15 +129,20 @@ pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<GoldenFile, LoadError> {
     if text.trim().is_empty() {
         return Err(LoadError::file(path, "empty file"));
     }
-    let doc: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| LoadError::file(path, format!("not valid JSON: {e}")))?;
+    let doc: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| LoadError::file(path, format!("not valid JSON: {e}")))?;
     parse_document(&doc).map_err(|e| LoadError::format(path, e))
 }
 
 /// Loads every file, checking that case ids are unique across all of them.
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedCase>, LoadError> {
     let mut out = Vec::new();
-    for_each_case(&discover(paths)?, |file, case| out.push(LoadedCase { file: file.to_path_buf(), case }))?;
+    for_each_case(&discover(paths)?, |file, case| {
+        out.push(LoadedCase {
+            file: file.to_path_buf(),
+            case,
+        })
+    })?;
     Ok(out)
 }
 

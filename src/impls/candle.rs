@@ -25,12 +25,17 @@ impl Implementation for CandleReference {
 
     fn run(&self, req: &Request<'_>) -> Outcome {
         if let Err(e) = req.call.check() {
-            return Outcome::Error { kind: Some(e.kind), message: e.message };
+            return Outcome::Error {
+                kind: Some(e.kind),
+                message: e.message,
+            };
         }
         match run(req) {
             Ok((output, grad_input)) => Outcome::Values { output, grad_input },
             Err(NotRun::Inexpressible(reason)) => Outcome::Unsupported(reason),
-            Err(NotRun::Candle(e)) => Outcome::Broken(format!("candle error: {}", first_line(&e.to_string()))),
+            Err(NotRun::Candle(e)) => {
+                Outcome::Broken(format!("candle error: {}", first_line(&e.to_string())))
+            }
         }
     }
 }
@@ -81,17 +86,42 @@ fn run(req: &Request<'_>) -> Run {
     }
     let (target, weight, reduction, ignore_index, label_smoothing) = match req.call {
         Call::LogSoftmax { input, dim } => return log_softmax(input, *dim, req.grad_output),
-        Call::NllLoss { target, weight, reduction, ignore_index, .. } => (target, weight, reduction, *ignore_index, None),
-        Call::CrossEntropy { target, weight, reduction, ignore_index, label_smoothing, .. } => {
-            (target, weight, reduction, *ignore_index, Some(*label_smoothing))
-        }
+        Call::NllLoss {
+            target,
+            weight,
+            reduction,
+            ignore_index,
+            ..
+        } => (target, weight, reduction, *ignore_index, None),
+        Call::CrossEntropy {
+            target,
+            weight,
+            reduction,
+            ignore_index,
+            label_smoothing,
+            ..
+        } => (
+            target,
+            weight,
+            reduction,
+            *ignore_index,
+            Some(*label_smoothing),
+        ),
     };
     // `check()` passed, so the reduction parses; an error here would be a case Candle cannot run
     let reduction = match Reduction::parse(reduction) {
         Ok(r) => r,
         Err(e) => return Err(NotRun::Inexpressible(e.message)),
     };
-    loss(LossArgs { x, target, weight: weight.as_ref(), reduction, ignore_index, label_smoothing, grad_output: req.grad_output })
+    loss(LossArgs {
+        x,
+        target,
+        weight: weight.as_ref(),
+        reduction,
+        ignore_index,
+        label_smoothing,
+        grad_output: req.grad_output,
+    })
 }
 
 fn empty_or_scalar(x: &Tensor) -> String {
@@ -104,7 +134,11 @@ fn empty_or_scalar(x: &Tensor) -> String {
 
 fn log_softmax(x: &Tensor, dim: Option<i64>, grad_output: Option<&Tensor>) -> Run {
     let d = dim.unwrap_or_else(|| crate::ops::implicit_dim(x.ndim()));
-    let d = if d < 0 { (d + x.ndim() as i64) as usize } else { d as usize };
+    let d = if d < 0 {
+        (d + x.ndim() as i64) as usize
+    } else {
+        d as usize
+    };
     let cx = to_candle(x)?;
     let cx = cx.to_dtype(wide(cx.dtype()))?;
     let out = candle_nn::ops::log_softmax(&cx, d)?;
@@ -151,7 +185,15 @@ fn from_rows(rows: &CTensor, shape: &[usize]) -> CResult<CTensor> {
 }
 
 fn loss(a: LossArgs<'_>) -> Run {
-    let LossArgs { x, target, weight, reduction, ignore_index, label_smoothing, grad_output } = a;
+    let LossArgs {
+        x,
+        target,
+        weight,
+        reduction,
+        ignore_index,
+        label_smoothing,
+        grad_output,
+    } = a;
     let prob = label_smoothing.is_some() && target.shape() == x.shape();
     let ls = label_smoothing.unwrap_or(0.0);
     let ls = if ls > 0.0 { ls } else { 0.0 };
@@ -159,10 +201,18 @@ fn loss(a: LossArgs<'_>) -> Run {
     let (p, c) = rows.dims2()?;
     let dt = rows.dtype();
     // cross_entropy works on log-probabilities, nll_loss on the input as given
-    let logp = if label_smoothing.is_some() { candle_nn::ops::log_softmax(&rows, 1)? } else { rows.clone() };
+    let logp = if label_smoothing.is_some() {
+        candle_nn::ops::log_softmax(&rows, 1)?
+    } else {
+        rows.clone()
+    };
     let weight_in = weight;
     let weight = match weight_in {
-        Some(w) => Some(to_candle(w)?.flatten_all()?.to_dtype(wide(cdtype(w.dtype())))?),
+        Some(w) => Some(
+            to_candle(w)?
+                .flatten_all()?
+                .to_dtype(wide(cdtype(w.dtype())))?,
+        ),
         None => None,
     };
 
@@ -208,7 +258,10 @@ fn loss(a: LossArgs<'_>) -> Run {
                 Some(log_softmax_vjp(&logp, &grad_logp, x.shape(), x.dtype())?)
             }
         };
-        return Ok((from_candle(&out, &out_dims(reduction, &out_shape), out_dtype)?, grad));
+        return Ok((
+            from_candle(&out, &out_dims(reduction, &out_shape), out_dtype)?,
+            grad,
+        ));
     }
 
     // class-index targets
@@ -237,7 +290,9 @@ fn loss(a: LossArgs<'_>) -> Run {
             None => logp.clone(),
         };
         let smooth = keep.where_cond(&weighted.sum(1)?.neg()?, &zero)?;
-        out = out.affine(1.0 - ls, 0.0)?.add(&reduce(&smooth)?.affine(ls / c as f64, 0.0)?)?;
+        out = out
+            .affine(1.0 - ls, 0.0)?
+            .add(&reduce(&smooth)?.affine(ls / c as f64, 0.0)?)?;
     }
     let grad = match grad_output {
         None => None,
@@ -246,14 +301,24 @@ fn loss(a: LossArgs<'_>) -> Run {
             let scale = match reduction {
                 Reduction::None => g.reshape(p)?,
                 Reduction::Sum => g.reshape(1)?.broadcast_as(p)?.contiguous()?,
-                Reduction::Mean => g.reshape(1)?.div(&total.reshape(1)?)?.broadcast_as(p)?.contiguous()?,
+                Reduction::Mean => g
+                    .reshape(1)?
+                    .div(&total.reshape(1)?)?
+                    .broadcast_as(p)?
+                    .contiguous()?,
             };
             // d loss / d logp: -(1 - ls) * w[t] * s at (p, t), and -(ls / C) * w[c] * s on every c
             let at_target = keep.where_cond(&w_t.mul(&scale)?.affine(-(1.0 - ls), 0.0)?, &zero)?;
-            let mut grad_logp =
-                CTensor::zeros((p, c), dt, &Device::Cpu)?.scatter_add(&safe_t.unsqueeze(1)?, &at_target.unsqueeze(1)?, 1)?;
+            let mut grad_logp = CTensor::zeros((p, c), dt, &Device::Cpu)?.scatter_add(
+                &safe_t.unsqueeze(1)?,
+                &at_target.unsqueeze(1)?,
+                1,
+            )?;
             if ls > 0.0 {
-                let s = keep.where_cond(&scale, &zero)?.unsqueeze(1)?.affine(-ls / c as f64, 0.0)?;
+                let s = keep
+                    .where_cond(&scale, &zero)?
+                    .unsqueeze(1)?
+                    .affine(-ls / c as f64, 0.0)?;
                 let spread = match &weight {
                     Some(w) => s.broadcast_mul(&w.unsqueeze(0)?)?,
                     None => s.broadcast_as((p, c))?.contiguous()?,
@@ -267,15 +332,31 @@ fn loss(a: LossArgs<'_>) -> Run {
             })
         }
     };
-    Ok((from_candle(&out, &out_dims(reduction, &out_shape), x.dtype())?, grad))
+    Ok((
+        from_candle(&out, &out_dims(reduction, &out_shape), x.dtype())?,
+        grad,
+    ))
 }
 
 fn out_dims(reduction: Reduction, none_shape: &[usize]) -> Vec<usize> {
-    if reduction == Reduction::None { none_shape.to_vec() } else { vec![] }
+    if reduction == Reduction::None {
+        none_shape.to_vec()
+    } else {
+        vec![]
+    }
 }
 
 /// log_softmax's vector-Jacobian product on `(P, C)` rows, returned in the input's layout.
-fn log_softmax_vjp(logp: &CTensor, grad_logp: &CTensor, shape: &[usize], dtype: DType) -> CResult<Tensor> {
-    let gi = grad_logp.broadcast_sub(&logp.exp()?.broadcast_mul(&grad_logp.sum_keepdim(D::Minus1)?)?)?;
+fn log_softmax_vjp(
+    logp: &CTensor,
+    grad_logp: &CTensor,
+    shape: &[usize],
+    dtype: DType,
+) -> CResult<Tensor> {
+    let gi = grad_logp.broadcast_sub(
+        &logp
+            .exp()?
+            .broadcast_mul(&grad_logp.sum_keepdim(D::Minus1)?)?,
+    )?;
     from_candle(&from_rows(&gi, shape)?, shape, dtype)
 }

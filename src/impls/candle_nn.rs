@@ -26,7 +26,10 @@ impl Implementation for CandleNn {
         match run(req) {
             Ok((output, grad_input)) => Outcome::Values { output, grad_input },
             // candle's errors carry no contract kind: they never match an expected rejection.
-            Err(e) => Outcome::Error { kind: None, message: format!("candle: {}", first_line(&e.to_string())) },
+            Err(e) => Outcome::Error {
+                kind: None,
+                message: format!("candle: {}", first_line(&e.to_string())),
+            },
         }
     }
 }
@@ -34,22 +37,37 @@ impl Implementation for CandleNn {
 fn unsupported(req: &Request<'_>) -> Option<String> {
     let (input, target, weight, reduction, ls) = match req.call {
         Call::LogSoftmax { .. } => return None,
-        Call::NllLoss { input, target, weight, reduction, .. } => (input, target, weight, reduction, 0.0),
-        Call::CrossEntropy { input, target, weight, reduction, label_smoothing, .. } => {
-            (input, target, weight, reduction, *label_smoothing)
-        }
+        Call::NllLoss {
+            input,
+            target,
+            weight,
+            reduction,
+            ..
+        } => (input, target, weight, reduction, 0.0),
+        Call::CrossEntropy {
+            input,
+            target,
+            weight,
+            reduction,
+            label_smoothing,
+            ..
+        } => (input, target, weight, reduction, *label_smoothing),
     };
     if weight.is_some() {
         return Some("candle-nn's loss functions take no class weight".into());
     }
     if reduction != "mean" {
-        return Some(format!("candle-nn's loss functions always take the mean (reduction \"{reduction}\" requested)"));
+        return Some(format!(
+            "candle-nn's loss functions always take the mean (reduction \"{reduction}\" requested)"
+        ));
     }
     if ls > 0.0 {
         return Some("candle-nn's cross_entropy has no label smoothing".into());
     }
     if req.call.op() == Op::CrossEntropy && target.shape() == input.shape() {
-        return Some("candle-nn's cross_entropy takes class indices only, not probabilities".into());
+        return Some(
+            "candle-nn's cross_entropy takes class indices only, not probabilities".into(),
+        );
     }
     if input.ndim() != 2 {
         return Some(format!(
@@ -74,7 +92,9 @@ fn run(req: &Request<'_>) -> candle_core::Result<(crate::Tensor, Option<crate::T
             candle_nn::ops::log_softmax(x.as_tensor(), d as usize)?
         }
         Call::NllLoss { target, .. } => candle_nn::loss::nll(x.as_tensor(), &to_candle(target)?)?,
-        Call::CrossEntropy { target, .. } => candle_nn::loss::cross_entropy(x.as_tensor(), &to_candle(target)?)?,
+        Call::CrossEntropy { target, .. } => {
+            candle_nn::loss::cross_entropy(x.as_tensor(), &to_candle(target)?)?
+        }
     };
     let out_shape: Vec<usize> = out.dims().to_vec();
     let output = from_candle(&out, &out_shape, input.dtype())?;

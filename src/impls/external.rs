@@ -20,15 +20,15 @@
 //! The stderr shown with a case is what the process wrote while that request was pending (for
 //! a process's first request, since it started): never an earlier request's or process's.
 
-use super::{Implementation, Outcome, Request};
 use super::protocol::{not_json, parse_response, preview, request_line};
+use super::{Implementation, Outcome, Request};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,7 +53,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { timeout: Duration::from_secs(30), startup: Duration::from_secs(120) }
+        Limits {
+            timeout: Duration::from_secs(30),
+            startup: Duration::from_secs(120),
+        }
     }
 }
 
@@ -133,7 +136,9 @@ impl Process {
     /// for the next request's.
     fn stderr_mark(&self) -> u64 {
         for _ in 0..200 {
-            if unread(self.stderr_pipe.as_raw_fd()) == Some(0) && self.stderr_idle.load(Ordering::SeqCst) {
+            if unread(self.stderr_pipe.as_raw_fd()) == Some(0)
+                && self.stderr_idle.load(Ordering::SeqCst)
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -146,7 +151,9 @@ impl Process {
         let log = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
         let new = usize::try_from(log.total - mark.min(log.total)).unwrap_or(usize::MAX);
         let kept = new.min(log.tail.len());
-        let text = String::from_utf8_lossy(&log.tail[log.tail.len() - kept..]).trim_end().to_string();
+        let text = String::from_utf8_lossy(&log.tail[log.tail.len() - kept..])
+            .trim_end()
+            .to_string();
         match (text.is_empty(), kept < new) {
             (true, _) => None,
             (false, true) => Some(format!("...{text}")),
@@ -190,7 +197,12 @@ fn unread(fd: RawFd) -> Option<usize> {
 
 impl External {
     pub fn new(name: &str, command: &str, limits: Limits) -> External {
-        External { command: command.to_string(), name: name.to_string(), limits, state: Mutex::new(State::default()) }
+        External {
+            command: command.to_string(),
+            name: name.to_string(),
+            limits,
+            state: Mutex::new(State::default()),
+        }
     }
 
     fn start(&self) -> Result<Process, String> {
@@ -203,7 +215,8 @@ impl External {
             .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start `sh -c {}`: {e}", self.command))?;
-        let (Some(stdin), Some(stdout), Some(stderr_end)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let (Some(stdin), Some(stdout), Some(stderr_end)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err("the process's pipes were not created".into());
         };
@@ -214,13 +227,16 @@ impl External {
             let mut reader = BufReader::new(stdout);
             loop {
                 let mut buf = Vec::new();
-                let r = (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf);
+                let r = (&mut reader)
+                    .take(MAX_LINE as u64)
+                    .read_until(b'\n', &mut buf);
                 let msg = match r {
                     Ok(0) => break,
                     Ok(_) if !buf.ends_with(b"\n") && buf.len() >= MAX_LINE => {
                         Err(std::io::Error::other("response line longer than 1 GiB"))
                     }
-                    Ok(_) => String::from_utf8(buf).map_err(|_| std::io::Error::other("response is not UTF-8")),
+                    Ok(_) => String::from_utf8(buf)
+                        .map_err(|_| std::io::Error::other("response is not UTF-8")),
                     Err(e) => Err(e),
                 };
                 let stop = msg.is_err();
@@ -238,11 +254,17 @@ impl External {
             loop {
                 // Wait for bytes without taking them, and only then leave idle: so bytes are
                 // never out of the pipe while the reader still counts as idle.
-                let mut fds = libc::pollfd { fd: pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let mut fds = libc::pollfd {
+                    fd: pipe.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
                 // SAFETY: poll reads and writes the one pollfd the pointer points at, alive and
                 // aligned for the call; the descriptor is the pipe this thread holds open.
                 let ready = unsafe { libc::poll(&mut fds, 1, -1) };
-                if ready < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                if ready < 0
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                {
                     continue;
                 }
                 idle.store(false, Ordering::SeqCst);
@@ -263,7 +285,16 @@ impl External {
             idle.store(true, Ordering::SeqCst);
             let _ = done_tx.send(());
         });
-        Ok(Process { child, stdin, lines, stderr, stderr_pipe, stderr_idle, stderr_done, answered: 0 })
+        Ok(Process {
+            child,
+            stdin,
+            lines,
+            stderr,
+            stderr_pipe,
+            stderr_idle,
+            stderr_done,
+            answered: 0,
+        })
     }
 
     /// Sends one request line and waits for its answer line.
@@ -274,13 +305,21 @@ impl External {
                 Ok(0) => break,
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && sent == 0 => return Err(NoAnswer::NeverRead),
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Err(NoAnswer::Exited(process.exit_status())),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && sent == 0 => {
+                    return Err(NoAnswer::NeverRead);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Err(NoAnswer::Exited(process.exit_status()));
+                }
                 Err(e) => return Err(NoAnswer::Other(format!("cannot send the request: {e}"))),
             }
         }
         let _ = process.stdin.flush();
-        let limit = if process.answered == 0 { self.limits.timeout + self.limits.startup } else { self.limits.timeout };
+        let limit = if process.answered == 0 {
+            self.limits.timeout + self.limits.startup
+        } else {
+            self.limits.timeout
+        };
         let answer = match process.lines.recv_timeout(limit) {
             Ok(Ok(line)) => line,
             Ok(Err(e)) => return Err(NoAnswer::Other(format!("unreadable response: {e}"))),
@@ -293,11 +332,17 @@ impl External {
                 return Err(NoAnswer::Exited(process.exit_status()));
             }
         };
-        let v: Value = serde_json::from_str(answer.trim_end()).map_err(|e| NoAnswer::Other(not_json(&answer, &e)))?;
+        let v: Value = serde_json::from_str(answer.trim_end())
+            .map_err(|e| NoAnswer::Other(not_json(&answer, &e)))?;
         match v.get("id").and_then(Value::as_str) {
             Some(got) if got == id => Ok(v),
-            Some(other) => Err(NoAnswer::Other(format!("response for id \"{other}\", expected \"{id}\""))),
-            None => Err(NoAnswer::Other(format!("response without a string \"id\": {}", preview(&answer)))),
+            Some(other) => Err(NoAnswer::Other(format!(
+                "response for id \"{other}\", expected \"{id}\""
+            ))),
+            None => Err(NoAnswer::Other(format!(
+                "response without a string \"id\": {}",
+                preview(&answer)
+            ))),
         }
     }
 
@@ -325,7 +370,11 @@ impl Implementation for External {
     }
 
     fn fatal(&self) -> Option<String> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).fatal.clone()
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .fatal
+            .clone()
     }
 
     fn run_logged(&self, req: &Request<'_>) -> (Outcome, Option<String>) {
@@ -336,7 +385,11 @@ impl Implementation for External {
         let line = request_line(req);
         loop {
             // A process that exited after its last answer is replaced before it is sent anything.
-            if state.process.as_mut().is_some_and(|p| p.child.try_wait().ok().flatten().is_some()) {
+            if state
+                .process
+                .as_mut()
+                .is_some_and(|p| p.child.try_wait().ok().flatten().is_some())
+            {
                 state.process = None;
             }
             if state.process.is_none() {
@@ -345,7 +398,9 @@ impl Implementation for External {
                     Err(e) => return (Outcome::Broken(e), None),
                 }
             }
-            let Some(process) = state.process.as_mut() else { continue };
+            let Some(process) = state.process.as_mut() else {
+                continue;
+            };
             let fresh = process.answered == 0;
             let mark = if fresh { 0 } else { process.stderr_mark() };
             let no_answer = match self.exchange(process, line.as_bytes(), req.id) {
@@ -378,7 +433,9 @@ impl Implementation for External {
             let detail = match no_answer {
                 NoAnswer::NeverRead => "the process exited without reading the request".to_string(),
                 NoAnswer::Exited(Some(s)) => format!("the process exited ({s}) without answering"),
-                NoAnswer::Exited(None) => "the process closed its stdout without answering".to_string(),
+                NoAnswer::Exited(None) => {
+                    "the process closed its stdout without answering".to_string()
+                }
                 NoAnswer::Timeout(limit) if fresh => format!(
                     "no response within {limit:?} (a fresh process's first answer: --timeout plus --startup-timeout)"
                 ),
@@ -401,4 +458,3 @@ impl Implementation for External {
         }
     }
 }
-

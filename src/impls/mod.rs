@@ -30,7 +30,11 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     pub fn of(case: &'a Case) -> Request<'a> {
-        Request { id: &case.id, call: &case.call, grad_output: case.grad_output.as_ref() }
+        Request {
+            id: &case.id,
+            call: &case.call,
+            grad_output: case.grad_output.as_ref(),
+        }
     }
 }
 
@@ -38,10 +42,16 @@ impl<'a> Request<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The op's result; `grad_input` is required when the request carried a `grad_output`.
-    Values { output: Tensor, grad_input: Option<Tensor> },
+    Values {
+        output: Tensor,
+        grad_input: Option<Tensor>,
+    },
     /// A rejection. `kind: None` is an error outside the contract's list (say, a library's
     /// own error that nllspec cannot classify): it never matches an expected rejection.
-    Error { kind: Option<ErrorKind>, message: String },
+    Error {
+        kind: Option<ErrorKind>,
+        message: String,
+    },
     /// The op's result without a gradient, which the implementation cannot compute (it has no
     /// autograd, say), with the reason. The output is judged as ever; a right one is reported
     /// as `forward_only`, never as a pass, and does not fail the run.
@@ -73,7 +83,10 @@ pub trait Implementation: Send + Sync {
 /// named: `NAME=exec:COMMAND`), with the default start-up allowance.
 pub fn by_name(name: &str, timeout: std::time::Duration) -> Option<Box<dyn Implementation>> {
     let spec = ImplSpec::parse(name).ok()?;
-    Some(spec.build(external::Limits { timeout, ..external::Limits::default() }))
+    Some(spec.build(external::Limits {
+        timeout,
+        ..external::Limits::default()
+    }))
 }
 
 /// An `--impl` argument: a built-in name, `exec:COMMAND`, or `NAME=exec:COMMAND`.
@@ -96,10 +109,16 @@ impl std::fmt::Display for ImplSpecError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ImplSpecError::Unknown(s) => {
-                write!(f, "unknown implementation \"{s}\" (native, candle, candle-nn, exec:COMMAND or NAME=exec:COMMAND)")
+                write!(
+                    f,
+                    "unknown implementation \"{s}\" (native, candle, candle-nn, exec:COMMAND or NAME=exec:COMMAND)"
+                )
             }
             ImplSpecError::BadName { spec, name } => {
-                write!(f, "--impl {spec}: \"{name}\" is not a usable name (letters, digits, '_', '-', '.'; not a built-in's)")
+                write!(
+                    f,
+                    "--impl {spec}: \"{name}\" is not a usable name (letters, digits, '_', '-', '.'; not a built-in's)"
+                )
             }
         }
     }
@@ -121,10 +140,18 @@ impl ImplSpec {
         };
         let name = match name {
             Some(n) if valid_name(n) && !BUILTIN.contains(&n) => n.to_string(),
-            Some(n) => return Err(ImplSpecError::BadName { spec: s.to_string(), name: n.to_string() }),
+            Some(n) => {
+                return Err(ImplSpecError::BadName {
+                    spec: s.to_string(),
+                    name: n.to_string(),
+                });
+            }
             None => short_name(command),
         };
-        Ok(ImplSpec::Exec { name, command: command.to_string() })
+        Ok(ImplSpec::Exec {
+            name,
+            command: command.to_string(),
+        })
     }
 
     /// The name reports, test names and expectations files use.
@@ -141,7 +168,8 @@ impl ImplSpec {
         match self {
             ImplSpec::Builtin(n) => *n == implementation,
             ImplSpec::Exec { name, command } => {
-                name == implementation || implementation.strip_prefix("exec:") == Some(command.as_str())
+                name == implementation
+                    || implementation.strip_prefix("exec:") == Some(command.as_str())
             }
         }
     }
@@ -151,33 +179,53 @@ impl ImplSpec {
             ImplSpec::Builtin("candle") => Box::new(candle::CandleReference),
             ImplSpec::Builtin("candle-nn") => Box::new(candle_nn::CandleNn),
             ImplSpec::Builtin(_) => Box::new(native::Native),
-            ImplSpec::Exec { name, command } => Box::new(external::External::new(name, command, limits)),
+            ImplSpec::Exec { name, command } => {
+                Box::new(external::External::new(name, command, limits))
+            }
         }
     }
 }
 
 fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 /// Programs that run a script named by a later argument: the script names the implementation.
-const INTERPRETERS: [&str; 12] =
-    ["python", "python3", "node", "sh", "bash", "ruby", "perl", "julia", "Rscript", "java", "uv", "env"];
+const INTERPRETERS: [&str; 12] = [
+    "python", "python3", "node", "sh", "bash", "ruby", "perl", "julia", "Rscript", "java", "uv",
+    "env",
+];
 
 /// A short name for an unnamed `exec:` command: the script's file stem when an interpreter
 /// runs one (`python3 /home/me/adapters/ort_impl.py --x` is `ort_impl`), else the program's
 /// (`/opt/bin/my-gate --fast` is `my-gate`). Leading `VAR=value` assignments are skipped.
 pub fn short_name(command: &str) -> String {
-    let words: Vec<&str> = command.split_whitespace().filter(|w| !w.contains('=') || w.starts_with('-')).collect();
+    let words: Vec<&str> = command
+        .split_whitespace()
+        .filter(|w| !w.contains('=') || w.starts_with('-'))
+        .collect();
     let stem = |w: &str| -> String {
-        let base = w.trim_matches(|c| c == '"' || c == '\'').rsplit('/').next().unwrap_or(w);
+        let base = w
+            .trim_matches(|c| c == '"' || c == '\'')
+            .rsplit('/')
+            .next()
+            .unwrap_or(w);
         let stem = base.split_once('.').map_or(base, |(s, _)| s);
-        stem.chars().filter(|c| c.is_ascii_alphanumeric() || "_-.".contains(*c)).collect()
+        stem.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "_-.".contains(*c))
+            .collect()
     };
     let mut name = String::new();
     for w in &words {
         let s = stem(w);
-        let interpreter = INTERPRETERS.iter().any(|i| s == *i || (s.starts_with(i) && s[i.len()..].chars().all(|c| c.is_ascii_digit() || c == '.')));
+        let interpreter = INTERPRETERS.iter().any(|i| {
+            s == *i
+                || (s.starts_with(i)
+                    && s[i.len()..].chars().all(|c| c.is_ascii_digit() || c == '.'))
+        });
         if interpreter || w.starts_with('-') {
             if name.is_empty() {
                 name = s;
@@ -187,7 +235,13 @@ pub fn short_name(command: &str) -> String {
         name = s;
         break;
     }
-    if !valid_name(&name) || BUILTIN.contains(&name.as_str()) { format!("exec-{}", name.chars().take(40).collect::<String>()).trim_end_matches('-').to_string() } else { name }
+    if !valid_name(&name) || BUILTIN.contains(&name.as_str()) {
+        format!("exec-{}", name.chars().take(40).collect::<String>())
+            .trim_end_matches('-')
+            .to_string()
+    } else {
+        name
+    }
 }
 
 pub const BUILTIN: [&str; 3] = ["native", "candle", "candle-nn"];

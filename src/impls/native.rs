@@ -11,8 +11,14 @@ impl Implementation for Native {
 
     fn run(&self, req: &Request<'_>) -> Outcome {
         match req.call.run(req.grad_output) {
-            Ok(o) => Outcome::Values { output: o.output, grad_input: o.grad_input },
-            Err(e) => Outcome::Error { kind: Some(e.kind), message: format!("{}: {}", e.py_type.name(), e.message) },
+            Ok(o) => Outcome::Values {
+                output: o.output,
+                grad_input: o.grad_input,
+            },
+            Err(e) => Outcome::Error {
+                kind: Some(e.kind),
+                message: format!("{}: {}", e.py_type.name(), e.message),
+            },
         }
     }
 }

@@ -24,10 +24,19 @@ pub fn request_line(req: &Request<'_>) -> String {
 pub fn attrs_to_json(call: &Call) -> Value {
     match call {
         Call::LogSoftmax { dim, .. } => serde_json::json!({"dim": dim}),
-        Call::NllLoss { reduction, ignore_index, .. } => {
+        Call::NllLoss {
+            reduction,
+            ignore_index,
+            ..
+        } => {
             serde_json::json!({"reduction": reduction, "ignore_index": ignore_index})
         }
-        Call::CrossEntropy { reduction, ignore_index, label_smoothing, .. } => serde_json::json!({
+        Call::CrossEntropy {
+            reduction,
+            ignore_index,
+            label_smoothing,
+            ..
+        } => serde_json::json!({
             "reduction": reduction, "ignore_index": ignore_index, "label_smoothing": float_to_json(*label_smoothing)
         }),
     }
@@ -37,7 +46,11 @@ pub fn attrs_to_json(call: &Call) -> Value {
 pub fn inputs_to_json(call: &Call, grad_output: Option<&crate::tensor::Tensor>) -> Value {
     let mut m = Map::new();
     m.insert("input".into(), tensor_to_json(call.input()));
-    for (k, t) in [("target", call.target()), ("weight", call.weight()), ("grad_output", grad_output)] {
+    for (k, t) in [
+        ("target", call.target()),
+        ("weight", call.weight()),
+        ("grad_output", grad_output),
+    ] {
         if let Some(t) = t {
             m.insert(k.into(), tensor_to_json(t));
         }
@@ -86,47 +99,93 @@ fn bare_non_finite(line: &str) -> Option<&'static str> {
 
 pub(crate) fn preview(s: &str) -> String {
     let t: String = s.trim_end().chars().take(200).collect();
-    if t.len() < s.trim_end().len() { format!("{t}...") } else { t }
+    if t.len() < s.trim_end().len() {
+        format!("{t}...")
+    } else {
+        t
+    }
 }
 
 /// Reads a response object (already checked to be for this id).
 pub fn parse_response(v: &Value) -> Result<Outcome, String> {
-    let Some(m) = v.as_object() else { return Err("response is not an object".into()) };
+    let Some(m) = v.as_object() else {
+        return Err("response is not an object".into());
+    };
     for k in m.keys() {
-        if !["id", "output", "grad_input", "grad_input_unsupported", "error", "unsupported"].contains(&k.as_str()) {
+        if ![
+            "id",
+            "output",
+            "grad_input",
+            "grad_input_unsupported",
+            "error",
+            "unsupported",
+        ]
+        .contains(&k.as_str())
+        {
             return Err(format!("unknown key \"{k}\" in the response"));
         }
     }
     if let Some(reason) = m.get("unsupported") {
-        return Ok(Outcome::Unsupported(reason.as_str().unwrap_or("(no reason given)").to_string()));
+        return Ok(Outcome::Unsupported(
+            reason.as_str().unwrap_or("(no reason given)").to_string(),
+        ));
     }
     if let Some(e) = m.get("error") {
-        let kind_s = e.get("kind").and_then(Value::as_str).ok_or("error without a string \"kind\"")?;
-        let message = e.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+        let kind_s = e
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or("error without a string \"kind\"")?;
+        let message = e
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         return Ok(match ErrorKind::parse(kind_s) {
-            Some(k) => Outcome::Error { kind: Some(k), message },
-            None => Outcome::Error { kind: None, message: format!("(unknown kind \"{kind_s}\") {message}") },
+            Some(k) => Outcome::Error {
+                kind: Some(k),
+                message,
+            },
+            None => Outcome::Error {
+                kind: None,
+                message: format!("(unknown kind \"{kind_s}\") {message}"),
+            },
         });
     }
     let tensor = |key: &str, v: &Value| {
         parse_tensor(v, key).map_err(|e| {
-            let fix = if e.message.contains("is not exactly a") { ": round answers to the output dtype" } else { "" };
+            let fix = if e.message.contains("is not exactly a") {
+                ": round answers to the output dtype"
+            } else {
+                ""
+            };
             format!("malformed response: {e}{fix}")
         })
     };
-    let output = m.get("output").ok_or("response has none of output, error, unsupported")?;
+    let output = m
+        .get("output")
+        .ok_or("response has none of output, error, unsupported")?;
     let output = tensor("output", output)?;
     match (m.get("grad_input"), m.get("grad_input_unsupported")) {
         (Some(_), Some(_)) => Err("response has both grad_input and grad_input_unsupported".into()),
-        (Some(g), None) => Ok(Outcome::Values { output, grad_input: Some(tensor("grad_input", g)?) }),
+        (Some(g), None) => Ok(Outcome::Values {
+            output,
+            grad_input: Some(tensor("grad_input", g)?),
+        }),
         (None, Some(reason)) => {
-            let reason = reason.as_str().ok_or("grad_input_unsupported must be a string (the reason)")?;
-            Ok(Outcome::ForwardOnly { output, reason: reason.to_string() })
+            let reason = reason
+                .as_str()
+                .ok_or("grad_input_unsupported must be a string (the reason)")?;
+            Ok(Outcome::ForwardOnly {
+                output,
+                reason: reason.to_string(),
+            })
         }
-        (None, None) => Ok(Outcome::Values { output, grad_input: None }),
+        (None, None) => Ok(Outcome::Values {
+            output,
+            grad_input: None,
+        }),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -134,9 +193,18 @@ mod tests {
 
     #[test]
     fn bare_non_finite_words_are_found_outside_strings_only() {
-        assert_eq!(bare_non_finite(r#"{"id":"a","output":{"data":[NaN]}}"#), Some("NaN"));
-        assert_eq!(bare_non_finite(r#"{"data":[1.0, -Infinity]}"#), Some("-Infinity"));
+        assert_eq!(
+            bare_non_finite(r#"{"id":"a","output":{"data":[NaN]}}"#),
+            Some("NaN")
+        );
+        assert_eq!(
+            bare_non_finite(r#"{"data":[1.0, -Infinity]}"#),
+            Some("-Infinity")
+        );
         assert_eq!(bare_non_finite(r#"{"data":[Infinity]}"#), Some("Infinity"));
-        assert_eq!(bare_non_finite(r#"{"id":"NaN \"Infinity\"","data":["NaN"]}"#), None);
+        assert_eq!(
+            bare_non_finite(r#"{"id":"NaN \"Infinity\"","data":["NaN"]}"#),
+            None
+        );
     }
 }

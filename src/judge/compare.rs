@@ -25,8 +25,14 @@ pub fn default_tolerance(dtype: DType) -> Tolerance {
 /// Why `actual` is not close to `expected`, with what a user needs to act on it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mismatch {
-    Dtype { expected: DType, actual: DType },
-    Shape { expected: Vec<usize>, actual: Vec<usize> },
+    Dtype {
+        expected: DType,
+        actual: DType,
+    },
+    Shape {
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+    },
     Values {
         /// How many elements fail, of how many.
         failing: usize,
@@ -50,9 +56,16 @@ pub enum Mismatch {
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Mismatch::Dtype { expected, actual } => write!(f, "dtype {actual}, expected {expected}"),
+            Mismatch::Dtype { expected, actual } => {
+                write!(f, "dtype {actual}, expected {expected}")
+            }
             Mismatch::Shape { expected, actual } => {
-                write!(f, "shape {}, expected {}", fmt_shape(actual), fmt_shape(expected))
+                write!(
+                    f,
+                    "shape {}, expected {}",
+                    fmt_shape(actual),
+                    fmt_shape(expected)
+                )
             }
             Mismatch::Values {
                 failing,
@@ -74,7 +87,11 @@ impl fmt::Display for Mismatch {
                 if let Some(r) = reference {
                     write!(f, " (float64 reference {r:e})")?;
                 }
-                let target = if *against_reference { "the reference" } else { "PyTorch's value" };
+                let target = if *against_reference {
+                    "the reference"
+                } else {
+                    "PyTorch's value"
+                };
                 match ulp {
                     None if actual.is_nan() => write!(f, "; NaN where {target} is a number"),
                     None => write!(f, "; a number where {target} is NaN"),
@@ -109,19 +126,29 @@ fn ordinal(dtype: DType, x: f64) -> i128 {
         _ => (x.to_bits(), 63),
     };
     let magnitude = (bits & !(1u64 << sign_bit)) as i128;
-    if bits >> sign_bit & 1 == 1 { -magnitude } else { magnitude }
+    if bits >> sign_bit & 1 == 1 {
+        -magnitude
+    } else {
+        magnitude
+    }
 }
 
 /// Distance in ulp of `dtype` between two values (0 for two NaNs or equal infinities, the
 /// largest value for NaN against a number).
 pub fn ulp_distance(dtype: DType, a: f64, b: f64) -> u64 {
     if a.is_nan() || b.is_nan() {
-        return if a.is_nan() && b.is_nan() { 0 } else { u64::MAX };
+        return if a.is_nan() && b.is_nan() {
+            0
+        } else {
+            u64::MAX
+        };
     }
     if !dtype.is_float() {
         return (a - b).abs() as u64;
     }
-    (ordinal(dtype, a) - ordinal(dtype, b)).unsigned_abs().min(u64::MAX as u128) as u64
+    (ordinal(dtype, a) - ordinal(dtype, b))
+        .unsigned_abs()
+        .min(u64::MAX as u128) as u64
 }
 
 fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
@@ -150,10 +177,16 @@ pub fn compare(
     tol: Tolerance,
 ) -> Result<(), Mismatch> {
     if actual.dtype() != expected.dtype() {
-        return Err(Mismatch::Dtype { expected: expected.dtype(), actual: actual.dtype() });
+        return Err(Mismatch::Dtype {
+            expected: expected.dtype(),
+            actual: actual.dtype(),
+        });
     }
     if actual.shape() != expected.shape() {
-        return Err(Mismatch::Shape { expected: expected.shape().to_vec(), actual: actual.shape().to_vec() });
+        return Err(Mismatch::Shape {
+            expected: expected.shape().to_vec(),
+            actual: actual.shape().to_vec(),
+        });
     }
     let reference = reference.filter(|r| r.shape() == expected.shape());
     let dtype = expected.dtype();
@@ -163,15 +196,25 @@ pub fn compare(
     let mut worst: Option<(f64, usize, bool)> = None;
     for i in 0..a.len() {
         let ok_torch = close(a[i], e[i], tol);
-        let ok_ref = r.as_ref().is_some_and(|r| close(a[i], r[i], tol) || at_least_as_close(a[i], e[i], r[i]));
+        let ok_ref = r
+            .as_ref()
+            .is_some_and(|r| close(a[i], r[i], tol) || at_least_as_close(a[i], e[i], r[i]));
         if !(ok_torch || ok_ref) {
             failing += 1;
             // Measured against whichever of PyTorch's value and the reference is nearer.
             let against_reference = r.as_ref().is_some_and(|r| nearer(a[i], r[i], e[i]));
-            let target = if against_reference { r.as_ref().map_or(e[i], |r| r[i]) } else { e[i] };
+            let target = if against_reference {
+                r.as_ref().map_or(e[i], |r| r[i])
+            } else {
+                e[i]
+            };
             let allowed = tol.atol + tol.rtol * target.abs();
             let diff = (a[i] - target).abs();
-            let excess = if diff.is_nan() { f64::INFINITY } else { diff / allowed.max(f64::MIN_POSITIVE) };
+            let excess = if diff.is_nan() {
+                f64::INFINITY
+            } else {
+                diff / allowed.max(f64::MIN_POSITIVE)
+            };
             if worst.is_none_or(|(w, _, _)| excess > w) {
                 worst = Some((excess, i, against_reference));
             }
@@ -180,7 +223,11 @@ pub fn compare(
     match worst {
         None => Ok(()),
         Some((_, i, against_reference)) => {
-            let target = if against_reference { r.as_ref().map_or(e[i], |r| r[i]) } else { e[i] };
+            let target = if against_reference {
+                r.as_ref().map_or(e[i], |r| r[i])
+            } else {
+                e[i]
+            };
             let abs_err = (a[i] - target).abs();
             let ulp = ulp_distance(dtype, a[i], target);
             Err(Mismatch::Values {
@@ -203,7 +250,10 @@ pub fn compare(
 /// Whether `actual` is at least as close to the float64 `reference` as PyTorch's `expected`
 /// is (all three finite: a NaN or an infinity is judged by [`close`] alone).
 fn at_least_as_close(actual: f64, expected: f64, reference: f64) -> bool {
-    actual.is_finite() && expected.is_finite() && reference.is_finite() && (actual - reference).abs() <= (expected - reference).abs()
+    actual.is_finite()
+        && expected.is_finite()
+        && reference.is_finite()
+        && (actual - reference).abs() <= (expected - reference).abs()
 }
 
 /// Whether `x` is nearer to `reference` than to `expected` (NaN is nearest to NaN).
@@ -226,11 +276,30 @@ mod tests {
     fn assert_close_rules() {
         let tol = default_tolerance(DType::F32);
         let e = t(DType::F32, &[1.0, f64::NAN, f64::INFINITY]);
-        assert!(compare(&t(DType::F32, &[1.000001, f64::NAN, f64::INFINITY]), &e, None, tol).is_ok());
+        assert!(
+            compare(
+                &t(DType::F32, &[1.000001, f64::NAN, f64::INFINITY]),
+                &e,
+                None,
+                tol
+            )
+            .is_ok()
+        );
         assert!(compare(&t(DType::F32, &[1.0, 0.0, f64::INFINITY]), &e, None, tol).is_err());
-        assert!(compare(&t(DType::F32, &[1.0, f64::NAN, f64::NEG_INFINITY]), &e, None, tol).is_err());
+        assert!(
+            compare(
+                &t(DType::F32, &[1.0, f64::NAN, f64::NEG_INFINITY]),
+                &e,
+                None,
+                tol
+            )
+            .is_err()
+        );
         // dtype and shape must match exactly
-        assert!(matches!(compare(&t(DType::F64, &[1.0, 0.0, 0.0]), &e, None, tol), Err(Mismatch::Dtype { .. })));
+        assert!(matches!(
+            compare(&t(DType::F64, &[1.0, 0.0, 0.0]), &e, None, tol),
+            Err(Mismatch::Dtype { .. })
+        ));
     }
 
     #[test]
@@ -260,8 +329,17 @@ mod tests {
         // 0.117 above) still fails, measured against the nearer of the two (the reference)
         let worse = t(DType::BF16, &[1.0 - 32.0 / 256.0]);
         match compare(&worse, &torch, Some(&reference), tol) {
-            Err(m @ Mismatch::Values { against_reference: true, ulp: Some(32), .. }) => {
-                assert!(m.to_string().contains("against the reference (the nearer)"), "{m}")
+            Err(
+                m @ Mismatch::Values {
+                    against_reference: true,
+                    ulp: Some(32),
+                    ..
+                },
+            ) => {
+                assert!(
+                    m.to_string().contains("against the reference (the nearer)"),
+                    "{m}"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -270,10 +348,30 @@ mod tests {
     #[test]
     fn nan_against_a_number_says_so() {
         let tol = default_tolerance(DType::F32);
-        let m = compare(&t(DType::F32, &[f64::NAN]), &t(DType::F32, &[1.0]), None, tol).unwrap_err();
-        assert!(m.to_string().ends_with("NaN where PyTorch's value is a number"), "{m}");
-        let m = compare(&t(DType::F32, &[1.0]), &t(DType::F32, &[f64::NAN]), None, tol).unwrap_err();
-        assert!(m.to_string().ends_with("a number where PyTorch's value is NaN"), "{m}");
+        let m = compare(
+            &t(DType::F32, &[f64::NAN]),
+            &t(DType::F32, &[1.0]),
+            None,
+            tol,
+        )
+        .unwrap_err();
+        assert!(
+            m.to_string()
+                .ends_with("NaN where PyTorch's value is a number"),
+            "{m}"
+        );
+        let m = compare(
+            &t(DType::F32, &[1.0]),
+            &t(DType::F32, &[f64::NAN]),
+            None,
+            tol,
+        )
+        .unwrap_err();
+        assert!(
+            m.to_string()
+                .ends_with("a number where PyTorch's value is NaN"),
+            "{m}"
+        );
         assert!(!m.to_string().contains("18446744073709551615"), "{m}");
     }
 
@@ -297,6 +395,9 @@ mod tests {
         assert_eq!(ulp_distance(DType::F32, -0.0, 0.0), 0);
         assert_eq!(ulp_distance(DType::F16, 1.0, 1.0 + 2.0 * 2f64.powi(-10)), 2);
         // across zero: the smallest positive and negative subnormals are 2 apart
-        assert_eq!(ulp_distance(DType::F64, f64::from_bits(1), -f64::from_bits(1)), 2);
+        assert_eq!(
+            ulp_distance(DType::F64, f64::from_bits(1), -f64::from_bits(1)),
+            2
+        );
     }
 }

@@ -38,7 +38,10 @@ impl Status {
 
     /// Whether the run is still green with this status.
     pub fn ok(self) -> bool {
-        matches!(self, Status::Pass | Status::Skip | Status::Xfail | Status::ForwardOnly)
+        matches!(
+            self,
+            Status::Pass | Status::Skip | Status::Xfail | Status::ForwardOnly
+        )
     }
 }
 
@@ -114,9 +117,16 @@ pub enum Problem {
     Read(std::io::Error),
     Json(serde_json::Error),
     /// An entry of `list` (`expected_failures` or `tolerances`) without a reason.
-    NoReason { list: &'static str, index: usize, pattern: String },
+    NoReason {
+        list: &'static str,
+        index: usize,
+        pattern: String,
+    },
     /// A tolerance entry whose rtol or atol is negative or not finite.
-    BadTolerance { index: usize, pattern: String },
+    BadTolerance {
+        index: usize,
+        pattern: String,
+    },
 }
 
 impl std::fmt::Display for ExpectationsError {
@@ -125,9 +135,19 @@ impl std::fmt::Display for ExpectationsError {
         match &self.problem {
             Problem::Read(e) => write!(f, "{file}: cannot read: {e}"),
             Problem::Json(e) => write!(f, "{file}: {e}"),
-            Problem::NoReason { list, index, pattern } => write!(f, "{file}: {list}[{index}] ({pattern}): a reason is required"),
+            Problem::NoReason {
+                list,
+                index,
+                pattern,
+            } => write!(
+                f,
+                "{file}: {list}[{index}] ({pattern}): a reason is required"
+            ),
             Problem::BadTolerance { index, pattern } => {
-                write!(f, "{file}: tolerances[{index}] ({pattern}): rtol and atol must be finite and non-negative")
+                write!(
+                    f,
+                    "{file}: tolerances[{index}] ({pattern}): rtol and atol must be finite and non-negative"
+                )
             }
         }
     }
@@ -137,25 +157,45 @@ impl std::error::Error for ExpectationsError {}
 
 impl Expectations {
     pub fn none(implementation: &str) -> Expectations {
-        Expectations { implementation: implementation.to_string(), note: None, expected_failures: vec![], tolerances: vec![], source: None }
+        Expectations {
+            implementation: implementation.to_string(),
+            note: None,
+            expected_failures: vec![],
+            tolerances: vec![],
+            source: None,
+        }
     }
 
     pub fn load(path: &Path) -> Result<Expectations, ExpectationsError> {
-        let err = |problem| ExpectationsError { file: path.to_path_buf(), problem };
+        let err = |problem| ExpectationsError {
+            file: path.to_path_buf(),
+            problem,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(Problem::Read(e)))?;
         let mut e: Expectations = serde_json::from_str(&text).map_err(|e| err(Problem::Json(e)))?;
         e.source = Some(path.to_path_buf());
         for (i, entry) in e.expected_failures.iter().enumerate() {
             if entry.reason.trim().is_empty() {
-                return Err(err(Problem::NoReason { list: "expected_failures", index: i, pattern: entry.pattern.clone() }));
+                return Err(err(Problem::NoReason {
+                    list: "expected_failures",
+                    index: i,
+                    pattern: entry.pattern.clone(),
+                }));
             }
         }
         for (i, t) in e.tolerances.iter().enumerate() {
             if t.reason.trim().is_empty() {
-                return Err(err(Problem::NoReason { list: "tolerances", index: i, pattern: t.pattern.clone() }));
+                return Err(err(Problem::NoReason {
+                    list: "tolerances",
+                    index: i,
+                    pattern: t.pattern.clone(),
+                }));
             }
             if !(t.rtol.is_finite() && t.atol.is_finite() && t.rtol >= 0.0 && t.atol >= 0.0) {
-                return Err(err(Problem::BadTolerance { index: i, pattern: t.pattern.clone() }));
+                return Err(err(Problem::BadTolerance {
+                    index: i,
+                    pattern: t.pattern.clone(),
+                }));
             }
         }
         Ok(e)
@@ -163,28 +203,42 @@ impl Expectations {
 
     /// The entry covering `id`, if any.
     pub fn find(&self, id: &str) -> Option<&Entry> {
-        self.expected_failures.iter().find(|e| wildcard(&e.pattern, id))
+        self.expected_failures
+            .iter()
+            .find(|e| wildcard(&e.pattern, id))
     }
 
     /// Entries that match none of `ids`.
     pub fn unmatched<'a>(&'a self, ids: &[&str]) -> Vec<&'a Entry> {
-        self.expected_failures.iter().filter(|e| !ids.iter().any(|id| wildcard(&e.pattern, id))).collect()
+        self.expected_failures
+            .iter()
+            .filter(|e| !ids.iter().any(|id| wildcard(&e.pattern, id)))
+            .collect()
     }
 
     /// Tolerance entries that match none of `ids` (a typo must not silently loosen nothing).
     pub fn unmatched_tolerances<'a>(&'a self, ids: &[&str]) -> Vec<&'a ToleranceEntry> {
-        self.tolerances.iter().filter(|e| !ids.iter().any(|id| wildcard(&e.pattern, id))).collect()
+        self.tolerances
+            .iter()
+            .filter(|e| !ids.iter().any(|id| wildcard(&e.pattern, id)))
+            .collect()
     }
 
     /// The looser tolerances for `id` (the widest of every matching entry, per field), and the
     /// entries they come from; `None` when no entry matches.
     pub fn loosen(&self, id: &str) -> Option<(Loosen, Vec<&ToleranceEntry>)> {
-        let entries: Vec<&ToleranceEntry> = self.tolerances.iter().filter(|t| wildcard(&t.pattern, id)).collect();
+        let entries: Vec<&ToleranceEntry> = self
+            .tolerances
+            .iter()
+            .filter(|t| wildcard(&t.pattern, id))
+            .collect();
         if entries.is_empty() {
             return None;
         }
         let widen = |a: Option<Tolerance>, t: &ToleranceEntry| {
-            let (rtol, atol) = a.map_or((t.rtol, t.atol), |a| (a.rtol.max(t.rtol), a.atol.max(t.atol)));
+            let (rtol, atol) = a.map_or((t.rtol, t.atol), |a| {
+                (a.rtol.max(t.rtol), a.atol.max(t.atol))
+            });
             Some(Tolerance { rtol, atol })
         };
         let mut l = Loosen::default();
@@ -207,10 +261,16 @@ impl Expectations {
             (Verdict::ForwardOnly(r), None) => (Status::ForwardOnly, format!("forward only: {r}")),
             (Verdict::Fail(f), None) => (Status::Fail, f.detail()),
             (Verdict::Skip(r), _) => (Status::Skip, r.clone()),
-            (Verdict::Fail(f), Some(e)) => (Status::Xfail, format!("expected failure ({}): {}", e.reason, f.detail())),
+            (Verdict::Fail(f), Some(e)) => (
+                Status::Xfail,
+                format!("expected failure ({}): {}", e.reason, f.detail()),
+            ),
             (Verdict::Pass | Verdict::ForwardOnly(_), Some(e)) => (
                 Status::Xpass,
-                format!("passed, but the expectations file says it fails (\"{}\": {}); remove the entry", e.pattern, e.reason),
+                format!(
+                    "passed, but the expectations file says it fails (\"{}\": {}); remove the entry",
+                    e.pattern, e.reason
+                ),
             ),
         }
     }
@@ -223,7 +283,10 @@ pub fn wildcard(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+    if !text.starts_with(first)
+        || !text[first.len()..].ends_with(last)
+        || text.len() < first.len() + last.len()
+    {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -256,16 +319,27 @@ mod tests {
         let e = Expectations {
             implementation: "x".into(),
             note: None,
-            expected_failures: vec![Entry { pattern: "a/*".into(), reason: "r".into() }],
+            expected_failures: vec![Entry {
+                pattern: "a/*".into(),
+                reason: "r".into(),
+            }],
             tolerances: vec![],
             source: None,
         };
         let bad = Verdict::Fail(super::super::Failure::Broken("bad".into()));
         assert_eq!(e.apply("a/1", &bad).0, Status::Xfail);
         assert_eq!(e.apply("a/1", &Verdict::Pass).0, Status::Xpass);
-        assert_eq!(e.apply("a/1", &Verdict::ForwardOnly("no autograd".into())).0, Status::Xpass);
+        assert_eq!(
+            e.apply("a/1", &Verdict::ForwardOnly("no autograd".into()))
+                .0,
+            Status::Xpass
+        );
         assert_eq!(e.apply("b/1", &bad).0, Status::Fail);
-        assert_eq!(e.apply("b/1", &Verdict::ForwardOnly("no autograd".into())).0, Status::ForwardOnly);
+        assert_eq!(
+            e.apply("b/1", &Verdict::ForwardOnly("no autograd".into()))
+                .0,
+            Status::ForwardOnly
+        );
         assert_eq!(e.unmatched(&["b/1"]).len(), 1);
         assert!(!Status::Xpass.ok());
         assert!(Status::ForwardOnly.ok());
@@ -281,8 +355,20 @@ mod tests {
         .unwrap();
         let (l, entries) = e.loosen("a/b/c").unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(l.output, Some(Tolerance { rtol: 0.01, atol: 0.5 }));
-        assert_eq!(l.grad_input, Some(Tolerance { rtol: 0.1, atol: 0.5 }));
+        assert_eq!(
+            l.output,
+            Some(Tolerance {
+                rtol: 0.01,
+                atol: 0.5
+            })
+        );
+        assert_eq!(
+            l.grad_input,
+            Some(Tolerance {
+                rtol: 0.1,
+                atol: 0.5
+            })
+        );
         let (l, _) = e.loosen("a/x").unwrap();
         assert_eq!(l.output, None);
         assert!(e.loosen("z").is_none());

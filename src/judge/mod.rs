@@ -26,15 +26,31 @@ pub enum Failure {
     /// The implementation crashed, hung or answered garbage, in its own words.
     Broken(String),
     /// PyTorch raised; the implementation raised another kind (`None`: no contract kind).
-    ErrorKind { expected: ExpectedError, got: Option<ErrorKind>, message: String },
+    ErrorKind {
+        expected: ExpectedError,
+        got: Option<ErrorKind>,
+        message: String,
+    },
     /// The right kind with other words, where messages are judged verbatim.
-    Message { expected: ExpectedError, got: String },
+    Message {
+        expected: ExpectedError,
+        got: String,
+    },
     /// PyTorch raised; the implementation answered with an output of this shape.
-    ValuesNotError { expected: ExpectedError, shape: Vec<usize> },
+    ValuesNotError {
+        expected: ExpectedError,
+        shape: Vec<usize>,
+    },
     /// PyTorch answered; the implementation raised.
-    ErrorNotValues { kind: Option<ErrorKind>, message: String },
+    ErrorNotValues {
+        kind: Option<ErrorKind>,
+        message: String,
+    },
     /// A field (`output` or `grad_input`) is not close to PyTorch's.
-    Values { field: &'static str, mismatch: Mismatch },
+    Values {
+        field: &'static str,
+        mismatch: Mismatch,
+    },
     /// A backward case answered without `grad_input`.
     NoGradInput,
 }
@@ -45,10 +61,20 @@ impl Failure {
     pub fn cause(&self) -> String {
         match self {
             Failure::Broken(detail) => generalize(detail.lines().next().unwrap_or("")),
-            Failure::ErrorKind { expected, got, .. } => format!("expected error kind {}, got {}", expected.kind, got_kind(*got)),
-            Failure::Message { expected, .. } => format!("error kind {}: message differs", expected.kind),
-            Failure::ValuesNotError { expected, .. } => format!("expected error kind {}, got values", expected.kind),
-            Failure::ErrorNotValues { kind, .. } => format!("expected values, got error{}", kind_suffix(*kind)),
+            Failure::ErrorKind { expected, got, .. } => format!(
+                "expected error kind {}, got {}",
+                expected.kind,
+                got_kind(*got)
+            ),
+            Failure::Message { expected, .. } => {
+                format!("error kind {}: message differs", expected.kind)
+            }
+            Failure::ValuesNotError { expected, .. } => {
+                format!("expected error kind {}, got values", expected.kind)
+            }
+            Failure::ErrorNotValues { kind, .. } => {
+                format!("expected values, got error{}", kind_suffix(*kind))
+            }
             Failure::Values { field, mismatch } => {
                 let what = match mismatch {
                     Mismatch::Dtype { .. } => "wrong dtype",
@@ -94,7 +120,9 @@ impl Failure {
 }
 
 fn got_kind(kind: Option<ErrorKind>) -> String {
-    kind.map_or("an error of no contract kind".to_string(), |k| format!("error kind {k}"))
+    kind.map_or("an error of no contract kind".to_string(), |k| {
+        format!("error kind {k}")
+    })
 }
 
 fn kind_suffix(kind: Option<ErrorKind>) -> String {
@@ -122,7 +150,10 @@ fn generalize(line: &str) -> String {
                 out.push('…');
             }
             c if c.is_ascii_digit() => {
-                while chars.peek().is_some_and(|d| d.is_ascii_alphanumeric() || *d == '.') {
+                while chars
+                    .peek()
+                    .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '.')
+                {
                     chars.next();
                 }
                 out.push('N');
@@ -159,41 +190,73 @@ pub fn case_tolerance(case: &Case) -> Tolerance {
         return *t;
     }
     let c = &case.call;
-    let mut dtypes: Vec<DType> = [Some(c.input()), c.target(), c.weight(), case.grad_output.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(Tensor::dtype)
-        .collect();
+    let mut dtypes: Vec<DType> = [
+        Some(c.input()),
+        c.target(),
+        c.weight(),
+        case.grad_output.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(Tensor::dtype)
+    .collect();
     if let Expected::Values { torch, .. } = &case.expected {
         dtypes.push(torch.output.dtype());
     }
-    let least = dtypes.into_iter().filter(|d| d.is_float()).min_by_key(|d| d.mantissa_bits());
+    let least = dtypes
+        .into_iter()
+        .filter(|d| d.is_float())
+        .min_by_key(|d| d.mantissa_bits());
     least.map_or_else(|| default_tolerance(c.input().dtype()), default_tolerance)
 }
 
 fn wider(a: Tolerance, b: Option<Tolerance>) -> Tolerance {
-    b.map_or(a, |b| Tolerance { rtol: a.rtol.max(b.rtol), atol: a.atol.max(b.atol) })
+    b.map_or(a, |b| Tolerance {
+        rtol: a.rtol.max(b.rtol),
+        atol: a.atol.max(b.atol),
+    })
 }
 
 /// [`judge`], with each field's tolerance widened to `loosen`'s where it has one.
-pub fn judge_with(case: &Case, outcome: &Outcome, exact_messages: bool, loosen: &Loosen) -> Verdict {
+pub fn judge_with(
+    case: &Case,
+    outcome: &Outcome,
+    exact_messages: bool,
+    loosen: &Loosen,
+) -> Verdict {
     let (torch, reference, output, grad_input, forward_only) = match (&case.expected, outcome) {
         (_, Outcome::Unsupported(reason)) => return Verdict::Skip(reason.clone()),
         (_, Outcome::Broken(detail)) => return Verdict::Fail(Failure::Broken(detail.clone())),
         (Expected::Error(e), Outcome::Error { kind, message }) => {
             if *kind != Some(e.kind) {
-                return Verdict::Fail(Failure::ErrorKind { expected: e.clone(), got: *kind, message: message.clone() });
+                return Verdict::Fail(Failure::ErrorKind {
+                    expected: e.clone(),
+                    got: *kind,
+                    message: message.clone(),
+                });
             }
             if exact_messages && *message != format!("{}: {}", e.type_name(), e.message) {
-                return Verdict::Fail(Failure::Message { expected: e.clone(), got: message.clone() });
+                return Verdict::Fail(Failure::Message {
+                    expected: e.clone(),
+                    got: message.clone(),
+                });
             }
             return Verdict::Pass;
         }
-        (Expected::Error(e), Outcome::Values { output, .. } | Outcome::ForwardOnly { output, .. }) => {
-            return Verdict::Fail(Failure::ValuesNotError { expected: e.clone(), shape: output.shape().to_vec() });
+        (
+            Expected::Error(e),
+            Outcome::Values { output, .. } | Outcome::ForwardOnly { output, .. },
+        ) => {
+            return Verdict::Fail(Failure::ValuesNotError {
+                expected: e.clone(),
+                shape: output.shape().to_vec(),
+            });
         }
         (Expected::Values { .. }, Outcome::Error { kind, message }) => {
-            return Verdict::Fail(Failure::ErrorNotValues { kind: *kind, message: message.clone() });
+            return Verdict::Fail(Failure::ErrorNotValues {
+                kind: *kind,
+                message: message.clone(),
+            });
         }
         (Expected::Values { torch, reference }, Outcome::Values { output, grad_input }) => {
             (torch, reference, output, grad_input.as_ref(), None)
@@ -205,7 +268,10 @@ pub fn judge_with(case: &Case, outcome: &Outcome, exact_messages: bool, loosen: 
     let base = case_tolerance(case);
     let r_out = reference.as_ref().map(|r| &r.output);
     if let Err(m) = compare(output, &torch.output, r_out, wider(base, loosen.output)) {
-        return Verdict::Fail(Failure::Values { field: "output", mismatch: m });
+        return Verdict::Fail(Failure::Values {
+            field: "output",
+            mismatch: m,
+        });
     }
     if let Some(expected_grad) = &torch.grad_input {
         let Some(actual_grad) = grad_input else {
@@ -215,8 +281,16 @@ pub fn judge_with(case: &Case, outcome: &Outcome, exact_messages: bool, loosen: 
             };
         };
         let r_grad = reference.as_ref().and_then(|r| r.grad_input.as_ref());
-        if let Err(m) = compare(actual_grad, expected_grad, r_grad, wider(base, loosen.grad_input)) {
-            return Verdict::Fail(Failure::Values { field: "grad_input", mismatch: m });
+        if let Err(m) = compare(
+            actual_grad,
+            expected_grad,
+            r_grad,
+            wider(base, loosen.grad_input),
+        ) {
+            return Verdict::Fail(Failure::Values {
+                field: "grad_input",
+                mismatch: m,
+            });
         }
     }
     Verdict::Pass
@@ -230,32 +304,70 @@ mod tests {
     /// A shipped case and its expected values.
     fn shipped(file: &str, id: &str) -> Case {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
-        load_all(&[path]).unwrap().into_iter().find(|c| c.case.id == id).unwrap().case
+        load_all(&[path])
+            .unwrap()
+            .into_iter()
+            .find(|c| c.case.id == id)
+            .unwrap()
+            .case
     }
 
     #[test]
     fn an_input_less_precise_than_the_output_sets_the_default_tolerance() {
         // float16 logits, bfloat16 probabilities, a float32 loss: bfloat16's tolerance.
-        let case = shipped("golden/cross_entropy/probs.json", "cross_entropy/probs/promotion_f16_bf16@float16");
-        assert_eq!(case_tolerance(&case), compare::default_tolerance(DType::BF16));
-        let Expected::Values { torch, reference } = &case.expected else { panic!("a values case") };
+        let case = shipped(
+            "golden/cross_entropy/probs.json",
+            "cross_entropy/probs/promotion_f16_bf16@float16",
+        );
+        assert_eq!(
+            case_tolerance(&case),
+            compare::default_tolerance(DType::BF16)
+        );
+        let Expected::Values { torch, reference } = &case.expected else {
+            panic!("a values case")
+        };
         // PyTorch's loss moved 0.5% away from the float64 reference: outside float32's
         // rtol 1.3e-6, inside bfloat16's 1.6e-2, and not nearer the reference than PyTorch.
-        let (e, r) = (torch.output.to_f64_vec()[0], reference.as_ref().unwrap().output.to_f64_vec()[0]);
+        let (e, r) = (
+            torch.output.to_f64_vec()[0],
+            reference.as_ref().unwrap().output.to_f64_vec()[0],
+        );
         let moved = if e >= r { e * 1.005 } else { e * 0.995 };
         let output = Tensor::from_f64(DType::F32, vec![], &[moved]).unwrap();
-        let outcome = Outcome::Values { output, grad_input: torch.grad_input.clone() };
-        assert!(matches!(judge(&case, &outcome, false), Verdict::Pass), "{:?}", judge(&case, &outcome, false));
+        let outcome = Outcome::Values {
+            output,
+            grad_input: torch.grad_input.clone(),
+        };
+        assert!(
+            matches!(judge(&case, &outcome, false), Verdict::Pass),
+            "{:?}",
+            judge(&case, &outcome, false)
+        );
         let strict = Loosen::default();
         let mut float32_only = case.clone();
-        float32_only.tolerance = Some((compare::default_tolerance(DType::F32), "the output dtype's".into()));
-        assert!(matches!(judge_with(&float32_only, &outcome, false, &strict), Verdict::Fail(_)));
+        float32_only.tolerance = Some((
+            compare::default_tolerance(DType::F32),
+            "the output dtype's".into(),
+        ));
+        assert!(matches!(
+            judge_with(&float32_only, &outcome, false, &strict),
+            Verdict::Fail(_)
+        ));
     }
 
     #[test]
     fn causes_leave_out_numbers_and_quotes() {
-        assert_eq!(generalize("no response within 1.5s"), generalize("no response within 30s"));
-        assert_eq!(generalize("the process exited (exit status: 1) without answering"), "the process exited (exit status: N) without answering");
-        assert_eq!(generalize(r#"response for id "a/b", expected "c""#), "response for id …, expected …");
+        assert_eq!(
+            generalize("no response within 1.5s"),
+            generalize("no response within 30s")
+        );
+        assert_eq!(
+            generalize("the process exited (exit status: 1) without answering"),
+            "the process exited (exit status: N) without answering"
+        );
+        assert_eq!(
+            generalize(r#"response for id "a/b", expected "c""#),
+            "response for id …, expected …"
+        );
     }
 }

@@ -43,7 +43,9 @@ fn max64(x: &[f64]) -> f64 {
             acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
         }
     }
-    acc.iter().chain(tail).fold(f64::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+    acc.iter()
+        .chain(tail)
+        .fold(f64::NEG_INFINITY, |m, &v| if v > m { v } else { m })
 }
 
 /// One element's contribution to a row's sum: `(exp(v - m), 0)` below the max, `(0, 1)` at it.
@@ -55,7 +57,10 @@ fn term<F: MulAdd>(v: f64, m: f64) -> (f64, f64) {
     let err = (v - (t - bv)) + (-m - bv);
     let e = exp64::<F>(if t < EXP_MIN { EXP_MIN } else { t }, err);
     let tie = v == m;
-    (if t < EXP_MIN || tie { 0.0 } else { e }, if tie { 1.0 } else { 0.0 })
+    (
+        if t < EXP_MIN || tie { 0.0 } else { e },
+        if tie { 1.0 } else { 0.0 },
+    )
 }
 
 /// A row's max and `s = sum over j != argmax of exp(x_j - max)`; no `s` when the row is NaN
@@ -121,7 +126,12 @@ fn rows_body<F: MulAdd>(x: &[f64], out: &mut [MaybeUninit<f64>], len: usize) {
 /// log_softmax of one `len x inner` block over its `len` axis, a tile of lanes at a time.
 #[inline(always)]
 fn block_body<F: MulAdd>(x: &[f64], out: &mut [MaybeUninit<f64>], len: usize, inner: usize) {
-    let (mut m, mut s, mut c, mut ties) = ([0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE]);
+    let (mut m, mut s, mut c, mut ties) = (
+        [0.0f64; TILE],
+        [0.0f64; TILE],
+        [0.0f64; TILE],
+        [0.0f64; TILE],
+    );
     for i0 in (0..inner).step_by(TILE) {
         let w = TILE.min(inner - i0);
         let lanes = |k: usize| k * inner + i0..k * inner + i0 + w;
@@ -136,7 +146,13 @@ fn block_body<F: MulAdd>(x: &[f64], out: &mut [MaybeUninit<f64>], len: usize, in
         c.fill(0.0);
         ties.fill(-1.0);
         for k in 0..len {
-            for ((((s, c), tie_count), &m), &v) in s.iter_mut().zip(c.iter_mut()).zip(ties.iter_mut()).zip(m.iter()).zip(&x[lanes(k)]) {
+            for ((((s, c), tie_count), &m), &v) in s
+                .iter_mut()
+                .zip(c.iter_mut())
+                .zip(ties.iter_mut())
+                .zip(m.iter())
+                .zip(&x[lanes(k)])
+            {
                 let (e, tie) = term::<F>(v, m);
                 accumulate(s, c, e);
                 *tie_count += tie;
@@ -145,14 +161,26 @@ fn block_body<F: MulAdd>(x: &[f64], out: &mut [MaybeUninit<f64>], len: usize, in
         // s becomes the lane's lse: NaN for a lane NaN by PyTorch's rules, +inf for a lane the
         // scalar kernel must redo.
         let mut redo = false;
-        for (((s, &c), &tie_count), &m) in s.iter_mut().zip(c.iter()).zip(ties.iter()).zip(m.iter()) {
+        for (((s, &c), &tie_count), &m) in s.iter_mut().zip(c.iter()).zip(ties.iter()).zip(m.iter())
+        {
             let total = *s + (c + tie_count);
             let libm = needs_libm(total, len);
             redo |= libm & m.is_finite();
-            *s = if !m.is_finite() { f64::NAN } else if libm { f64::INFINITY } else { log1p64::<F>(total) };
+            *s = if !m.is_finite() {
+                f64::NAN
+            } else if libm {
+                f64::INFINITY
+            } else {
+                log1p64::<F>(total)
+            };
         }
         for k in 0..len {
-            for (((o, &v), &m), &lse) in out[lanes(k)].iter_mut().zip(&x[lanes(k)]).zip(m.iter()).zip(s.iter()) {
+            for (((o, &v), &m), &lse) in out[lanes(k)]
+                .iter_mut()
+                .zip(&x[lanes(k)])
+                .zip(m.iter())
+                .zip(s.iter())
+            {
                 o.write((v - m) - lse);
             }
         }
@@ -162,7 +190,9 @@ fn block_body<F: MulAdd>(x: &[f64], out: &mut [MaybeUninit<f64>], len: usize, in
                 let at = |k: usize| k * inner + i0 + q;
                 row.iter_mut().enumerate().for_each(|(k, r)| *r = x[at(k)]);
                 log_softmax_row(&row, &mut o);
-                o.iter().enumerate().for_each(|(k, &v)| _ = out[at(k)].write(v));
+                o.iter()
+                    .enumerate()
+                    .for_each(|(k, &v)| _ = out[at(k)].write(v));
             }
         }
     }
@@ -181,7 +211,14 @@ pub fn log_softmax_f64(x: &[f64], out: &mut [f64], lanes: Lanes) {
 /// [`log_softmax_f64`] into uninitialised storage: every element of `out` is written.
 pub fn log_softmax_f64_uninit(x: &[f64], out: &mut [MaybeUninit<f64>], lanes: Lanes) {
     let Lanes { len, inner, .. } = lanes;
-    split_lanes(x, out, lanes, || (), |r, o, _| rows(r, o, len), |r, o, _| block(r, o, len, inner));
+    split_lanes(
+        x,
+        out,
+        lanes,
+        || (),
+        |r, o, _| rows(r, o, len),
+        |r, o, _| block(r, o, len, inner),
+    );
 }
 
 #[cfg(test)]
@@ -192,7 +229,6 @@ mod tests {
         (a.to_bits() as i64 - b.to_bits() as i64).abs()
     }
 
-
     fn scalar(x: &[f64], outer: usize, len: usize, inner: usize) -> Vec<f64> {
         let mut out = vec![0.0; x.len()];
         super::super::log_softmax_scalar(x, super::super::Lanes { outer, len, inner }, &mut out);
@@ -202,21 +238,43 @@ mod tests {
     #[test]
     fn matches_the_scalar_kernel() {
         // rows and an outer dim, tails of every length, ties, -inf, a tiny sum redone with libm
-        let mut x: Vec<f64> = (0..3 * 37 * 5).map(|i| ((i * 7919 % 211) as f64 - 100.0) * 0.173).collect();
+        let mut x: Vec<f64> = (0..3 * 37 * 5)
+            .map(|i| ((i * 7919 % 211) as f64 - 100.0) * 0.173)
+            .collect();
         x[3] = x[4];
         x[10] = f64::NEG_INFINITY;
-        for (outer, len, inner) in [(15, 37, 1), (3, 37, 5), (111, 5, 1), (1, 555, 1), (5, 3, 37)] {
+        for (outer, len, inner) in [
+            (15, 37, 1),
+            (3, 37, 5),
+            (111, 5, 1),
+            (1, 555, 1),
+            (5, 3, 37),
+        ] {
             let mut out = vec![0.0; x.len()];
             log_softmax_f64(&x, &mut out, Lanes { outer, len, inner });
             for (a, b) in out.iter().zip(scalar(&x, outer, len, inner)) {
-                assert!(ulps(*a, b) <= 2 || a == &b, "{outer}x{len}x{inner}: {a} vs {b}");
+                assert!(
+                    ulps(*a, b) <= 2 || a == &b,
+                    "{outer}x{len}x{inner}: {a} vs {b}"
+                );
             }
         }
         // [0, -710]: the second term is below exp64's range; the row is redone with libm
         for inner in [1, 3] {
-            let x: Vec<f64> = [0.0, -710.0].iter().flat_map(|&v| std::iter::repeat_n(v, inner)).collect();
+            let x: Vec<f64> = [0.0, -710.0]
+                .iter()
+                .flat_map(|&v| std::iter::repeat_n(v, inner))
+                .collect();
             let mut out = vec![0.0; x.len()];
-            log_softmax_f64(&x, &mut out, Lanes { outer: 1, len: 2, inner });
+            log_softmax_f64(
+                &x,
+                &mut out,
+                Lanes {
+                    outer: 1,
+                    len: 2,
+                    inner,
+                },
+            );
             assert_eq!(out[0], -(-710f64).exp());
             assert!(out[0] < 0.0);
         }
@@ -233,13 +291,27 @@ mod tests {
                 (vec![f64::NEG_INFINITY; 2], vec![f64::NAN; 2]),
                 (vec![f64::NEG_INFINITY, 0.0], vec![f64::NEG_INFINITY, 0.0]),
             ] {
-                let x: Vec<f64> = row.iter().flat_map(|&v| std::iter::repeat_n(v, inner)).collect();
+                let x: Vec<f64> = row
+                    .iter()
+                    .flat_map(|&v| std::iter::repeat_n(v, inner))
+                    .collect();
                 let mut out = vec![0.0; x.len()];
-                log_softmax_f64(&x, &mut out, Lanes { outer: 1, len: row.len(), inner });
+                log_softmax_f64(
+                    &x,
+                    &mut out,
+                    Lanes {
+                        outer: 1,
+                        len: row.len(),
+                        inner,
+                    },
+                );
                 for (k, w) in want.iter().enumerate() {
                     for i in 0..inner {
                         let o = out[k * inner + i];
-                        assert!(o == *w || (o.is_nan() && w.is_nan()), "{row:?} inner {inner}: {out:?}");
+                        assert!(
+                            o == *w || (o.is_nan() && w.is_nan()),
+                            "{row:?} inner {inner}: {out:?}"
+                        );
                     }
                 }
             }

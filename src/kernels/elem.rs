@@ -122,13 +122,24 @@ impl Elem for f16 {
     #[inline(always)]
     unsafe fn store16(p: *mut f16, v: __m512) {
         // SAFETY: the trait's contract: `p[..16]` writable, AVX-512 available.
-        unsafe { _mm256_storeu_si256(p.cast(), _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v)) }
+        unsafe {
+            _mm256_storeu_si256(
+                p.cast(),
+                _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v),
+            )
+        }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn store16_masked(p: *mut f16, h: __mmask16, v: __m512) {
         // SAFETY: the trait's contract: the lanes `h` of `p[..16]` writable (the others are not written), AVX-512 available.
-        unsafe { _mm256_mask_storeu_epi16(p.cast(), h, _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v)) }
+        unsafe {
+            _mm256_mask_storeu_epi16(
+                p.cast(),
+                h,
+                _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v),
+            )
+        }
     }
 }
 
@@ -141,7 +152,10 @@ unsafe fn bf16_lanes(v: __m512) -> __m512i {
     unsafe {
         let b = _mm512_castps_si512(v);
         let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
-        let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)));
+        let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(
+            b,
+            _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd),
+        ));
         let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(0x40));
         let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
         _mm512_mask_blend_epi32(nan, rounded, quiet)
@@ -172,13 +186,21 @@ impl Elem for bf16 {
     #[inline(always)]
     unsafe fn load16(p: *const bf16) -> __m512 {
         // SAFETY: the trait's contract: `p[..16]` readable, AVX-512 available.
-        unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast())))) }
+        unsafe {
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(
+                _mm256_loadu_si256(p.cast()),
+            )))
+        }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn load16_masked(h: __mmask16, p: *const bf16) -> __m512 {
         // SAFETY: the trait's contract: the lanes `h` of `p[..16]` readable (the others are not read), AVX-512 available.
-        unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(h, p.cast())))) }
+        unsafe {
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(
+                _mm256_maskz_loadu_epi16(h, p.cast()),
+            )))
+        }
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
@@ -221,7 +243,8 @@ pub(crate) fn native_bf16_for<E: Elem>() -> bool {
 /// Whether the CPU has AVX512_BF16 besides the AVX-512 level (both detections are cached).
 pub(crate) fn native_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return super::simd::level() == super::simd::Level::Avx512 && is_x86_feature_detected!("avx512bf16");
+    return super::simd::level() == super::simd::Level::Avx512
+        && is_x86_feature_detected!("avx512bf16");
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
@@ -242,7 +265,9 @@ pub(crate) unsafe fn as_native<E: Elem>(x: &[E]) -> &[NativeBf16] {
 /// # Safety
 ///
 /// As [`as_native`].
-pub(crate) unsafe fn as_native_out<E: Elem>(out: &mut [std::mem::MaybeUninit<E>]) -> &mut [std::mem::MaybeUninit<NativeBf16>] {
+pub(crate) unsafe fn as_native_out<E: Elem>(
+    out: &mut [std::mem::MaybeUninit<E>],
+) -> &mut [std::mem::MaybeUninit<NativeBf16>] {
     debug_assert!(is_bf16::<E>());
     // SAFETY: as in as_native; MaybeUninit keeps its parameter's layout.
     unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) }
@@ -258,7 +283,11 @@ unsafe fn bf16_native(v: __m512) -> __m256i {
         let r: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
         // vfpclassps category 0x20: subnormal
         let sub = _mm512_fpclass_ps_mask::<0x20>(v);
-        if sub == 0 { r } else { _mm256_mask_blend_epi16(sub, r, _mm512_cvtepi32_epi16(bf16_lanes(v))) }
+        if sub == 0 {
+            r
+        } else {
+            _mm256_mask_blend_epi16(sub, r, _mm512_cvtepi32_epi16(bf16_lanes(v)))
+        }
     }
 }
 
@@ -322,8 +351,21 @@ mod tests {
             }
             out.map(|b| b.0.to_bits())
         }
-        let mut bits: Vec<u32> = vec![0, 0x8000_0000, 0x7f80_0000, 0xff80_0000, 0x7f7f_ffff, 0x7f7f_8000, 0x7f7f_7fff, 1, 0x8000_0001];
-        for hi in [0x0000u32, 0x0001, 0x003b, 0x007f, 0x0080, 0x3f80, 0x3f81, 0x7f80, 0x7fc0, 0x7fff, 0x8000, 0x807f, 0xbf80, 0xff81] {
+        let mut bits: Vec<u32> = vec![
+            0,
+            0x8000_0000,
+            0x7f80_0000,
+            0xff80_0000,
+            0x7f7f_ffff,
+            0x7f7f_8000,
+            0x7f7f_7fff,
+            1,
+            0x8000_0001,
+        ];
+        for hi in [
+            0x0000u32, 0x0001, 0x003b, 0x007f, 0x0080, 0x3f80, 0x3f81, 0x7f80, 0x7fc0, 0x7fff,
+            0x8000, 0x807f, 0xbf80, 0xff81,
+        ] {
             for lo in [0x0000u32, 0x0001, 0x7fff, 0x8000, 0x8001, 0xffff] {
                 bits.push(hi << 16 | lo);
             }
@@ -340,7 +382,11 @@ mod tests {
             for (o, &b) in v.iter_mut().zip(chunk) {
                 *o = f32::from_bits(b);
             }
-            let h = if chunk.len() == 16 { !0 } else { ((1u32 << chunk.len()) - 1) as __mmask16 };
+            let h = if chunk.len() == 16 {
+                !0
+            } else {
+                ((1u32 << chunk.len()) - 1) as __mmask16
+            };
             // SAFETY: `native_bf16()` said the CPU has its features.
             let got = unsafe { native(&v, h) };
             for (l, &b) in chunk.iter().enumerate() {

@@ -134,7 +134,18 @@ pub(crate) fn log1p64<F: MulAdd>(s: f64) -> f64 {
     let z = f / (2.0 + f);
     let w = z * z;
     let mut p = 1.0 / 23.0;
-    for coef in [1.0 / 21.0, 1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0, 1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0] {
+    for coef in [
+        1.0 / 21.0,
+        1.0 / 19.0,
+        1.0 / 17.0,
+        1.0 / 15.0,
+        1.0 / 13.0,
+        1.0 / 11.0,
+        1.0 / 9.0,
+        1.0 / 7.0,
+        1.0 / 5.0,
+        1.0 / 3.0,
+    ] {
         p = F::mul_add(p, w, coef);
     }
     let r = 2.0 * w * p;
@@ -142,7 +153,6 @@ pub(crate) fn log1p64<F: MulAdd>(s: f64) -> f64 {
     let log_m = f - (hfsq - z * (hfsq + r));
     F::mul_add(e, LN2_HI, log_m + F::mul_add(e, LN2_LO, c))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -157,12 +167,15 @@ mod tests {
     fn exp_neg_is_accurate() {
         let mut x = 0.0f64;
         while x > -745.0 {
-            for (a, b) in [(exp_neg::<Plain>(x), x.exp()), (exp_neg::<Fused>(x), x.exp())] {
-            if x > -708.0 {
-                assert!((a - b).abs() <= 3e-10 * b, "exp({x}) = {a}, std {b}");
-            } else {
-                assert!(a < 1e-307);
-            }
+            for (a, b) in [
+                (exp_neg::<Plain>(x), x.exp()),
+                (exp_neg::<Fused>(x), x.exp()),
+            ] {
+                if x > -708.0 {
+                    assert!((a - b).abs() <= 3e-10 * b, "exp({x}) = {a}, std {b}");
+                } else {
+                    assert!(a < 1e-307);
+                }
             }
             x -= 0.0137;
         }
@@ -193,9 +206,15 @@ mod tests {
 
     #[test]
     fn log1p_is_accurate() {
-        for s in [0.0, 1e-300, 1e-20, 1e-17, 1e-16, 3e-16, 1e-9, 1e-3, 0.4142, 0.5, 1.0, 2.0, 31999.0, 1e10, 1e300] {
+        for s in [
+            0.0, 1e-300, 1e-20, 1e-17, 1e-16, 3e-16, 1e-9, 1e-3, 0.4142, 0.5, 1.0, 2.0, 31999.0,
+            1e10, 1e300,
+        ] {
             let (a, b) = (log1p64::<Plain>(s), s.ln_1p());
-            assert!((a - b).abs() <= 2e-15 * b.abs() + f64::MIN_POSITIVE, "log1p({s}) = {a}, std {b}");
+            assert!(
+                (a - b).abs() <= 2e-15 * b.abs() + f64::MIN_POSITIVE,
+                "log1p({s}) = {a}, std {b}"
+            );
         }
     }
 
@@ -239,7 +258,9 @@ mod tests {
             }
             s *= 1.000_37;
         }
-        for s in [0.0, 1e-17, 1.1e-16, 2.2e-16, 0.4142, 0.41421356, 1.0, 31999.0] {
+        for s in [
+            0.0, 1e-17, 1.1e-16, 2.2e-16, 0.4142, 0.41421356, 1.0, 31999.0,
+        ] {
             worst = worst.max(ulps(log1p64::<Fused>(s), s.ln_1p()));
         }
         assert!(worst <= 1, "worst {worst} ulp");

@@ -19,7 +19,11 @@ impl Lanes {
     /// The lanes of `shape` along `dim` (a 0-d tensor is one lane of one element).
     pub fn along(shape: &[usize], dim: usize) -> Lanes {
         if shape.is_empty() {
-            return Lanes { outer: 1, len: 1, inner: 1 };
+            return Lanes {
+                outer: 1,
+                len: 1,
+                inner: 1,
+            };
         }
         Lanes {
             outer: shape[..dim].iter().product(),
@@ -62,7 +66,9 @@ pub(crate) fn split_lanes<T: Sync, U: Send, S>(
         if parallel {
             // Chunks of rows per task keep the per-task overhead small for short rows.
             let per_task = (PARALLEL_MIN / len).max(1) * len;
-            x.par_chunks(per_task).zip(out.par_chunks_mut(per_task)).for_each_init(init, |s, (r, o)| rows(r, o, s));
+            x.par_chunks(per_task)
+                .zip(out.par_chunks_mut(per_task))
+                .for_each_init(init, |s, (r, o)| rows(r, o, s));
         } else {
             rows(x, out, &mut init());
         }
@@ -70,7 +76,9 @@ pub(crate) fn split_lanes<T: Sync, U: Send, S>(
     }
     let size = len * inner;
     if parallel && outer > 1 {
-        x.par_chunks(size).zip(out.par_chunks_mut(size)).for_each_init(init, |s, (r, o)| block(r, o, s));
+        x.par_chunks(size)
+            .zip(out.par_chunks_mut(size))
+            .for_each_init(init, |s, (r, o)| block(r, o, s));
     } else {
         let mut s = init();
         for (r, o) in x.chunks(size).zip(out.chunks_mut(size)) {
@@ -78,4 +86,3 @@ pub(crate) fn split_lanes<T: Sync, U: Send, S>(
         }
     }
 }
-

@@ -36,6 +36,6 @@ pub mod simd;
 
 pub use lanes::{Lanes, PARALLEL_MIN};
 pub use scalar::{
-    ChunkedSum, CompensatedSum, compensated_sum, compensated_sum_slice, log_softmax_backward, log_softmax_backward_row,
-    log_softmax_row, log_softmax_scalar,
+    ChunkedSum, CompensatedSum, compensated_sum, compensated_sum_slice, log_softmax_backward,
+    log_softmax_backward_row, log_softmax_row, log_softmax_scalar,
 };

@@ -79,7 +79,8 @@ unsafe fn narrow_f16c(src: &[f32], dst: &mut [MaybeUninit<f16>]) {
     while i + 8 <= n {
         // SAFETY: i + 8 <= n elements of both.
         unsafe {
-            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(src.as_ptr().add(i)));
+            let h =
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(src.as_ptr().add(i)));
             _mm_storeu_si128(dst.as_mut_ptr().add(i).cast(), h);
         }
         i += 8;
@@ -132,24 +133,52 @@ fn rows<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], len: usize, s: &mut Scra
     for (xs, os) in x.chunks(per_tile).zip(out.chunks_mut(per_tile)) {
         let (a, b) = s.sized(xs.len());
         T::widen(xs, a);
-        log_softmax_f32(a, b, Lanes { outer: xs.len() / len, len, inner: 1 });
+        log_softmax_f32(
+            a,
+            b,
+            Lanes {
+                outer: xs.len() / len,
+                len,
+                inner: 1,
+            },
+        );
         T::narrow(b, os);
     }
 }
 
 /// One `len x inner` block, a range of lanes at a time.
-fn block<T: Narrow>(x: &[T], out: &mut [MaybeUninit<T>], len: usize, inner: usize, s: &mut Scratch) {
+fn block<T: Narrow>(
+    x: &[T],
+    out: &mut [MaybeUninit<T>],
+    len: usize,
+    inner: usize,
+    s: &mut Scratch,
+) {
     // A multiple of 16 lanes (the AVX-512 block kernel's width), at least 16.
     let w = ((TILE_ELEMENTS / len).max(16) / 16 * 16).min(inner);
     for i0 in (0..inner).step_by(w) {
         let w = w.min(inner - i0);
         let (a, b) = s.sized(len * w);
         for k in 0..len {
-            T::widen(&x[k * inner + i0..k * inner + i0 + w], &mut a[k * w..(k + 1) * w]);
+            T::widen(
+                &x[k * inner + i0..k * inner + i0 + w],
+                &mut a[k * w..(k + 1) * w],
+            );
         }
-        log_softmax_f32(a, b, Lanes { outer: 1, len, inner: w });
+        log_softmax_f32(
+            a,
+            b,
+            Lanes {
+                outer: 1,
+                len,
+                inner: w,
+            },
+        );
         for k in 0..len {
-            T::narrow(&b[k * w..(k + 1) * w], &mut out[k * inner + i0..k * inner + i0 + w]);
+            T::narrow(
+                &b[k * w..(k + 1) * w],
+                &mut out[k * inner + i0..k * inner + i0 + w],
+            );
         }
     }
 }
@@ -190,7 +219,16 @@ mod tests {
     #[test]
     fn bfloat16_rounding_matches_half() {
         let mut b = 0x0000_0001u32;
-        let mut values = vec![0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::MAX, f32::MIN_POSITIVE];
+        let mut values = vec![
+            0.0f32,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+        ];
         for _ in 0..200_000 {
             b = b.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             values.push(f32::from_bits(b));
@@ -201,7 +239,12 @@ mod tests {
         // SAFETY: narrow writes only values.
         bf16::narrow(&values, unsafe { as_uninit(&mut ours) });
         for (v, o) in values.iter().zip(&ours) {
-            assert_eq!(o.to_bits(), bf16::from_f32(*v).to_bits(), "{v:e} ({:#x})", v.to_bits());
+            assert_eq!(
+                o.to_bits(),
+                bf16::from_f32(*v).to_bits(),
+                "{v:e} ({:#x})",
+                v.to_bits()
+            );
         }
         let mut back = vec![0.0f32; values.len()];
         bf16::widen(&ours, &mut back);
@@ -214,7 +257,20 @@ mod tests {
     fn float16_rounding_matches_the_software_conversion() {
         // half's const conversion is software whatever the CPU: the reference for F16C's
         let mut b = 0x0000_0001u32;
-        let mut values = vec![0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::MAX, f32::MIN_POSITIVE, 65520.0, 65519.99, 5.96e-8, 2.98e-8];
+        let mut values = vec![
+            0.0f32,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            65520.0,
+            65519.99,
+            5.96e-8,
+            2.98e-8,
+        ];
         for _ in 0..200_000 {
             b = b.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             values.push(f32::from_bits(b));
@@ -230,7 +286,13 @@ mod tests {
             f16::narrow(&values[..len], unsafe { as_uninit(&mut ours) });
             for (v, o) in values.iter().zip(&ours) {
                 let want = f16::from_f32_const(*v);
-                assert!(o.to_bits() == want.to_bits() || (o.is_nan() && want.is_nan()), "{v:e} ({:#x}): {:#x} vs {:#x}", v.to_bits(), o.to_bits(), want.to_bits());
+                assert!(
+                    o.to_bits() == want.to_bits() || (o.is_nan() && want.is_nan()),
+                    "{v:e} ({:#x}): {:#x} vs {:#x}",
+                    v.to_bits(),
+                    o.to_bits(),
+                    want.to_bits()
+                );
             }
         }
     }
@@ -241,10 +303,21 @@ mod tests {
     /// is a float32 subnormal (-18 e^-91, about -5.4e-39: bfloat16 keeps it, 0x803b, where a
     /// flushing conversion gives -0; float16 rounds it to -0).
     fn check<T: Narrow>(make: impl Fn(f32) -> T, bits: impl Fn(T) -> u16) {
-        let shapes = [(3, 7, 1), (2, 4000, 1), (5, 20_000, 1), (2, 5, 37), (2, 3, 16 * 1024 + 5), (1, 1500, 33), (6, 19, 1), (2, 19, 21)];
+        let shapes = [
+            (3, 7, 1),
+            (2, 4000, 1),
+            (5, 20_000, 1),
+            (2, 5, 37),
+            (2, 3, 16 * 1024 + 5),
+            (1, 1500, 33),
+            (6, 19, 1),
+            (2, 19, 21),
+        ];
         for (outer, len, inner) in shapes {
             let n = outer * len * inner;
-            let mut x: Vec<T> = (0..n).map(|i| make(((i * 7919 % 1009) as f32 - 500.0) * 0.021)).collect();
+            let mut x: Vec<T> = (0..n)
+                .map(|i| make(((i * 7919 % 1009) as f32 - 500.0) * 0.021))
+                .collect();
             if len == 19 {
                 // lane 0: a NaN; lane 1: +inf; lane 2: -inf and a finite max; lane 3: all
                 // -inf; lane 4: [0, -91, -91, ...]
@@ -267,10 +340,19 @@ mod tests {
             log_softmax_narrow(&x, &mut direct, Lanes { outer, len, inner });
             let mut tiles = vec![T::default(); n];
             // SAFETY: as above.
-            tiled(&x, unsafe { as_uninit(&mut tiles) }, Lanes { outer, len, inner });
+            tiled(
+                &x,
+                unsafe { as_uninit(&mut tiles) },
+                Lanes { outer, len, inner },
+            );
             for (path, out) in [("direct", &direct), ("tiled", &tiles)] {
                 for (i, (&a, &b)) in out.iter().zip(&want).enumerate() {
-                    assert!(bits(a) == bits(b), "{path} {outer}x{len}x{inner} element {i}: {} vs {}", a.to_f32(), b.to_f32());
+                    assert!(
+                        bits(a) == bits(b),
+                        "{path} {outer}x{len}x{inner} element {i}: {} vs {}",
+                        a.to_f32(),
+                        b.to_f32()
+                    );
                 }
             }
         }

@@ -19,11 +19,17 @@ fn bad(t: i64, ignore: i64, c: usize) -> bool {
 /// vectorises), the offender looked for only if there is one.
 #[inline(always)]
 fn check_segment(targets: &[i64], ignore: i64, c: usize) -> Result<usize, i64> {
-    let (any, kept) = targets.iter().fold((false, 0), |(b, n), &t| (b | bad(t, ignore, c), n + (t != ignore) as usize));
+    let (any, kept) = targets.iter().fold((false, 0), |(b, n), &t| {
+        (b | bad(t, ignore, c), n + (t != ignore) as usize)
+    });
     if !any {
         return Ok(kept);
     }
-    targets.iter().copied().find(|&t| bad(t, ignore, c)).map_or(Ok(kept), Err)
+    targets
+        .iter()
+        .copied()
+        .find(|&t| bad(t, ignore, c))
+        .map_or(Ok(kept), Err)
 }
 
 #[inline(always)]
@@ -47,7 +53,13 @@ const CHUNK: usize = 512;
 /// (an ignored position reads class 0); the read is in bounds by the callers' checks, and
 /// `get` keeps it safe without a panic path (which would stop the loop from vectorising).
 #[inline(always)]
-fn term<T: Copy + Into<f64>>(x: &[T], t: i64, ignore: i64, weight: Option<&[f64]>, at: impl Fn(usize) -> usize) -> f64 {
+fn term<T: Copy + Into<f64>>(
+    x: &[T],
+    t: i64,
+    ignore: i64,
+    weight: Option<&[f64]>,
+    at: impl Fn(usize) -> usize,
+) -> f64 {
     let keep = t != ignore;
     let t = if keep { t as usize } else { 0 };
     let v = x.get(at(t)).map_or(0.0, |&v| v.into());
@@ -56,7 +68,14 @@ fn term<T: Copy + Into<f64>>(x: &[T], t: i64, ignore: i64, weight: Option<&[f64]
 }
 
 #[inline(always)]
-fn gather_sum_body<F: MulAdd, T: Copy + Into<f64>>(x: &[T], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>) -> Result<(f64, usize), i64> {
+fn gather_sum_body<F: MulAdd, T: Copy + Into<f64>>(
+    x: &[T],
+    targets: &[i64],
+    c: usize,
+    inner: usize,
+    ignore: i64,
+    weight: Option<&[f64]>,
+) -> Result<(f64, usize), i64> {
     let mut acc = CompensatedSum::default();
     let mut buf = [0.0f64; CHUNK];
     // each chunk's targets are checked and counted just before they are read (from L1 then)
@@ -82,7 +101,11 @@ fn gather_sum_body<F: MulAdd, T: Copy + Into<f64>>(x: &[T], targets: &[i64], c: 
             let n = (CHUNK - fill).min(ts.len() - s0);
             let base = b * c * inner + s0;
             kept += check_segment(&ts[s0..s0 + n], ignore, c)?;
-            for (q, (o, &t)) in buf[fill..fill + n].iter_mut().zip(&ts[s0..s0 + n]).enumerate() {
+            for (q, (o, &t)) in buf[fill..fill + n]
+                .iter_mut()
+                .zip(&ts[s0..s0 + n])
+                .enumerate()
+            {
                 *o = term(x, t, ignore, weight, |t| base + t * inner + q);
             }
             (fill, s0) = (fill + n, s0 + n);
@@ -97,12 +120,28 @@ fn gather_sum_body<F: MulAdd, T: Copy + Into<f64>>(x: &[T], targets: &[i64], c: 
 }
 
 #[inline(always)]
-fn gather_sum32<F: MulAdd>(x: &[f32], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut Result<(f64, usize), i64>) {
+fn gather_sum32<F: MulAdd>(
+    x: &[f32],
+    targets: &[i64],
+    c: usize,
+    inner: usize,
+    ignore: i64,
+    weight: Option<&[f64]>,
+    out: &mut Result<(f64, usize), i64>,
+) {
     *out = gather_sum_body::<F, f32>(x, targets, c, inner, ignore, weight);
 }
 
 #[inline(always)]
-fn gather_sum64<F: MulAdd>(x: &[f64], targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>, out: &mut Result<(f64, usize), i64>) {
+fn gather_sum64<F: MulAdd>(
+    x: &[f64],
+    targets: &[i64],
+    c: usize,
+    inner: usize,
+    ignore: i64,
+    weight: Option<&[f64]>,
+    out: &mut Result<(f64, usize), i64>,
+) {
     *out = gather_sum_body::<F, f64>(x, targets, c, inner, ignore, weight);
 }
 
@@ -115,7 +154,14 @@ dispatched!(gather_sum_f64, gather_sum64, (x: &[f64], targets: &[i64], c: usize,
 /// compensation, then the chunks. With the sum, the number of targets that are not `ignore`;
 /// `Err` with the first target that is neither `ignore` nor in `0..c` (each chunk's targets
 /// are checked before any of them is read, as PyTorch's kernel checks each as it reads it).
-pub fn nll_sum(x: &Data, targets: &[i64], c: usize, inner: usize, ignore: i64, weight: Option<&[f64]>) -> Result<(f64, usize), i64> {
+pub fn nll_sum(
+    x: &Data,
+    targets: &[i64],
+    c: usize,
+    inner: usize,
+    ignore: i64,
+    weight: Option<&[f64]>,
+) -> Result<(f64, usize), i64> {
     let mut out = Ok((0.0, 0));
     if c == 0 || inner == 0 {
         return check_targets(targets, ignore, c).map(|kept| (0.0, kept));
@@ -140,9 +186,19 @@ mod tests {
     fn gather_sum_matches_a_direct_sum() {
         // targets with ignored positions, with and without weights; shapes whose positions
         // fill the 512-position chunks partly, across batch elements, and past a chunk
-        for (outer, c, inner) in [(3usize, 4usize, 5usize), (1100, 4, 1), (3, 4, 700), (2, 3, 512), (0, 4, 5)] {
-            let x: Vec<f32> = (0..outer * c * inner).map(|i| ((i * 37 % 101) as f32) * 0.37 - 4.0).collect();
-            let t: Vec<i64> = (0..(outer * inner) as i64).map(|p| if p % 4 == 3 { -100 } else { (p * 7) % c as i64 }).collect();
+        for (outer, c, inner) in [
+            (3usize, 4usize, 5usize),
+            (1100, 4, 1),
+            (3, 4, 700),
+            (2, 3, 512),
+            (0, 4, 5),
+        ] {
+            let x: Vec<f32> = (0..outer * c * inner)
+                .map(|i| ((i * 37 % 101) as f32) * 0.37 - 4.0)
+                .collect();
+            let t: Vec<i64> = (0..(outer * inner) as i64)
+                .map(|p| if p % 4 == 3 { -100 } else { (p * 7) % c as i64 })
+                .collect();
             let w = [0.5, 2.0, 1.0, 0.25];
             for weight in [None, Some(&w[..c])] {
                 let mut want = 0.0;
@@ -155,9 +211,15 @@ mod tests {
                         }
                     }
                 }
-                for data in [Data::F32(x.clone()), Data::F64(x.iter().map(|&v| v as f64).collect())] {
+                for data in [
+                    Data::F32(x.clone()),
+                    Data::F64(x.iter().map(|&v| v as f64).collect()),
+                ] {
                     let (got, kept) = nll_sum(&data, &t, c, inner, -100, weight).unwrap();
-                    assert!((got - want).abs() <= 1e-12 * want.abs(), "{outer}x{c}x{inner}: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() <= 1e-12 * want.abs(),
+                        "{outer}x{c}x{inner}: {got} vs {want}"
+                    );
                     assert_eq!(kept, t.iter().filter(|&&v| v != -100).count());
                 }
             }
@@ -172,15 +234,25 @@ mod tests {
         let x = Data::F32(vec![0.5; 3 * 4 * 700]);
         for (outer, inner) in [(2100usize, 1usize), (3, 700)] {
             let mut t: Vec<i64> = (0..(outer * inner) as i64).map(|p| p % 4).collect();
-            assert_eq!(nll_sum(&x, &t, 4, inner, -100, None), Ok((-0.5 * t.len() as f64, t.len())));
+            assert_eq!(
+                nll_sum(&x, &t, 4, inner, -100, None),
+                Ok((-0.5 * t.len() as f64, t.len()))
+            );
             t[1900] = i64::MIN;
             assert_eq!(nll_sum(&x, &t, 4, inner, -100, None), Err(i64::MIN));
             t[1200] = 4;
             t[1300] = -1;
-            assert_eq!(nll_sum(&x, &t, 4, inner, -100, None), Err(4), "{outer}x{inner}");
+            assert_eq!(
+                nll_sum(&x, &t, 4, inner, -100, None),
+                Err(4),
+                "{outer}x{inner}"
+            );
         }
         // no classes: every target that is not ignored is out of bounds
-        assert_eq!(nll_sum(&Data::F32(vec![]), &[-100, 0], 0, 1, -100, None), Err(0));
+        assert_eq!(
+            nll_sum(&Data::F32(vec![]), &[-100, 0], 0, 1, -100, None),
+            Err(0)
+        );
     }
 
     #[test]

@@ -28,7 +28,11 @@ impl CompensatedSum {
     pub fn value(&self) -> f64 {
         // A non-finite running sum makes the compensation NaN (inf - inf); the sum itself is
         // then the answer.
-        if self.sum.is_finite() { self.sum + self.comp } else { self.sum }
+        if self.sum.is_finite() {
+            self.sum + self.comp
+        } else {
+            self.sum
+        }
     }
 }
 
@@ -96,7 +100,11 @@ pub struct ChunkedSum {
 
 impl Default for ChunkedSum {
     fn default() -> Self {
-        ChunkedSum { buf: [0.0; 256], n: 0, acc: CompensatedSum::default() }
+        ChunkedSum {
+            buf: [0.0; 256],
+            n: 0,
+            acc: CompensatedSum::default(),
+        }
     }
 }
 
@@ -239,14 +247,22 @@ mod tests {
         for i in 0..1001 {
             x.extend([1e16, 1e-3 * (i % 2) as f64, -1e16]);
         }
-        let (a, b) = (compensated_sum_slice(&x), compensated_sum(x.iter().copied()));
+        let (a, b) = (
+            compensated_sum_slice(&x),
+            compensated_sum(x.iter().copied()),
+        );
         assert_eq!(a, b);
         assert!((a - 0.5).abs() < 1e-12, "{a}");
         for n in 0..9 {
             let y: Vec<f64> = (0..n).map(|i| 0.1 * i as f64).collect();
-            assert!((compensated_sum_slice(&y) - compensated_sum(y.iter().copied())).abs() <= 1e-15);
+            assert!(
+                (compensated_sum_slice(&y) - compensated_sum(y.iter().copied())).abs() <= 1e-15
+            );
         }
-        assert_eq!(compensated_sum_slice(&[1.0, f64::INFINITY, 2.0, 3.0, 4.0]), f64::INFINITY);
+        assert_eq!(
+            compensated_sum_slice(&[1.0, f64::INFINITY, 2.0, 3.0, 4.0]),
+            f64::INFINITY
+        );
         assert!(compensated_sum_slice(&[1.0, f64::INFINITY, -f64::INFINITY, 3.0, 4.0]).is_nan());
         assert!(compensated_sum_slice(&[1.0, 2.0, 3.0, 4.0, f64::NAN]).is_nan());
     }
@@ -283,7 +299,11 @@ mod tests {
         log_softmax_row(&[0.0, -30.0], &mut o);
         let y = (-30f64).exp();
         let truth = -(y - y * y / 2.0);
-        assert!((o[0] - truth).abs() <= truth.abs() * f64::EPSILON, "{} vs {truth}", o[0]);
+        assert!(
+            (o[0] - truth).abs() <= truth.abs() * f64::EPSILON,
+            "{} vs {truth}",
+            o[0]
+        );
         assert_eq!(o[1], -30.0 + truth);
     }
 

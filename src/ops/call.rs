@@ -40,7 +40,13 @@ impl fmt::Display for Op {
 pub enum Call {
     /// `dim: None` is PyTorch's implicit rule.
     LogSoftmax { input: Tensor, dim: Option<i64> },
-    NllLoss { input: Tensor, target: Tensor, weight: Option<Tensor>, reduction: String, ignore_index: i64 },
+    NllLoss {
+        input: Tensor,
+        target: Tensor,
+        weight: Option<Tensor>,
+        reduction: String,
+        ignore_index: i64,
+    },
     CrossEntropy {
         input: Tensor,
         target: Tensor,
@@ -62,7 +68,9 @@ impl Call {
 
     pub fn input(&self) -> &Tensor {
         match self {
-            Call::LogSoftmax { input, .. } | Call::NllLoss { input, .. } | Call::CrossEntropy { input, .. } => input,
+            Call::LogSoftmax { input, .. }
+            | Call::NllLoss { input, .. }
+            | Call::CrossEntropy { input, .. } => input,
         }
     }
 
@@ -85,15 +93,31 @@ impl Call {
     /// The same call with every tensor replaced by `f(tensor)` (widened to float64, say).
     pub fn map_tensors(&self, f: impl Fn(&Tensor) -> Tensor) -> Call {
         match self {
-            Call::LogSoftmax { input, dim } => Call::LogSoftmax { input: f(input), dim: *dim },
-            Call::NllLoss { input, target, weight, reduction, ignore_index } => Call::NllLoss {
+            Call::LogSoftmax { input, dim } => Call::LogSoftmax {
+                input: f(input),
+                dim: *dim,
+            },
+            Call::NllLoss {
+                input,
+                target,
+                weight,
+                reduction,
+                ignore_index,
+            } => Call::NllLoss {
                 input: f(input),
                 target: f(target),
                 weight: weight.as_ref().map(&f),
                 reduction: reduction.clone(),
                 ignore_index: *ignore_index,
             },
-            Call::CrossEntropy { input, target, weight, reduction, ignore_index, label_smoothing } => Call::CrossEntropy {
+            Call::CrossEntropy {
+                input,
+                target,
+                weight,
+                reduction,
+                ignore_index,
+                label_smoothing,
+            } => Call::CrossEntropy {
                 input: f(input),
                 target: f(target),
                 weight: weight.as_ref().map(&f),
@@ -109,13 +133,34 @@ impl Call {
         let g = grad_output;
         match self {
             Call::LogSoftmax { input, dim } => log_softmax::log_softmax_with_grad(input, *dim, g),
-            Call::NllLoss { input, target, weight, reduction, ignore_index } => {
+            Call::NllLoss {
+                input,
+                target,
+                weight,
+                reduction,
+                ignore_index,
+            } => {
                 let r = Reduction::parse(reduction)?;
                 nll_loss::nll_loss_with_grad(input, target, weight.as_ref(), r, *ignore_index, g)
             }
-            Call::CrossEntropy { input, target, weight, reduction, ignore_index, label_smoothing } => {
+            Call::CrossEntropy {
+                input,
+                target,
+                weight,
+                reduction,
+                ignore_index,
+                label_smoothing,
+            } => {
                 let r = Reduction::parse(reduction)?;
-                cross_entropy::cross_entropy_with_grad(input, target, weight.as_ref(), r, *ignore_index, *label_smoothing, g)
+                cross_entropy::cross_entropy_with_grad(
+                    input,
+                    target,
+                    weight.as_ref(),
+                    r,
+                    *ignore_index,
+                    *label_smoothing,
+                    g,
+                )
             }
         }
     }
@@ -126,14 +171,43 @@ impl Call {
     pub fn check(&self) -> Result<(), OpError> {
         match self {
             Call::LogSoftmax { input, dim } => log_softmax::check(input, *dim).map(drop),
-            Call::NllLoss { input, target, weight, reduction, ignore_index } => {
+            Call::NllLoss {
+                input,
+                target,
+                weight,
+                reduction,
+                ignore_index,
+            } => {
                 let r = Reduction::parse(reduction)?;
-                nll_loss::plan(input.shape(), input.dtype(), target, weight.as_ref(), r, *ignore_index, nll_loss::Bounds::Check)
-                    .map(drop)
+                nll_loss::plan(
+                    input.shape(),
+                    input.dtype(),
+                    target,
+                    weight.as_ref(),
+                    r,
+                    *ignore_index,
+                    nll_loss::Bounds::Check,
+                )
+                .map(drop)
             }
-            Call::CrossEntropy { input, target, weight, reduction, ignore_index, label_smoothing } => {
+            Call::CrossEntropy {
+                input,
+                target,
+                weight,
+                reduction,
+                ignore_index,
+                label_smoothing,
+            } => {
                 let r = Reduction::parse(reduction)?;
-                cross_entropy::check(input, target, weight.as_ref(), r, *ignore_index, *label_smoothing).map(drop)
+                cross_entropy::check(
+                    input,
+                    target,
+                    weight.as_ref(),
+                    r,
+                    *ignore_index,
+                    *label_smoothing,
+                )
+                .map(drop)
             }
         }
     }

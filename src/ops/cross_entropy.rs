@@ -15,7 +15,9 @@
 //!
 //! A `label_smoothing` above 1 is rejected; one at or below 0 (or NaN) is ignored, as in torch.
 
-use super::{Outputs, Reduction, backward_start, fmt_cpp_double, log_softmax, nll_loss, promote_float};
+use super::{
+    Outputs, Reduction, backward_start, fmt_cpp_double, log_softmax, nll_loss, promote_float,
+};
 use crate::error::{ErrorKind, OpError, PyType};
 use crate::kernels::elem::Elem;
 use crate::kernels::{self, ChunkedSum, CompensatedSum, Lanes};
@@ -27,44 +29,126 @@ fn check_label_smoothing(ls: f64) -> Result<(), OpError> {
         return Err(OpError::new(
             ErrorKind::InvalidArgument,
             PyType::RuntimeError,
-            format!("label_smoothing must be between 0.0 and 1.0. Got: {}", fmt_cpp_double(ls)),
+            format!(
+                "label_smoothing must be between 0.0 and 1.0. Got: {}",
+                fmt_cpp_double(ls)
+            ),
         ));
     }
     Ok(())
 }
 
 /// `F.cross_entropy`.
-pub fn cross_entropy(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, label_smoothing: f64) -> Result<Tensor, OpError> {
-    Ok(cross_entropy_with_grad(input, target, weight, reduction, ignore_index, label_smoothing, None)?.output)
+pub fn cross_entropy(
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    reduction: Reduction,
+    ignore_index: i64,
+    label_smoothing: f64,
+) -> Result<Tensor, OpError> {
+    Ok(cross_entropy_with_grad(
+        input,
+        target,
+        weight,
+        reduction,
+        ignore_index,
+        label_smoothing,
+        None,
+    )?
+    .output)
 }
 
 /// The gradient of `F.cross_entropy` with respect to `input`, given `grad_output`.
-pub fn cross_entropy_backward(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, label_smoothing: f64, grad_output: &Tensor) -> Result<Tensor, OpError> {
-    let r = cross_entropy_with_grad(input, target, weight, reduction, ignore_index, label_smoothing, Some(grad_output))?;
+pub fn cross_entropy_backward(
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    reduction: Reduction,
+    ignore_index: i64,
+    label_smoothing: f64,
+    grad_output: &Tensor,
+) -> Result<Tensor, OpError> {
+    let r = cross_entropy_with_grad(
+        input,
+        target,
+        weight,
+        reduction,
+        ignore_index,
+        label_smoothing,
+        Some(grad_output),
+    )?;
     Ok(r.grad_input.expect("a grad_output yields a grad_input"))
 }
 
-pub fn cross_entropy_with_grad(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, label_smoothing: f64, grad_output: Option<&Tensor>) -> Result<Outputs, OpError> {
-    match check(input, target, weight, reduction, ignore_index, label_smoothing)? {
-        Checked::Prob { cd, c, out_dtype } => {
-            prob_target(input, target, weight, reduction, label_smoothing, grad_output, cd, c, out_dtype)
+pub fn cross_entropy_with_grad(
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    reduction: Reduction,
+    ignore_index: i64,
+    label_smoothing: f64,
+    grad_output: Option<&Tensor>,
+) -> Result<Outputs, OpError> {
+    match check(
+        input,
+        target,
+        weight,
+        reduction,
+        ignore_index,
+        label_smoothing,
+    )? {
+        Checked::Prob { cd, c, out_dtype } => prob_target(
+            input,
+            target,
+            weight,
+            reduction,
+            label_smoothing,
+            grad_output,
+            cd,
+            c,
+            out_dtype,
+        ),
+        Checked::Index { cd, plan } => {
+            index_target(input, reduction, label_smoothing, grad_output, cd, plan)
         }
-        Checked::Index { cd, plan } => index_target(input, reduction, label_smoothing, grad_output, cd, plan),
     }
 }
 
 /// A validated cross_entropy: which of the two losses, and what it needs.
 pub(crate) enum Checked<'t> {
-    Prob { cd: usize, c: usize, out_dtype: DType },
-    Index { cd: usize, plan: nll_loss::Plan<'t> },
+    Prob {
+        cd: usize,
+        c: usize,
+        out_dtype: DType,
+    },
+    Index {
+        cd: usize,
+        plan: nll_loss::Plan<'t>,
+    },
 }
 
 /// Every check `F.cross_entropy` makes (after the reduction string), in PyTorch's order.
-pub(crate) fn check<'t>(input: &Tensor, target: &'t Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, ls: f64) -> Result<Checked<'t>, OpError> {
+pub(crate) fn check<'t>(
+    input: &Tensor,
+    target: &'t Tensor,
+    weight: Option<&Tensor>,
+    reduction: Reduction,
+    ignore_index: i64,
+    ls: f64,
+) -> Result<Checked<'t>, OpError> {
     if input.shape() != target.shape() {
         check_label_smoothing(ls)?;
         let cd = log_softmax::check(input, Some(class_dim(input.ndim()) as i64))?;
-        let plan = nll_loss::plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index, nll_loss::Bounds::Check)?;
+        let plan = nll_loss::plan(
+            input.shape(),
+            input.dtype(),
+            target,
+            weight,
+            reduction,
+            ignore_index,
+            nll_loss::Bounds::Check,
+        )?;
         return Ok(Checked::Index { cd, plan });
     }
     if !target.dtype().is_float() {
@@ -93,7 +177,9 @@ pub(crate) fn check<'t>(input: &Tensor, target: &'t Tensor, weight: Option<&Tens
     }
     let cd = class_dim(input.ndim());
     let c = input.shape()[cd];
-    if let Some(w) = weight && (w.ndim() != 1 || w.numel() != c) {
+    if let Some(w) = weight
+        && (w.ndim() != 1 || w.numel() != c)
+    {
         return Err(OpError::new(
             ErrorKind::WeightShape,
             PyType::RuntimeError,
@@ -132,7 +218,13 @@ fn prob_target(
     let logp = log_softmax::forward_f64(input, cd);
     let t = target.to_f64_vec();
     let w = weight.map(|w| w.to_f64_vec());
-    let smoothed = |v: f64| if ls > 0.0 { v * (1.0 - ls) + ls / c as f64 } else { v };
+    let smoothed = |v: f64| {
+        if ls > 0.0 {
+            v * (1.0 - ls) + ls / c as f64
+        } else {
+            v
+        }
+    };
     // coef[i] = t'[i] * w[class of i]: the loss is -sum(logp * coef) per position.
     let coef: Vec<f64> = (0..t.len())
         .map(|i| {
@@ -153,11 +245,19 @@ fn prob_target(
         })
         .collect();
     // torch: -(input * target).sum() / (numel / C), NaN when the input is empty.
-    let count = if input.numel() == 0 { f64::NAN } else { (input.numel() / c) as f64 };
+    let count = if input.numel() == 0 {
+        f64::NAN
+    } else {
+        (input.numel() / c) as f64
+    };
     let out = nll_loss::reduce(reduction, &per_position, count);
     let mut none_shape = input.shape().to_vec();
     none_shape.remove(cd);
-    let out_shape = if reduction == Reduction::None { none_shape } else { vec![] };
+    let out_shape = if reduction == Reduction::None {
+        none_shape
+    } else {
+        vec![]
+    };
     let output = Tensor::from_f64(out_dtype, out_shape, &out).expect("output shape");
 
     let grad_input = match backward_start(grad_output, &output, logp.len())? {
@@ -187,7 +287,13 @@ fn log_softmax_vjp(input: &Tensor, logp: &[f64], grad_logp: &[f64], lanes: Lanes
 /// inputs, each tile of lanes') max and log-sum-exp ([`kernels::fast::lane_lse_visit`]),
 /// then each position reads only its target's logit (and, with label smoothing, its row once
 /// more), summed as it goes unless `reduction="none"` asks for every position.
-fn fused_forward_f32<E: Elem>(x: &[E], lanes: Lanes, plan: &nll_loss::Plan<'_>, reduction: Reduction, ls: f64) -> Vec<f64> {
+fn fused_forward_f32<E: Elem>(
+    x: &[E],
+    lanes: Lanes,
+    plan: &nll_loss::Plan<'_>,
+    reduction: Reduction,
+    ls: f64,
+) -> Vec<f64> {
     let (c, inner) = (plan.c, lanes.inner);
     let positions = plan.targets.len();
     let none = reduction == Reduction::None;
@@ -206,13 +312,21 @@ fn fused_forward_f32<E: Elem>(x: &[E], lanes: Lanes, plan: &nll_loss::Plan<'_>, 
             let Some(t) = plan.class_at(p) else { continue };
             let logp = |k: usize| (x[(b * c + k) * inner + s0 + q].to_f32() as f64 - m) - lse;
             let v = -(logp(t) * plan.class_weight(t));
-            if none { nll_pp[p] = v } else { nll_sum.push(v) }
+            if none {
+                nll_pp[p] = v
+            } else {
+                nll_sum.push(v)
+            }
             if smooth {
                 let mut acc = CompensatedSum::default();
                 for k in 0..c {
                     acc.add(logp(k) * plan.class_weight(k));
                 }
-                if none { smooth_pp[p] = -acc.value() } else { smooth_sum.push(-acc.value()) }
+                if none {
+                    smooth_pp[p] = -acc.value()
+                } else {
+                    smooth_sum.push(-acc.value())
+                }
             }
         }
     });
@@ -227,7 +341,11 @@ fn fused_forward_f32<E: Elem>(x: &[E], lanes: Lanes, plan: &nll_loss::Plan<'_>, 
         return nll_out;
     }
     let smooth_out = finish(smooth_pp, smooth_sum);
-    nll_out.iter().zip(&smooth_out).map(|(&n, &s)| (1.0 - ls) * n + s * (ls / c as f64)).collect()
+    nll_out
+        .iter()
+        .zip(&smooth_out)
+        .map(|(&n, &s)| (1.0 - ls) * n + s * (ls / c as f64))
+        .collect()
 }
 
 fn index_target(
@@ -247,13 +365,25 @@ fn index_target(
         let out = match input.data() {
             Data::F32(x) => Some(fused_forward_f32(x, lanes, &plan, reduction, ls)),
             Data::F16(x) if in_registers => Some(fused_forward_f32(x, lanes, &plan, reduction, ls)),
-            Data::BF16(x) if in_registers => Some(fused_forward_f32(x, lanes, &plan, reduction, ls)),
-            Data::F16(_) | Data::BF16(_) => Some(fused_forward_f32(&input.to_f32_vec(), lanes, &plan, reduction, ls)),
+            Data::BF16(x) if in_registers => {
+                Some(fused_forward_f32(x, lanes, &plan, reduction, ls))
+            }
+            Data::F16(_) | Data::BF16(_) => Some(fused_forward_f32(
+                &input.to_f32_vec(),
+                lanes,
+                &plan,
+                reduction,
+                ls,
+            )),
             _ => None,
         };
         if let Some(out) = out {
-            let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
-            return Ok(Outputs { output, grad_input: None });
+            let output =
+                Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
+            return Ok(Outputs {
+                output,
+                grad_input: None,
+            });
         }
     }
     let logp = log_softmax::forward_f64(input, cd);
@@ -276,7 +406,11 @@ fn index_target(
             .collect();
         let smooth_out = nll_loss::reduce(reduction, &per_position, total);
         let c = plan.c as f64;
-        nll_out.iter().zip(&smooth_out).map(|(&n, &s)| (1.0 - ls) * n + s * (ls / c)).collect()
+        nll_out
+            .iter()
+            .zip(&smooth_out)
+            .map(|(&n, &s)| (1.0 - ls) * n + s * (ls / c))
+            .collect()
     } else {
         nll_out
     };
@@ -339,11 +473,17 @@ mod tests {
         // torch 2.15: F.cross_entropy(x, torch.ones(3, 5, dtype=torch.long))
         let lt = Tensor::new(vec![3, 5], Data::I64(vec![1; 15])).unwrap();
         let e = cross_entropy(&x, &lt, None, Reduction::Mean, -100, 0.0).unwrap_err();
-        assert_eq!(e.message, "Expected floating point type for target with class probabilities, got Long");
+        assert_eq!(
+            e.message,
+            "Expected floating point type for target with class probabilities, got Long"
+        );
         // torch 2.15: label_smoothing=1e10 -> "... Got: 1e+10", checked before the batch size.
         let t = Tensor::new(vec![2], Data::I64(vec![7, 0])).unwrap();
         let e = cross_entropy(&x, &t, None, Reduction::Mean, -100, 1e10).unwrap_err();
-        assert_eq!(e.message, "label_smoothing must be between 0.0 and 1.0. Got: 1e+10");
+        assert_eq!(
+            e.message,
+            "label_smoothing must be between 0.0 and 1.0. Got: 1e+10"
+        );
         // torch 2.15: a negative label_smoothing is silently ignored with index targets.
         let t = Tensor::new(vec![3], Data::I64(vec![1, 0, 0])).unwrap();
         let a = cross_entropy(&x, &t, None, Reduction::Mean, -100, -0.5).unwrap();
@@ -352,7 +492,10 @@ mod tests {
         // torch 2.15: 0-d input, 0-d float target.
         let z = Tensor::scalar(DType::F32, 1.0);
         let e = cross_entropy(&z, &z, None, Reduction::Mean, -100, 0.0).unwrap_err();
-        assert_eq!(e.message, "Dimension specified as 1 but tensor has no dimensions");
+        assert_eq!(
+            e.message,
+            "Dimension specified as 1 but tensor has no dimensions"
+        );
     }
 
     #[test]

@@ -27,11 +27,18 @@ pub(crate) fn check(input: &Tensor, dim: Option<i64>) -> Result<usize, OpError> 
     let d = wrap_dim(dim, input.ndim())?;
     if input.numel() > 0 && !input.dtype().is_float() {
         let last = input.ndim() == 0 || d == input.ndim() - 1;
-        let kernel = if last { "log_softmax_lastdim_kernel_impl" } else { "log_softmax_kernel_impl" };
+        let kernel = if last {
+            "log_softmax_lastdim_kernel_impl"
+        } else {
+            "log_softmax_kernel_impl"
+        };
         return Err(OpError::new(
             ErrorKind::InputDtype,
             PyType::NotImplementedError,
-            format!("\"{kernel}\" not implemented for '{}'", input.dtype().torch_name()),
+            format!(
+                "\"{kernel}\" not implemented for '{}'",
+                input.dtype().torch_name()
+            ),
         ));
     }
     Ok(d)
@@ -73,7 +80,12 @@ pub fn log_softmax_into(input: &Tensor, dim: Option<i64>, out: &mut Tensor) -> R
         (Data::F16(x), DataMut::F16(y)) => kernels::narrow::log_softmax_narrow(x, y, l),
         (Data::BF16(x), DataMut::BF16(y)) => kernels::narrow::log_softmax_narrow(x, y, l),
         // check() admits non-empty float inputs only, and `out` has the input's dtype
-        _ => return Err(invalid_argument(format!("log_softmax_into: no kernel for dtype {}", input.dtype()))),
+        _ => {
+            return Err(invalid_argument(format!(
+                "log_softmax_into: no kernel for dtype {}",
+                input.dtype()
+            )));
+        }
     }
     Ok(())
 }
@@ -98,20 +110,31 @@ pub fn log_softmax_with_grad(
     let d = check(input, dim)?;
     if input.numel() == 0 {
         let grad_input = grad_output.map(|_| input.clone());
-        return Ok(Outputs { output: input.clone(), grad_input });
+        return Ok(Outputs {
+            output: input.clone(),
+            grad_input,
+        });
     }
     let l = Lanes::along(input.shape(), d);
     let n = input.numel();
     let data = match input.data() {
         // SAFETY: the kernels write every element of their output
         // (tests/written.rs checks it).
-        Data::F32(x) => Data::F32(unsafe { written(n, |y| kernels::fast::log_softmax_f32_uninit(x, y, l)) }),
+        Data::F32(x) => {
+            Data::F32(unsafe { written(n, |y| kernels::fast::log_softmax_f32_uninit(x, y, l)) })
+        }
         // SAFETY: as above.
-        Data::F64(x) => Data::F64(unsafe { written(n, |y| kernels::double::log_softmax_f64_uninit(x, y, l)) }),
+        Data::F64(x) => {
+            Data::F64(unsafe { written(n, |y| kernels::double::log_softmax_f64_uninit(x, y, l)) })
+        }
         // SAFETY: as above.
-        Data::F16(x) => Data::F16(unsafe { written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l)) }),
+        Data::F16(x) => Data::F16(unsafe {
+            written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l))
+        }),
         // SAFETY: as above.
-        Data::BF16(x) => Data::BF16(unsafe { written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l)) }),
+        Data::BF16(x) => Data::BF16(unsafe {
+            written(n, |y| kernels::narrow::log_softmax_narrow_uninit(x, y, l))
+        }),
         _ => unreachable!("check() rejects non-empty integer inputs"),
     };
     let output = Tensor::new(input.shape().to_vec(), data).expect("input shape");
@@ -151,7 +174,10 @@ mod tests {
         // torch 2.15: torch.log_softmax(torch.tensor([3e38, -3e38, 0.0]), 0)
         //   -> [0.0, -inf, -3.0000000054977558e+38]
         let y = log_softmax(&t32(&[3], &[3e38, -3e38, 0.0]), Some(0)).unwrap();
-        assert_eq!(y.to_f64_vec(), vec![0.0, f64::NEG_INFINITY, -3.0000000054977558e+38]);
+        assert_eq!(
+            y.to_f64_vec(),
+            vec![0.0, f64::NEG_INFINITY, -3.0000000054977558e+38]
+        );
         // torch 2.15: log_softmax of a 0-d tensor is 0, and NaN for nan/inf/-inf.
         let z = log_softmax(&Tensor::scalar(DType::F32, 2.0), Some(0)).unwrap();
         assert_eq!(z.to_f64_vec(), vec![0.0]);
@@ -163,13 +189,25 @@ mod tests {
     fn errors_match_torch() {
         // torch 2.15 messages, copied from probe output.
         let e = log_softmax(&Tensor::scalar(DType::F32, 2.0), Some(1)).unwrap_err();
-        assert_eq!(e.message, "Dimension out of range (expected to be in range of [-1, 0], but got 1)");
+        assert_eq!(
+            e.message,
+            "Dimension out of range (expected to be in range of [-1, 0], but got 1)"
+        );
         let long = Tensor::new(vec![1, 2], Data::I64(vec![1, 2])).unwrap();
         let e = log_softmax(&long, Some(0)).unwrap_err();
-        assert_eq!((e.kind, e.py_type), (ErrorKind::InputDtype, PyType::NotImplementedError));
-        assert_eq!(e.message, "\"log_softmax_kernel_impl\" not implemented for 'Long'");
+        assert_eq!(
+            (e.kind, e.py_type),
+            (ErrorKind::InputDtype, PyType::NotImplementedError)
+        );
+        assert_eq!(
+            e.message,
+            "\"log_softmax_kernel_impl\" not implemented for 'Long'"
+        );
         let e = log_softmax(&long, Some(1)).unwrap_err();
-        assert_eq!(e.message, "\"log_softmax_lastdim_kernel_impl\" not implemented for 'Long'");
+        assert_eq!(
+            e.message,
+            "\"log_softmax_lastdim_kernel_impl\" not implemented for 'Long'"
+        );
         // Out of range is reported before the dtype: torch.log_softmax(torch.tensor([1, 2]), 3).
         let e = log_softmax(&long, Some(3)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::DimOutOfRange);

@@ -76,7 +76,11 @@ pub(crate) fn wrap_dim(dim: i64, ndim: usize) -> Result<usize, OpError> {
             ),
         ));
     }
-    Ok(if dim < 0 { (dim + n) as usize } else { dim as usize })
+    Ok(if dim < 0 {
+        (dim + n) as usize
+    } else {
+        dim as usize
+    })
 }
 
 /// The dtype `a op b` has under PyTorch's type promotion, for the float cases the ops meet:
@@ -108,7 +112,11 @@ pub(crate) fn fmt_cpp_double(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if x.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // Round to six significant digits first: the exponent is the rounded value's.
     let sci = format!("{x:.5e}");
@@ -140,8 +148,14 @@ pub(crate) type Backward = (Vec<f64>, Vec<f64>);
 
 /// The start of a backward pass: `grad_output` checked against `output` and widened, and a
 /// zeroed gradient of `n` elements to fill; `None` without a `grad_output`.
-pub(crate) fn backward_start(grad_output: Option<&Tensor>, output: &Tensor, n: usize) -> Result<Option<Backward>, OpError> {
-    let Some(g) = grad_output else { return Ok(None) };
+pub(crate) fn backward_start(
+    grad_output: Option<&Tensor>,
+    output: &Tensor,
+    n: usize,
+) -> Result<Option<Backward>, OpError> {
+    let Some(g) = grad_output else {
+        return Ok(None);
+    };
     check_grad_output(g, output)?;
     Ok(Some((g.to_f64_vec(), vec![0.0; n])))
 }
@@ -185,7 +199,10 @@ mod tests {
 
     #[test]
     fn reduction_parse() {
-        assert_eq!(Reduction::parse("elementwise_mean").unwrap(), Reduction::Mean);
+        assert_eq!(
+            Reduction::parse("elementwise_mean").unwrap(),
+            Reduction::Mean
+        );
         let e = Reduction::parse("avg").unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidReduction);
         assert_eq!(e.message, "avg is not a valid value for reduction");

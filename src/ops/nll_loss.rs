@@ -21,8 +21,8 @@
 use super::{Outputs, Reduction, backward_start};
 use crate::error::{ErrorKind, OpError, PyType};
 use crate::kernels::CompensatedSum;
-use std::borrow::Cow;
 use crate::tensor::{DType, Data, Tensor, fmt_shape};
+use std::borrow::Cow;
 
 /// A validated nll_loss: geometry, targets and weights, ready for [`forward`] and [`backward`].
 #[derive(Debug, Clone)]
@@ -119,7 +119,10 @@ fn target_dtype_error(d: DType) -> OpError {
     err(
         ErrorKind::TargetDtype,
         PyType::RuntimeError,
-        format!("expected target dtype to be Long or Byte, but got {}", d.torch_name()),
+        format!(
+            "expected target dtype to be Long or Byte, but got {}",
+            d.torch_name()
+        ),
     )
 }
 
@@ -127,7 +130,11 @@ fn dtype_mismatch(expected: DType, found: DType) -> OpError {
     err(
         ErrorKind::DtypeMismatch,
         PyType::RuntimeError,
-        format!("expected scalar type {} but found {}", expected.torch_name(), found.torch_name()),
+        format!(
+            "expected scalar type {} but found {}",
+            expected.torch_name(),
+            found.torch_name()
+        ),
     )
 }
 
@@ -160,12 +167,24 @@ pub(crate) enum Bounds {
 
 /// PyTorch's error for a target that is neither `ignore_index` nor a class, the last check.
 fn out_of_bounds(t: i64) -> OpError {
-    err(ErrorKind::TargetOutOfBounds, PyType::IndexError, format!("Target {t} is out of bounds."))
+    err(
+        ErrorKind::TargetOutOfBounds,
+        PyType::IndexError,
+        format!("Target {t} is out of bounds."),
+    )
 }
 
 /// Every check `F.nll_loss` makes, in PyTorch's order, on an input of `shape` and `dtype`
 /// (the targets' bounds where `bounds` says).
-pub(crate) fn plan<'t>(shape: &[usize], dtype: DType, target: &'t Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, bounds: Bounds) -> Result<Plan<'t>, OpError> {
+pub(crate) fn plan<'t>(
+    shape: &[usize],
+    dtype: DType,
+    target: &'t Tensor,
+    weight: Option<&Tensor>,
+    reduction: Reduction,
+    ignore_index: i64,
+    bounds: Bounds,
+) -> Result<Plan<'t>, OpError> {
     let nd = shape.len();
     if nd < 1 {
         return Err(err(
@@ -181,13 +200,20 @@ pub(crate) fn plan<'t>(shape: &[usize], dtype: DType, target: &'t Tensor, weight
             return Err(err(
                 ErrorKind::BatchSizeMismatch,
                 PyType::ValueError,
-                format!("Expected input batch_size ({}) to match target batch_size ({tb}).", shape[0]),
+                format!(
+                    "Expected input batch_size ({}) to match target batch_size ({tb}).",
+                    shape[0]
+                ),
             ));
         }
     }
     let (c, inner, none_shape) = if nd <= 2 {
         check_1d_2d(shape, dtype, target, weight)?;
-        if nd == 1 { (shape[0], 1, vec![]) } else { (shape[1], 1, vec![shape[0]]) }
+        if nd == 1 {
+            (shape[0], 1, vec![])
+        } else {
+            (shape[1], 1, vec![shape[0]])
+        }
     } else {
         if nd != 4 {
             if target.ndim() == 0 {
@@ -203,7 +229,11 @@ pub(crate) fn plan<'t>(shape: &[usize], dtype: DType, target: &'t Tensor, weight
                 return Err(err(
                     ErrorKind::TargetShape,
                     PyType::RuntimeError,
-                    format!("Expected target size {}, got {}", fmt_shape(&expected), fmt_shape(target.shape())),
+                    format!(
+                        "Expected target size {}, got {}",
+                        fmt_shape(&expected),
+                        fmt_shape(target.shape())
+                    ),
                 ));
             }
         }
@@ -214,10 +244,16 @@ pub(crate) fn plan<'t>(shape: &[usize], dtype: DType, target: &'t Tensor, weight
     };
     let targets = match target.data() {
         Data::I64(v) => Cow::Borrowed(&v[..]),
-        _ => Cow::Owned(target.to_i64_vec().expect("target dtype checked to be an integer")),
+        _ => Cow::Owned(
+            target
+                .to_i64_vec()
+                .expect("target dtype checked to be an integer"),
+        ),
     };
     let kept = match bounds {
-        Bounds::Check => crate::kernels::nll::check_targets(&targets, ignore_index, c).map_err(out_of_bounds)?,
+        Bounds::Check => {
+            crate::kernels::nll::check_targets(&targets, ignore_index, c).map_err(out_of_bounds)?
+        }
         Bounds::InKernel => 0,
     };
     Ok(Plan {
@@ -233,7 +269,12 @@ pub(crate) fn plan<'t>(shape: &[usize], dtype: DType, target: &'t Tensor, weight
 }
 
 /// `nll_loss_forward`'s meta checks (1-D and 2-D input), then its kernel's dispatch.
-fn check_1d_2d(shape: &[usize], dtype: DType, target: &Tensor, weight: Option<&Tensor>) -> Result<(), OpError> {
+fn check_1d_2d(
+    shape: &[usize],
+    dtype: DType,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+) -> Result<(), OpError> {
     if target.ndim() > 1 {
         return Err(err(
             ErrorKind::TargetShape,
@@ -256,11 +297,16 @@ fn check_1d_2d(shape: &[usize], dtype: DType, target: &Tensor, weight: Option<&T
         return Err(err(
             ErrorKind::TargetShape,
             PyType::ValueError,
-            format!("For 1D input, 1D target must have size 1, but got target size: {}", target.numel()),
+            format!(
+                "For 1D input, 1D target must have size 1, but got target size: {}",
+                target.numel()
+            ),
         ));
     }
     let c = shape[shape.len() - 1];
-    if let Some(w) = weight && (w.ndim() != 1 || w.numel() != c) {
+    if let Some(w) = weight
+        && (w.ndim() != 1 || w.numel() != c)
+    {
         return Err(err(
             ErrorKind::WeightShape,
             PyType::RuntimeError,
@@ -295,7 +341,9 @@ fn check_2d(
     if !is_index_dtype(target.dtype()) {
         return Err(target_dtype_error(target.dtype()));
     }
-    if let Some(w) = weight && w.numel() != shape[1] {
+    if let Some(w) = weight
+        && w.numel() != shape[1]
+    {
         return Err(err(
             ErrorKind::WeightShape,
             PyType::RuntimeError,
@@ -309,7 +357,11 @@ fn check_2d(
             return Err(err(
                 ErrorKind::TargetShape,
                 PyType::RuntimeError,
-                format!("size mismatch (got input: {} , target: {}", fmt_shape(shape), fmt_shape(t)),
+                format!(
+                    "size mismatch (got input: {} , target: {}",
+                    fmt_shape(shape),
+                    fmt_shape(t)
+                ),
             ));
         }
     }
@@ -337,13 +389,20 @@ pub(crate) fn forward(plan: &Plan<'_>, logp: impl Fn(usize) -> f64) -> Forward {
         None => plan.for_each_target(|p, _, i| per_position[p] = -logp(i)),
         Some(w) => plan.for_each_target(|p, t, i| per_position[p] = -(logp(i) * w[t])),
     }
-    Forward { per_position, total_weight: plan.total_weight() }
+    Forward {
+        per_position,
+        total_weight: plan.total_weight(),
+    }
 }
 
 /// The reduced output and the mean's denominator: per position for `none`, else the sum (divided
 /// for `mean`) streamed in chunks, each summed with compensation, so that no per-position
 /// buffer is written.
-pub(crate) fn forward_reduced(plan: &Plan<'_>, reduction: Reduction, input: &Tensor) -> Result<(Vec<f64>, f64), OpError> {
+pub(crate) fn forward_reduced(
+    plan: &Plan<'_>,
+    reduction: Reduction,
+    input: &Tensor,
+) -> Result<(Vec<f64>, f64), OpError> {
     if reduction == Reduction::None {
         let f = match input.data() {
             Data::F32(x) => forward(plan, |i| x[i] as f64),
@@ -351,10 +410,24 @@ pub(crate) fn forward_reduced(plan: &Plan<'_>, reduction: Reduction, input: &Ten
         };
         return Ok((f.per_position, f.total_weight));
     }
-    let (sum, kept) = crate::kernels::nll::nll_sum(input.data(), &plan.targets, plan.c, plan.inner, plan.ignore_index, plan.weight.as_deref())
-        .map_err(out_of_bounds)?;
+    let (sum, kept) = crate::kernels::nll::nll_sum(
+        input.data(),
+        &plan.targets,
+        plan.c,
+        plan.inner,
+        plan.ignore_index,
+        plan.weight.as_deref(),
+    )
+    .map_err(out_of_bounds)?;
     let total = plan.total_weight_of(kept);
-    Ok((vec![if reduction == Reduction::Mean { sum / total } else { sum }], total))
+    Ok((
+        vec![if reduction == Reduction::Mean {
+            sum / total
+        } else {
+            sum
+        }],
+        total,
+    ))
 }
 
 /// Applies the reduction to per-position values (`total` is the mean's denominator).
@@ -387,28 +460,70 @@ pub(crate) fn backward(plan: &Plan<'_>, g: &[f64], total: f64, grad: &mut [f64])
 }
 
 /// `F.nll_loss`.
-pub fn nll_loss(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64) -> Result<Tensor, OpError> {
+pub fn nll_loss(
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    reduction: Reduction,
+    ignore_index: i64,
+) -> Result<Tensor, OpError> {
     Ok(nll_loss_with_grad(input, target, weight, reduction, ignore_index, None)?.output)
 }
 
 /// The gradient of `F.nll_loss` with respect to `input`, given `grad_output`.
-pub fn nll_loss_backward(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, grad_output: &Tensor) -> Result<Tensor, OpError> {
-    let r = nll_loss_with_grad(input, target, weight, reduction, ignore_index, Some(grad_output))?;
+pub fn nll_loss_backward(
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    reduction: Reduction,
+    ignore_index: i64,
+    grad_output: &Tensor,
+) -> Result<Tensor, OpError> {
+    let r = nll_loss_with_grad(
+        input,
+        target,
+        weight,
+        reduction,
+        ignore_index,
+        Some(grad_output),
+    )?;
     Ok(r.grad_input.expect("a grad_output yields a grad_input"))
 }
 
-pub fn nll_loss_with_grad(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, reduction: Reduction, ignore_index: i64, grad_output: Option<&Tensor>) -> Result<Outputs, OpError> {
+pub fn nll_loss_with_grad(
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    reduction: Reduction,
+    ignore_index: i64,
+    grad_output: Option<&Tensor>,
+) -> Result<Outputs, OpError> {
     // A reduced forward pass checks the targets as its kernel reads them, before any gradient
     // is computed (`backward` takes the kernel's denominator); `none` indexes by them first.
-    let bounds = if reduction == Reduction::None { Bounds::Check } else { Bounds::InKernel };
-    let plan = plan(input.shape(), input.dtype(), target, weight, reduction, ignore_index, bounds)?;
+    let bounds = if reduction == Reduction::None {
+        Bounds::Check
+    } else {
+        Bounds::InKernel
+    };
+    let plan = plan(
+        input.shape(),
+        input.dtype(),
+        target,
+        weight,
+        reduction,
+        ignore_index,
+        bounds,
+    )?;
     let (out, total_weight) = forward_reduced(&plan, reduction, input)?;
     let output = Tensor::from_f64(input.dtype(), plan.output_shape(), &out).expect("output shape");
     let grad_input = match backward_start(grad_output, &output, input.numel())? {
         None => None,
         Some((g, mut grad)) => {
             backward(&plan, &g, total_weight, &mut grad);
-            Some(Tensor::from_f64(input.dtype(), input.shape().to_vec(), &grad).expect("input shape"))
+            Some(
+                Tensor::from_f64(input.dtype(), input.shape().to_vec(), &grad)
+                    .expect("input shape"),
+            )
         }
     };
     Ok(Outputs { output, grad_input })
@@ -425,7 +540,12 @@ mod tests {
     fn i64t(shape: &[usize], v: Vec<i64>) -> Tensor {
         Tensor::new(shape.to_vec(), Data::I64(v)).unwrap()
     }
-    fn nll(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, r: Reduction) -> Result<Tensor, OpError> {
+    fn nll(
+        input: &Tensor,
+        target: &Tensor,
+        weight: Option<&Tensor>,
+        r: Reduction,
+    ) -> Result<Tensor, OpError> {
         nll_loss(input, target, weight, r, -100)
     }
 
@@ -434,12 +554,21 @@ mod tests {
         // torch 2.15: F.nll_loss(torch.randn(5).log_softmax(0), torch.tensor([1, 0, 0]))
         let x = f32t(&[5], vec![0.0; 5]);
         let e = nll(&x, &i64t(&[3], vec![1, 0, 0]), None, Reduction::Mean).unwrap_err();
-        assert_eq!((e.kind, e.py_type), (ErrorKind::TargetShape, PyType::ValueError));
-        assert_eq!(e.message, "For 1D input, 1D target must have size 1, but got target size: 3");
+        assert_eq!(
+            (e.kind, e.py_type),
+            (ErrorKind::TargetShape, PyType::ValueError)
+        );
+        assert_eq!(
+            e.message,
+            "For 1D input, 1D target must have size 1, but got target size: 3"
+        );
         // torch 2.15: F.nll_loss(torch.randn(3, 5), torch.tensor([1]))
         let x = f32t(&[3, 5], vec![0.0; 15]);
         let e = nll(&x, &i64t(&[1], vec![1]), None, Reduction::Mean).unwrap_err();
-        assert_eq!(e.message, "Expected input batch_size (3) to match target batch_size (1).");
+        assert_eq!(
+            e.message,
+            "Expected input batch_size (3) to match target batch_size (1)."
+        );
     }
 
     #[test]
@@ -450,7 +579,10 @@ mod tests {
         let ft = f32t(&[3], vec![1.0, 0.0, 0.0]);
         // torch 2.15: float target and a wrong weight: the target dtype is reported.
         let e = nll(&x, &ft, Some(&w4), Reduction::Mean).unwrap_err();
-        assert_eq!(e.message, "expected target dtype to be Long or Byte, but got Float");
+        assert_eq!(
+            e.message,
+            "expected target dtype to be Long or Byte, but got Float"
+        );
         // torch 2.15: a double weight and an out-of-bounds target: the dtype is reported.
         let e = nll(&x, &i64t(&[3], vec![9, 0, 0]), Some(&wd), Reduction::Mean).unwrap_err();
         assert_eq!(e.message, "expected scalar type Float but found Double");
@@ -461,11 +593,19 @@ mod tests {
         // torch 2.15: 4-D input, size mismatch with Long input: the size mismatch wins.
         let x4 = i64t(&[2, 5, 3, 3], vec![1; 90]);
         let e = nll(&x4, &i64t(&[2, 3, 4], vec![0; 24]), None, Reduction::Mean).unwrap_err();
-        assert_eq!(e.message, "size mismatch (got input: [2, 5, 3, 3] , target: [2, 3, 4]");
+        assert_eq!(
+            e.message,
+            "size mismatch (got input: [2, 5, 3, 3] , target: [2, 3, 4]"
+        );
         // torch 2.15: 3-D input with a uint8 target.
         let x3 = f32t(&[2, 5, 3], vec![0.0; 30]);
-        let e = nll(&x3, &Tensor::new(vec![2, 3], Data::U8(vec![0; 6])).unwrap(), None, Reduction::Mean)
-            .unwrap_err();
+        let e = nll(
+            &x3,
+            &Tensor::new(vec![2, 3], Data::U8(vec![0; 6])).unwrap(),
+            None,
+            Reduction::Mean,
+        )
+        .unwrap_err();
         assert_eq!(e.message, "expected scalar type Long but found Byte");
     }
 
@@ -482,12 +622,21 @@ mod tests {
         let w = f32t(&[5], vec![1.0, 2.0, 1.0, 1.0, 0.5]);
         let none = nll(&x, &t, Some(&w), Reduction::None).unwrap();
         assert_eq!(none.to_f64_vec(), vec![2.0, 0.0, 1.5]);
-        assert_eq!(nll(&x, &t, Some(&w), Reduction::Sum).unwrap().to_f64_vec(), vec![3.5]);
-        assert_eq!(nll(&x, &t, Some(&w), Reduction::Mean).unwrap().to_f64_vec(), vec![1.4f32 as f64]);
+        assert_eq!(
+            nll(&x, &t, Some(&w), Reduction::Sum).unwrap().to_f64_vec(),
+            vec![3.5]
+        );
+        assert_eq!(
+            nll(&x, &t, Some(&w), Reduction::Mean).unwrap().to_f64_vec(),
+            vec![1.4f32 as f64]
+        );
         // All ignored: mean is 0/0 (torch 2.15: nan), sum is 0.
         let ign = i64t(&[3], vec![-100; 3]);
         assert!(nll(&x, &ign, None, Reduction::Mean).unwrap().to_f64_vec()[0].is_nan());
-        assert_eq!(nll(&x, &ign, None, Reduction::Sum).unwrap().to_f64_vec(), vec![0.0]);
+        assert_eq!(
+            nll(&x, &ign, None, Reduction::Sum).unwrap().to_f64_vec(),
+            vec![0.0]
+        );
     }
 
     #[test]
@@ -497,7 +646,9 @@ mod tests {
         let t = i64t(&[3], vec![1, -100, 4]);
         let w = f32t(&[5], vec![1.0, 2.0, 1.0, 1.0, 0.5]);
         let g = f32t(&[], vec![1.0]);
-        let gi = nll_loss_backward(&x, &t, Some(&w), Reduction::Mean, -100, &g).unwrap().to_f64_vec();
+        let gi = nll_loss_backward(&x, &t, Some(&w), Reduction::Mean, -100, &g)
+            .unwrap()
+            .to_f64_vec();
         let mut expect = vec![0.0; 15];
         expect[1] = (-2.0f32 / 2.5) as f64;
         expect[14] = (-0.5f32 / 2.5) as f64;
@@ -511,9 +662,23 @@ mod tests {
             // checked in the plan (`none`) or by the reduced pass's kernel, with a gradient or not
             for r in [Reduction::None, Reduction::Mean, Reduction::Sum] {
                 let target = i64t(&[2], vec![0, t]);
-                let g = if r == Reduction::None { f32t(&[2], vec![1.0; 2]) } else { f32t(&[], vec![1.0]) };
-                for e in [nll(&x, &target, None, r).unwrap_err(), nll_loss_backward(&x, &target, None, r, -100, &g).unwrap_err()] {
-                    assert_eq!((e.kind, e.message), (ErrorKind::TargetOutOfBounds, format!("Target {t} is out of bounds.")), "{r:?}");
+                let g = if r == Reduction::None {
+                    f32t(&[2], vec![1.0; 2])
+                } else {
+                    f32t(&[], vec![1.0])
+                };
+                for e in [
+                    nll(&x, &target, None, r).unwrap_err(),
+                    nll_loss_backward(&x, &target, None, r, -100, &g).unwrap_err(),
+                ] {
+                    assert_eq!(
+                        (e.kind, e.message),
+                        (
+                            ErrorKind::TargetOutOfBounds,
+                            format!("Target {t} is out of bounds.")
+                        ),
+                        "{r:?}"
+                    );
                 }
             }
         }

@@ -81,7 +81,10 @@ pub struct Report {
 type Groups<'a> = Vec<(String, Vec<&'a ResultRow>)>;
 
 /// Rows that share a cause (or a skip reason), most frequent first, then by cause.
-fn grouped<'a>(rows: impl Iterator<Item = &'a ResultRow>, key: impl Fn(&ResultRow) -> String) -> Groups<'a> {
+fn grouped<'a>(
+    rows: impl Iterator<Item = &'a ResultRow>,
+    key: impl Fn(&ResultRow) -> String,
+) -> Groups<'a> {
     let mut groups: BTreeMap<String, Vec<&ResultRow>> = BTreeMap::new();
     for r in rows {
         groups.entry(key(r)).or_default().push(r);
@@ -93,7 +96,11 @@ fn grouped<'a>(rows: impl Iterator<Item = &'a ResultRow>, key: impl Fn(&ResultRo
 
 /// The first few ids of a group, for its heading.
 fn first_ids(rows: &[&ResultRow], n: usize) -> String {
-    let mut s: Vec<String> = rows.iter().take(n).map(|r| format!("{}/{}", r.implementation, r.id)).collect();
+    let mut s: Vec<String> = rows
+        .iter()
+        .take(n)
+        .map(|r| format!("{}/{}", r.implementation, r.id))
+        .collect();
     if rows.len() > n {
         s.push("...".into());
     }
@@ -149,19 +156,33 @@ impl Report {
 
     /// Cases that passed (or answered forward-only) only within a tolerance entry.
     pub fn loosened(&self) -> usize {
-        self.results.iter().filter(|r| r.status.ok() && !r.loosened_by.is_empty()).count()
+        self.results
+            .iter()
+            .filter(|r| r.status.ok() && !r.loosened_by.is_empty())
+            .count()
     }
 
     fn failure_groups(&self) -> Groups<'_> {
-        grouped(self.failures(), |r| r.cause.clone().unwrap_or_else(|| first(&r.detail).to_string()))
+        grouped(self.failures(), |r| {
+            r.cause
+                .clone()
+                .unwrap_or_else(|| first(&r.detail).to_string())
+        })
     }
 
     fn groups_of(&self, status: Status) -> Groups<'_> {
-        grouped(self.results.iter().filter(|r| r.status == status), |r| first(&r.detail).to_string())
+        grouped(self.results.iter().filter(|r| r.status == status), |r| {
+            first(&r.detail).to_string()
+        })
     }
 
     fn loosened_groups(&self) -> Groups<'_> {
-        grouped(self.results.iter().filter(|r| r.status.ok() && !r.loosened_by.is_empty()), |r| r.loosened_by.join(", "))
+        grouped(
+            self.results
+                .iter()
+                .filter(|r| r.status.ok() && !r.loosened_by.is_empty()),
+            |r| r.loosened_by.join(", "),
+        )
     }
 
     /// The grouped sections both human and Markdown output show.
@@ -169,8 +190,16 @@ impl Report {
     fn sections(&self) -> [(&'static str, &'static str, Groups<'_>); 4] {
         [
             ("Failures by cause", "cause", self.failure_groups()),
-            ("Forward only (output right, no gradient)", "reason", self.groups_of(Status::ForwardOnly)),
-            ("Passed only within a tolerance entry", "entries", self.loosened_groups()),
+            (
+                "Forward only (output right, no gradient)",
+                "reason",
+                self.groups_of(Status::ForwardOnly),
+            ),
+            (
+                "Passed only within a tolerance entry",
+                "entries",
+                self.loosened_groups(),
+            ),
             ("Skipped, by reason", "reason", self.groups_of(Status::Skip)),
         ]
     }
@@ -179,7 +208,11 @@ impl Report {
     pub fn matrix(&self) -> (Vec<String>, Vec<(String, Vec<String>)>) {
         let mut cells: BTreeMap<(String, String), BTreeMap<String, [usize; 6]>> = BTreeMap::new();
         for r in self.results.iter().filter(|r| !r.op.is_empty()) {
-            let c = cells.entry((r.op.clone(), r.dtype.clone())).or_default().entry(r.implementation.clone()).or_default();
+            let c = cells
+                .entry((r.op.clone(), r.dtype.clone()))
+                .or_default()
+                .entry(r.implementation.clone())
+                .or_default();
             c[r.status as usize] += 1;
         }
         let rows = cells
@@ -223,8 +256,19 @@ impl Report {
         for (cause, rows) in &self.failure_groups() {
             writeln!(out, "=== {} x {cause}", rows.len()).unwrap();
             for r in rows {
-                let file = r.file.as_ref().map(|f| format!(" ({})", display_path(f))).unwrap_or_default();
-                writeln!(out, "{} {}/{}{file}", r.status.name().to_uppercase(), r.implementation, r.id).unwrap();
+                let file = r
+                    .file
+                    .as_ref()
+                    .map(|f| format!(" ({})", display_path(f)))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{} {}/{}{file}",
+                    r.status.name().to_uppercase(),
+                    r.implementation,
+                    r.id
+                )
+                .unwrap();
                 for line in r.detail.lines() {
                     writeln!(out, "    {line}").unwrap();
                 }
@@ -234,20 +278,36 @@ impl Report {
         for (title, _, groups) in self.sections().iter().filter(|(_, _, g)| !g.is_empty()) {
             writeln!(out, "{title}:").unwrap();
             for (what, rows) in groups {
-                writeln!(out, "  {:>5}  {what}  (e.g. {})", rows.len(), first_ids(rows, 3)).unwrap();
+                writeln!(
+                    out,
+                    "  {:>5}  {what}  (e.g. {})",
+                    rows.len(),
+                    first_ids(rows, 3)
+                )
+                .unwrap();
             }
             writeln!(out).unwrap();
         }
         for u in &self.unneeded {
-            writeln!(out, "note: {}: tolerance entry {} was not needed by any case it matches ({})", u.implementation, u.entry, u.reason)
-                .unwrap();
+            writeln!(
+                out,
+                "note: {}: tolerance entry {} was not needed by any case it matches ({})",
+                u.implementation, u.entry, u.reason
+            )
+            .unwrap();
         }
         let (cols, rows) = self.matrix();
         let w0 = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(10);
         let widths: Vec<usize> = cols
             .iter()
             .enumerate()
-            .map(|(i, c)| rows.iter().map(|(_, v)| v[i].len()).max().unwrap_or(0).max(c.len()))
+            .map(|(i, c)| {
+                rows.iter()
+                    .map(|(_, v)| v[i].len())
+                    .max()
+                    .unwrap_or(0)
+                    .max(c.len())
+            })
             .collect();
         writeln!(out).unwrap();
         write!(out, "{:w0$}", "op dtype").unwrap();
@@ -263,7 +323,13 @@ impl Report {
             writeln!(out).unwrap();
         }
         writeln!(out).unwrap();
-        writeln!(out, "{} results in {:.2} s", self.results.len(), self.elapsed.as_secs_f64()).unwrap();
+        writeln!(
+            out,
+            "{} results in {:.2} s",
+            self.results.len(),
+            self.elapsed.as_secs_f64()
+        )
+        .unwrap();
         writeln!(out, "{}", self.summary_line()).unwrap();
         out
     }
@@ -321,18 +387,50 @@ impl Report {
         )
         .unwrap();
         for imp in &self.implementations {
-            let rows: Vec<&ResultRow> = self.results.iter().filter(|r| &r.implementation == imp).collect();
+            let rows: Vec<&ResultRow> = self
+                .results
+                .iter()
+                .filter(|r| &r.implementation == imp)
+                .collect();
             let f = rows.iter().filter(|r| !r.status.ok()).count();
-            let s = rows.iter().filter(|r| matches!(r.status, Status::Skip | Status::Xfail | Status::ForwardOnly)).count();
-            writeln!(out, "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" skipped=\"{s}\">", xml(imp), rows.len()).unwrap();
+            let s = rows
+                .iter()
+                .filter(|r| matches!(r.status, Status::Skip | Status::Xfail | Status::ForwardOnly))
+                .count();
+            writeln!(
+                out,
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" skipped=\"{s}\">",
+                xml(imp),
+                rows.len()
+            )
+            .unwrap();
             for r in rows {
-                let class = if r.op.is_empty() { format!("{imp}.expectations") } else { format!("{imp}.{}", r.op) };
-                let file = r.file.as_ref().map(|f| format!(" file=\"{}\"", xml(&display_path(f)))).unwrap_or_default();
-                write!(out, "    <testcase classname=\"{}\" name=\"{}\"{file}", xml(&class), xml(&r.id)).unwrap();
+                let class = if r.op.is_empty() {
+                    format!("{imp}.expectations")
+                } else {
+                    format!("{imp}.{}", r.op)
+                };
+                let file = r
+                    .file
+                    .as_ref()
+                    .map(|f| format!(" file=\"{}\"", xml(&display_path(f))))
+                    .unwrap_or_default();
+                write!(
+                    out,
+                    "    <testcase classname=\"{}\" name=\"{}\"{file}",
+                    xml(&class),
+                    xml(&r.id)
+                )
+                .unwrap();
                 match r.status {
                     Status::Pass if r.loosened_by.is_empty() => out.push_str("/>\n"),
                     Status::Pass => {
-                        writeln!(out, ">\n      <system-out>{}</system-out>\n    </testcase>", xml(&r.detail)).unwrap();
+                        writeln!(
+                            out,
+                            ">\n      <system-out>{}</system-out>\n    </testcase>",
+                            xml(&r.detail)
+                        )
+                        .unwrap();
                     }
                     Status::Skip | Status::Xfail | Status::ForwardOnly => {
                         let what = match r.status {
@@ -340,7 +438,13 @@ impl Report {
                             Status::Xfail => "expected failure",
                             _ => "forward only (output right, gradient not computed)",
                         };
-                        writeln!(out, ">\n      <skipped message=\"{}: {}\"/>\n    </testcase>", what, xml(first(&r.detail))).unwrap();
+                        writeln!(
+                            out,
+                            ">\n      <skipped message=\"{}: {}\"/>\n    </testcase>",
+                            what,
+                            xml(first(&r.detail))
+                        )
+                        .unwrap();
                     }
                     Status::Fail | Status::Xpass => {
                         writeln!(
@@ -374,22 +478,50 @@ impl Report {
         writeln!(out, "\n{}", self.summary_line()).unwrap();
         let sections = self.sections();
         for (title, key, groups) in sections.iter().filter(|(_, _, g)| !g.is_empty()) {
-            writeln!(out, "\n### {title}\n\n| cases | {key} | first |\n| --- | --- | --- |").unwrap();
+            writeln!(
+                out,
+                "\n### {title}\n\n| cases | {key} | first |\n| --- | --- | --- |"
+            )
+            .unwrap();
             for (what, rows) in groups {
-                writeln!(out, "| {} | {} | {} |", rows.len(), cell(what), cell(&first_ids(rows, 3))).unwrap();
+                writeln!(
+                    out,
+                    "| {} | {} | {} |",
+                    rows.len(),
+                    cell(what),
+                    cell(&first_ids(rows, 3))
+                )
+                .unwrap();
             }
         }
         // Every failing case with its whole detail (a crash's traceback included), by cause.
         for (cause, rows) in &sections[0].2 {
-            writeln!(out, "\n<details><summary>{} x {}</summary>\n", rows.len(), html(cause)).unwrap();
+            writeln!(
+                out,
+                "\n<details><summary>{} x {}</summary>\n",
+                rows.len(),
+                html(cause)
+            )
+            .unwrap();
             for r in rows {
-                writeln!(out, "`{}/{}`\n\n~~~~text\n{}\n~~~~\n", r.implementation, r.id, r.detail.replace("~~~~", "~ ~ ~ ~")).unwrap();
+                writeln!(
+                    out,
+                    "`{}/{}`\n\n~~~~text\n{}\n~~~~\n",
+                    r.implementation,
+                    r.id,
+                    r.detail.replace("~~~~", "~ ~ ~ ~")
+                )
+                .unwrap();
             }
             writeln!(out, "</details>").unwrap();
         }
         for u in &self.unneeded {
-            writeln!(out, "\nnote: {}: tolerance entry `{}` was not needed by any case it matches ({})", u.implementation, u.entry, u.reason)
-                .unwrap();
+            writeln!(
+                out,
+                "\nnote: {}: tolerance entry `{}` was not needed by any case it matches ({})",
+                u.implementation, u.entry, u.reason
+            )
+            .unwrap();
         }
         out
     }
@@ -402,7 +534,9 @@ fn cell(s: &str) -> String {
 
 /// Text for inline HTML (a `<summary>`).
 fn html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The first two lines of a Markdown table: `columns` then one column per name.
@@ -452,10 +586,19 @@ impl CaseCounts {
     /// Counts `case` once in each group it belongs to.
     pub fn add(&mut self, case: &Case) {
         self.total += 1;
-        let mut one = |group: &'static str, name: &str| *self.counts.entry((group, name.to_string())).or_default() += 1;
+        let mut one = |group: &'static str, name: &str| {
+            *self.counts.entry((group, name.to_string())).or_default() += 1
+        };
         one("op", case.call.op().name());
         one("dtype", case.call.input().dtype().name());
-        one("expected", if matches!(case.expected, Expected::Error(_)) { "error" } else { "values" });
+        one(
+            "expected",
+            if matches!(case.expected, Expected::Error(_)) {
+                "error"
+            } else {
+                "values"
+            },
+        );
         if case.grad_output.is_some() {
             one("expected", "grad_input");
         }
@@ -485,7 +628,11 @@ impl CaseCounts {
 impl Report {
     /// 0 when every case ended as expected, 1 otherwise (contract section 3).
     pub fn exit_code(&self) -> i32 {
-        if self.results.iter().all(|r| r.status.ok()) { 0 } else { 1 }
+        if self.results.iter().all(|r| r.status.ok()) {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn count(&self, s: Status) -> usize {

@@ -7,7 +7,10 @@ use std::process::{Command, Output};
 
 /// Runs the `nllspec` binary this test build made.
 pub fn nllspec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nllspec")).args(args).output().expect("nllspec runs")
+    Command::new(env!("CARGO_BIN_EXE_nllspec"))
+        .args(args)
+        .output()
+        .expect("nllspec runs")
 }
 
 pub fn root() -> PathBuf {
@@ -17,5 +20,8 @@ pub fn root() -> PathBuf {
 /// The shipped nll_loss seed cases, a small real golden file: values with a gradient in every
 /// float dtype, and errors.
 pub fn seed() -> String {
-    root().join("golden/nll_loss/seed.json").display().to_string()
+    root()
+        .join("golden/nll_loss/seed.json")
+        .display()
+        .to_string()
 }

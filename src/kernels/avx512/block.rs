@@ -1,7 +1,9 @@
 //! The AVX-512 outer-dim kernel: a `len x inner` block (classes strided by `inner`) 16 lanes
 //! at a time, each lane's max, log-sum-exp and writes.
 
-use super::exp::{ABOVE, BELOW, ExpConsts, GENERAL, exp_pd, exp16xn, lane_shift, lanes_mode, log1p_pd};
+use super::exp::{
+    ABOVE, BELOW, ExpConsts, GENERAL, exp_pd, exp16xn, lane_shift, lanes_mode, log1p_pd,
+};
 use super::vectors::{Extremes, shifted, steps, to_pd, to_ps, widen_add};
 use crate::kernels::elem::{Elem, NativeBf16, as_native, as_native_out, native_bf16_for};
 use std::arch::x86_64::*;
@@ -29,7 +31,13 @@ pub(super) struct LaneStats {
 #[cfg(debug_assertions)]
 #[inline(never)]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-pub(super) unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+pub(super) unsafe fn lane_stats<E: Elem>(
+    x: &[E],
+    len: usize,
+    inner: usize,
+    at: usize,
+    h: __mmask16,
+) -> LaneStats {
     // SAFETY: this function's contract: AVX-512, and the lanes of every load in bounds.
     unsafe { lane_stats_body(x, len, inner, at, h) }
 }
@@ -39,7 +47,13 @@ pub(super) unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: 
 /// AVX-512 F, DQ, VL and BW; for every class `c < len`, the lanes `h` of `x[at + c * inner..][..16]` are in bounds.
 #[cfg(not(debug_assertions))]
 #[inline(always)]
-pub(super) unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+pub(super) unsafe fn lane_stats<E: Elem>(
+    x: &[E],
+    len: usize,
+    inner: usize,
+    at: usize,
+    h: __mmask16,
+) -> LaneStats {
     // SAFETY: this function's contract: AVX-512, and the lanes of every load in bounds.
     unsafe { lane_stats_body(x, len, inner, at, h) }
 }
@@ -48,7 +62,13 @@ pub(super) unsafe fn lane_stats<E: Elem>(x: &[E], len: usize, inner: usize, at: 
 ///
 /// As [`lane_stats`].
 #[inline(always)]
-pub(super) unsafe fn lane_stats_body<E: Elem>(x: &[E], len: usize, inner: usize, at: usize, h: __mmask16) -> LaneStats {
+pub(super) unsafe fn lane_stats_body<E: Elem>(
+    x: &[E],
+    len: usize,
+    inner: usize,
+    at: usize,
+    h: __mmask16,
+) -> LaneStats {
     // SAFETY: the caller's contract: AVX-512, and every load below (lanes `h` of class `c < len` from `at + c * inner`) in bounds.
     unsafe {
         let p = x.as_ptr().add(at);
@@ -91,7 +111,10 @@ pub(super) unsafe fn lane_stats_body<E: Elem>(x: &[E], len: usize, inner: usize,
         let finite = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(_mm512_sub_ps(m, m), _mm512_setzero_ps());
         let nan = _mm512_set1_pd(f64::NAN);
         let l = [log1p_pd(acc[0]), log1p_pd(acc[1])];
-        let lse = [_mm512_mask_blend_pd(finite as __mmask8, nan, l[0]), _mm512_mask_blend_pd((finite >> 8) as __mmask8, nan, l[1])];
+        let lse = [
+            _mm512_mask_blend_pd(finite as __mmask8, nan, l[0]),
+            _mm512_mask_blend_pd((finite >> 8) as __mmask8, nan, l[1]),
+        ];
         LaneStats { m, lse }
     }
 }
@@ -105,7 +128,13 @@ pub(super) unsafe fn lane_stats_body<E: Elem>(x: &[E], len: usize, inner: usize,
 ///
 /// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
-pub(super) unsafe fn lane_sums<const MODE: u8>(load: impl Fn(usize) -> __m512, len: usize, m: __m512, consts: ExpConsts, scale: [__m512d; 2]) -> [__m512d; 2] {
+pub(super) unsafe fn lane_sums<const MODE: u8>(
+    load: impl Fn(usize) -> __m512,
+    len: usize,
+    m: __m512,
+    consts: ExpConsts,
+    scale: [__m512d; 2],
+) -> [__m512d; 2] {
     // SAFETY: AVX-512 is available (this function's contract); memory is read only through `load`, the caller's.
     unsafe {
         let (mut a0, mut a1) = (_mm512_setzero_pd(), _mm512_setzero_pd());
@@ -122,7 +151,11 @@ pub(super) unsafe fn lane_sums<const MODE: u8>(load: impl Fn(usize) -> __m512, l
             let v = [load(c), load(c + 1), load(c + 2), load(c + 3)];
             let k = [keep(v[0]), keep(v[1]), keep(v[2]), keep(v[3])];
             let [e0, e1, e2, e3] = exp16xn::<4, MODE>(v, consts, k);
-            widen_add(&mut a0, &mut a1, _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
+            widen_add(
+                &mut a0,
+                &mut a1,
+                _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)),
+            );
             c += 4;
         }
         while c < len {
@@ -133,8 +166,16 @@ pub(super) unsafe fn lane_sums<const MODE: u8>(load: impl Fn(usize) -> __m512, l
         }
         let extra = _mm512_sub_epi32(ties, one);
         [
-            _mm512_fmadd_pd(a0, scale[0], _mm512_cvtepi32_pd(_mm512_castsi512_si256(extra))),
-            _mm512_fmadd_pd(a1, scale[1], _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64::<1>(extra))),
+            _mm512_fmadd_pd(
+                a0,
+                scale[0],
+                _mm512_cvtepi32_pd(_mm512_castsi512_si256(extra)),
+            ),
+            _mm512_fmadd_pd(
+                a1,
+                scale[1],
+                _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64::<1>(extra)),
+            ),
         ]
     }
 }
@@ -169,7 +210,11 @@ impl<'a> Column<'a> {
         if scratch.len() < n {
             scratch.resize(n, 0.0);
         }
-        Column { buf: &mut scratch[..n], start: 0, len }
+        Column {
+            buf: &mut scratch[..n],
+            start: 0,
+            len,
+        }
     }
 
     /// Puts the column half a page from `away` (an address about to be stored to) modulo
@@ -188,7 +233,14 @@ impl<'a> Column<'a> {
     ///
     /// AVX-512; the lanes `h` of the group at `at` are in bounds of `x` for every class; `g` is below the group count the column was made for.
     #[inline(always)]
-    pub(super) unsafe fn stats<E: Elem>(&mut self, x: &[E], inner: usize, at: usize, h: __mmask16, g: usize) -> LaneStats {
+    pub(super) unsafe fn stats<E: Elem>(
+        &mut self,
+        x: &[E],
+        inner: usize,
+        at: usize,
+        h: __mmask16,
+        g: usize,
+    ) -> LaneStats {
         // SAFETY: the loads from `x` are the caller's contract; slot `g` spans `len * 16` floats from `start + g * len * 16`, inside `buf` (sized in `new` for every group and a page of slack, `start < 1024`).
         unsafe {
             let len = self.len;
@@ -198,7 +250,10 @@ impl<'a> Column<'a> {
             let from = self.start + g * len * 16;
             let col = self.buf.as_mut_ptr().add(from);
             for c in 0..len {
-                _mm512_storeu_ps(col.add(c * 16), E::load16_masked(h, x.as_ptr().add(at + c * inner)));
+                _mm512_storeu_ps(
+                    col.add(c * 16),
+                    E::load16_masked(h, x.as_ptr().add(at + c * inner)),
+                );
             }
             lane_stats(&self.buf[from..], len, 16, 0, h)
         }
@@ -210,7 +265,15 @@ impl<'a> Column<'a> {
     ///
     /// As [`Column::stats`], for the group it saw in slot `g`.
     #[inline(always)]
-    pub(super) unsafe fn load<E: Elem>(&self, x: &[E], inner: usize, at: usize, h: __mmask16, c: usize, g: usize) -> __m512 {
+    pub(super) unsafe fn load<E: Elem>(
+        &self,
+        x: &[E],
+        inner: usize,
+        at: usize,
+        h: __mmask16,
+        c: usize,
+        g: usize,
+    ) -> __m512 {
         // SAFETY: as in `stats`: the load from `x` is the caller's contract, the column slot lies inside `buf`.
         unsafe {
             if self.buf.is_empty() {
@@ -229,8 +292,16 @@ impl<'a> Column<'a> {
 /// Elsewhere the copy costs 2-4% (8x21x100x100, 64x3x64x64, 4x1000x16x16, measured).
 pub(super) fn wants_column<E: Elem>(len: usize, inner: usize) -> bool {
     let stride = inner * std::mem::size_of::<E>();
-    let sets = if !stride.is_multiple_of(64) { 64 } else { 64 >> ((stride / 64) % 64).trailing_zeros().min(6) };
-    if std::mem::size_of::<E>() < 4 { len <= COLUMN_MAX } else { len <= 256 && len > 4 * sets }
+    let sets = if !stride.is_multiple_of(64) {
+        64
+    } else {
+        64 >> ((stride / 64) % 64).trailing_zeros().min(6)
+    };
+    if std::mem::size_of::<E>() < 4 {
+        len <= COLUMN_MAX
+    } else {
+        len <= 256 && len > 4 * sets
+    }
 }
 
 /// log_softmax of a `len x inner` block over its `len` axis (classes strided by `inner`),
@@ -241,7 +312,13 @@ pub(super) fn wants_column<E: Elem>(len: usize, inner: usize) -> bool {
 ///
 /// The CPU has AVX-512 F, DQ, VL and BW (the float32 kernels call this only at the AVX-512 level). Lengths are checked: `x` and `out` must hold `len * inner` elements or it panics.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-pub(crate) unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, scratch: &mut Vec<f32>) {
+pub(crate) unsafe fn block_log_softmax<E: Elem>(
+    x: &[E],
+    out: &mut [MaybeUninit<E>],
+    len: usize,
+    inner: usize,
+    scratch: &mut Vec<f32>,
+) {
     // SAFETY: AVX-512 is this function's contract; `as_native` needs the check `native_bf16_for` just made (AVX512-BF16, `E` is bfloat16); the body asserts the lengths its pointer arithmetic relies on.
     unsafe {
         if native_bf16_for::<E>() {
@@ -257,7 +334,13 @@ pub(crate) unsafe fn block_log_softmax<E: Elem>(x: &[E], out: &mut [MaybeUninit<
 ///
 /// AVX-512 F, DQ, VL, BW and BF16.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,avx512bf16")]
-pub(super) unsafe fn block_log_softmax_native(x: &[NativeBf16], out: &mut [MaybeUninit<NativeBf16>], len: usize, inner: usize, scratch: &mut Vec<f32>) {
+pub(super) unsafe fn block_log_softmax_native(
+    x: &[NativeBf16],
+    out: &mut [MaybeUninit<NativeBf16>],
+    len: usize,
+    inner: usize,
+    scratch: &mut Vec<f32>,
+) {
     // SAFETY: the caller's contract (the CPU features); the body checks the lengths.
     unsafe { block_log_softmax_body(x, out, len, inner, scratch) }
 }
@@ -282,14 +365,25 @@ pub(super) fn tiled(column: bool, len: usize) -> bool {
 ///
 /// AVX-512 F, DQ, VL and BW (lengths are asserted here).
 #[inline(always)]
-pub(super) unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, scratch: &mut Vec<f32>) {
+pub(super) unsafe fn block_log_softmax_body<E: Elem>(
+    x: &[E],
+    out: &mut [MaybeUninit<E>],
+    len: usize,
+    inner: usize,
+    scratch: &mut Vec<f32>,
+) {
     // SAFETY: AVX-512 is this function's contract; `x` and `out` hold `len * inner` elements (asserted first), which bounds every lane `tiles` touches.
     unsafe {
         assert!(x.len() >= len * inner && out.len() >= len * inner);
         let column = wants_column::<E>(len, inner);
         let o = out.as_mut_ptr().cast::<E>();
         if tiled(column, len) {
-            tiles::<E, TILE_GROUPS>(x, o, inner, &mut Column::new(scratch, len, TILE_GROUPS, column));
+            tiles::<E, TILE_GROUPS>(
+                x,
+                o,
+                inner,
+                &mut Column::new(scratch, len, TILE_GROUPS, column),
+            );
         } else {
             // a column always tiles
             tiles::<E, 1>(x, o, inner, &mut Column::new(scratch, len, 1, false));
@@ -303,7 +397,12 @@ pub(super) unsafe fn block_log_softmax_body<E: Elem>(x: &[E], out: &mut [MaybeUn
 ///
 /// AVX-512; `x` and `o` hold the block's `col.len * inner` elements.
 #[inline(always)]
-pub(super) unsafe fn tiles<E: Elem, const G: usize>(x: &[E], o: *mut E, inner: usize, col: &mut Column) {
+pub(super) unsafe fn tiles<E: Elem, const G: usize>(
+    x: &[E],
+    o: *mut E,
+    inner: usize,
+    col: &mut Column,
+) {
     // SAFETY: the caller's contract: every lane `tile` touches (below `inner`, classes below `len`) is inside `x` and `o`.
     unsafe {
         let mut t = 0;
@@ -324,7 +423,13 @@ pub(super) unsafe fn tiles<E: Elem, const G: usize>(x: &[E], o: *mut E, inner: u
 ///
 /// AVX-512; `x` and `o` hold the block's `col.len * inner` elements and `t < inner`.
 #[inline(always)]
-pub(super) unsafe fn tile<E: Elem, const G: usize, const FULL: bool>(x: &[E], o: *mut E, inner: usize, t: usize, col: &mut Column) {
+pub(super) unsafe fn tile<E: Elem, const G: usize, const FULL: bool>(
+    x: &[E],
+    o: *mut E,
+    inner: usize,
+    t: usize,
+    col: &mut Column,
+) {
     // SAFETY: the caller's contract: each group's lanes are below `inner` (`steps` stops there, masks cover partial groups), each class below `len`, so every load and store is inside `x` and `o`; prefetches never fault.
     unsafe {
         let len = col.len;
@@ -337,7 +442,10 @@ pub(super) unsafe fn tile<E: Elem, const G: usize, const FULL: bool>(x: &[E], o:
             let h = if FULL { !0 } else { h };
             let st = col.stats(x, inner, at, h, g);
             let m = to_pd(st.m);
-            let hi = to_ps([_mm512_add_pd(m[0], st.lse[0]), _mm512_add_pd(m[1], st.lse[1])]);
+            let hi = to_ps([
+                _mm512_add_pd(m[0], st.lse[0]),
+                _mm512_add_pd(m[1], st.lse[1]),
+            ]);
             let h64 = to_pd(hi);
             let lo = to_ps([
                 _mm512_add_pd(_mm512_sub_pd(m[0], h64[0]), st.lse[0]),
@@ -347,7 +455,9 @@ pub(super) unsafe fn tile<E: Elem, const G: usize, const FULL: bool>(x: &[E], o:
             n = g + 1;
         }
         for c in 0..len {
-            for (g, &(at, h, hi, neg_hi, lo)) in groups[..if FULL { G } else { n }].iter().enumerate() {
+            for (g, &(at, h, hi, neg_hi, lo)) in
+                groups[..if FULL { G } else { n }].iter().enumerate()
+            {
                 let h = if FULL { !0 } else { h };
                 let v = col.load(x, inner, at, h, c, g);
                 // The output line 16 groups on in this class's plane, read into L1 ahead of its
@@ -367,7 +477,14 @@ pub(super) unsafe fn tile<E: Elem, const G: usize, const FULL: bool>(x: &[E], o:
 ///
 /// The CPU has AVX-512 F, DQ, VL and BW. Lengths are checked: `x` must hold `len * inner` elements and `from + out.len() <= inner`, or it panics.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-pub(crate) unsafe fn block_lse<E: Elem>(x: &[E], len: usize, inner: usize, from: usize, out: &mut [(f64, f64)], scratch: &mut Vec<f32>) {
+pub(crate) unsafe fn block_lse<E: Elem>(
+    x: &[E],
+    len: usize,
+    inner: usize,
+    from: usize,
+    out: &mut [(f64, f64)],
+    scratch: &mut Vec<f32>,
+) {
     // SAFETY: AVX-512 is this function's contract; the lengths every load relies on are asserted first; the stores are into local arrays of 16.
     unsafe {
         let to = from + out.len();
@@ -381,10 +498,12 @@ pub(crate) unsafe fn block_lse<E: Elem>(x: &[E], len: usize, inner: usize, from:
             _mm512_storeu_ps(m.as_mut_ptr(), st.m);
             _mm512_storeu_pd(lse.as_mut_ptr(), st.lse[0]);
             _mm512_storeu_pd(lse.as_mut_ptr().add(8), st.lse[1]);
-            for (l, o) in out[at - from..(to - from).min(at - from + 16)].iter_mut().enumerate() {
+            for (l, o) in out[at - from..(to - from).min(at - from + 16)]
+                .iter_mut()
+                .enumerate()
+            {
                 *o = (m[l] as f64, lse[l]);
             }
         }
     }
 }
-

@@ -12,12 +12,12 @@ use std::arch::x86_64::*;
 /// `2^(j/16)` rounded to float32, and its relative remainder `2^(j/16) / HI[j] - 1` rounded
 /// to float32 (computed with 50-digit decimals; `tables_are_exp2_of_sixteenths` checks them).
 pub(super) const EXP2_HI: [u32; 16] = [
-    0x3f800000, 0x3f85aac3, 0x3f8b95c2, 0x3f91c3d3, 0x3f9837f0, 0x3f9ef532, 0x3fa5fed7, 0x3fad583f, 0x3fb504f3, 0x3fbd08a4, 0x3fc5672a,
-    0x3fce248c, 0x3fd744fd, 0x3fe0ccdf, 0x3feac0c7, 0x3ff5257d,
+    0x3f800000, 0x3f85aac3, 0x3f8b95c2, 0x3f91c3d3, 0x3f9837f0, 0x3f9ef532, 0x3fa5fed7, 0x3fad583f,
+    0x3fb504f3, 0x3fbd08a4, 0x3fc5672a, 0x3fce248c, 0x3fd744fd, 0x3fe0ccdf, 0x3feac0c7, 0x3ff5257d,
 ];
 pub(super) const EXP2_REL: [u32; 16] = [
-    0x0, 0x3346cb6a, 0xb24e0611, 0x334b2482, 0x33092801, 0x331b85f2, 0xb3051aa8, 0xb2006c56, 0x329302ae, 0xb302e5a2, 0x31b3d0e5, 0x31d1daf2,
-    0xb27ce182, 0xb1b4b0da, 0xb1d290be, 0x31b0a147,
+    0x0, 0x3346cb6a, 0xb24e0611, 0x334b2482, 0x33092801, 0x331b85f2, 0xb3051aa8, 0xb2006c56,
+    0x329302ae, 0xb302e5a2, 0x31b3d0e5, 0x31d1daf2, 0xb27ce182, 0xb1b4b0da, 0xb1d290be, 0x31b0a147,
 ];
 /// `16 / ln 2`, rounded.
 pub(super) const SIXTEEN_LOG2E: f32 = 23.083_12;
@@ -110,7 +110,11 @@ pub(super) unsafe fn exp16(x: __m512, c: ExpConsts, keep: __mmask16) -> __m512 {
 ///
 /// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
-pub(super) unsafe fn exp16xn<const N: usize, const MODE: u8>(x: [__m512; N], c: ExpConsts, keep: [__mmask16; N]) -> [__m512; N] {
+pub(super) unsafe fn exp16xn<const N: usize, const MODE: u8>(
+    x: [__m512; N],
+    c: ExpConsts,
+    keep: [__mmask16; N],
+) -> [__m512; N] {
     // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
     unsafe {
         let z = _mm512_setzero_ps();
@@ -142,7 +146,11 @@ pub(super) unsafe fn exp16xn<const N: usize, const MODE: u8>(x: [__m512; N], c: 
             // n / 16 exactly (k - SHIFTER is the integer n; one rounding of an exact, representable
             // value): the operand scalef wants, and, with the constants scaled by 16 (exactly),
             // the reduction's, which saves a multiplication
-            n16[i] = _mm512_fmadd_ps(k[i], _mm512_set1_ps(1.0 / 16.0), _mm512_set1_ps(-SHIFTER / 16.0));
+            n16[i] = _mm512_fmadd_ps(
+                k[i],
+                _mm512_set1_ps(1.0 / 16.0),
+                _mm512_set1_ps(-SHIFTER / 16.0),
+            );
         }
         for i in 0..N {
             let hi = _mm512_fnmadd_ps(n16[i], _mm512_set1_ps(16.0 * LN2_16_HI_F32), t[i]);
@@ -187,7 +195,10 @@ pub(super) unsafe fn lanes_mode(m: __m512, mn: __m512) -> u8 {
         }
         let pos = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(m, _mm512_setzero_ps());
         // getexp(0) is -inf, which suits too
-        let binade = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(_mm512_getexp_ps(_mm512_abs_ps(mn)), _mm512_getexp_ps(m));
+        let binade = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(
+            _mm512_getexp_ps(_mm512_abs_ps(mn)),
+            _mm512_getexp_ps(m),
+        );
         if pos & binade == !0 { ABOVE } else { GENERAL }
     }
 }
@@ -217,20 +228,59 @@ pub(super) unsafe fn lane_shift(m: __m512, mn: __m512) -> Option<__m512> {
 /// `-ln` of each stored value rounded to float64 (computed with 50-digit decimals;
 /// `log_and_exp_tables_are_what_they_say` checks them). [`log1p_pd`]'s table.
 pub(super) const LOG_INV: [u64; 16] = [
-    0x3ff0000000000000, 0x3fed41d41d41d41d, 0x3febacf914c1bad0, 0x3fea41a41a41a41a, 0x3fe8f9c18f9c18fa, 0x3fe7d05f417d05f4, 0x3fe6c16c16c16c17,
-    0x3fe5c9882b931057, 0x3fe4e5e0a72f0539, 0x3fe4141414141414, 0x3fe3521cfb2b78c1, 0x3fe29e4129e4129e, 0x3fe1f7047dc11f70, 0x3fe15b1e5f75270d,
-    0x3fe0c9714fbcda3b, 0x3fe0410410410410,
+    0x3ff0000000000000,
+    0x3fed41d41d41d41d,
+    0x3febacf914c1bad0,
+    0x3fea41a41a41a41a,
+    0x3fe8f9c18f9c18fa,
+    0x3fe7d05f417d05f4,
+    0x3fe6c16c16c16c17,
+    0x3fe5c9882b931057,
+    0x3fe4e5e0a72f0539,
+    0x3fe4141414141414,
+    0x3fe3521cfb2b78c1,
+    0x3fe29e4129e4129e,
+    0x3fe1f7047dc11f70,
+    0x3fe15b1e5f75270d,
+    0x3fe0c9714fbcda3b,
+    0x3fe0410410410410,
 ];
 pub(super) const LOG_NEG_LN_INV: [u64; 16] = [
-    0x0, 0x3fb6f0d28ae56b4e, 0x3fc29552f81ff521, 0x3fc9525a9cf456b6, 0x3fcfb9186d5e3e29, 0x3fd2e8e2bae11d31, 0x3fd5d1bdbf5809ca, 0x3fd89a3386c1425b,
-    0x3fdb44f77bcc8f64, 0x3fddd46a04c1c4a1, 0x3fe02552a5a5d0ff, 0x3fe154c3d2f4d5ea, 0x3fe2795e1289b11b, 0x3fe393e0d3562a1a, 0x3fe4a4f85db03ebb,
+    0x0,
+    0x3fb6f0d28ae56b4e,
+    0x3fc29552f81ff521,
+    0x3fc9525a9cf456b6,
+    0x3fcfb9186d5e3e29,
+    0x3fd2e8e2bae11d31,
+    0x3fd5d1bdbf5809ca,
+    0x3fd89a3386c1425b,
+    0x3fdb44f77bcc8f64,
+    0x3fddd46a04c1c4a1,
+    0x3fe02552a5a5d0ff,
+    0x3fe154c3d2f4d5ea,
+    0x3fe2795e1289b11b,
+    0x3fe393e0d3562a1a,
+    0x3fe4a4f85db03ebb,
     0x3fe5ad404c359f2d,
 ];
 /// `2^(j/16)` rounded to float64 (50-digit decimals; checked by `log_and_exp_tables_are_what_they_say`).
 pub(super) const EXP2_64: [u64; 16] = [
-    0x3ff0000000000000, 0x3ff0b5586cf9890f, 0x3ff172b83c7d517b, 0x3ff2387a6e756238, 0x3ff306fe0a31b715, 0x3ff3dea64c123422, 0x3ff4bfdad5362a27,
-    0x3ff5ab07dd485429, 0x3ff6a09e667f3bcd, 0x3ff7a11473eb0187, 0x3ff8ace5422aa0db, 0x3ff9c49182a3f090, 0x3ffae89f995ad3ad, 0x3ffc199bdd85529c,
-    0x3ffd5818dcfba487, 0x3ffea4afa2a490da,
+    0x3ff0000000000000,
+    0x3ff0b5586cf9890f,
+    0x3ff172b83c7d517b,
+    0x3ff2387a6e756238,
+    0x3ff306fe0a31b715,
+    0x3ff3dea64c123422,
+    0x3ff4bfdad5362a27,
+    0x3ff5ab07dd485429,
+    0x3ff6a09e667f3bcd,
+    0x3ff7a11473eb0187,
+    0x3ff8ace5422aa0db,
+    0x3ff9c49182a3f090,
+    0x3ffae89f995ad3ad,
+    0x3ffc199bdd85529c,
+    0x3ffd5818dcfba487,
+    0x3ffea4afa2a490da,
 ];
 
 /// A 16-entry float64 table looked up by the low 4 bits of each lane of `idx` (two registers,
@@ -279,12 +329,22 @@ pub(super) unsafe fn log1p_pd(s: __m512d) -> __m512d {
         let c = _mm512_scalef_pd(c, _mm512_sub_pd(_mm512_setzero_pd(), e));
         let r = _mm512_fmadd_pd(c, inv, _mm512_fmsub_pd(m, inv, one));
         let k = |a: f64, b: f64| _mm512_fmadd_pd(r, _mm512_set1_pd(b), _mm512_set1_pd(a));
-        let (r2, a0, a1, a2, a3) = (_mm512_mul_pd(r, r), k(-1.0 / 2.0, 1.0 / 3.0), k(-1.0 / 4.0, 1.0 / 5.0), k(-1.0 / 6.0, 1.0 / 7.0), k(-1.0 / 8.0, 1.0 / 9.0));
+        let (r2, a0, a1, a2, a3) = (
+            _mm512_mul_pd(r, r),
+            k(-1.0 / 2.0, 1.0 / 3.0),
+            k(-1.0 / 4.0, 1.0 / 5.0),
+            k(-1.0 / 6.0, 1.0 / 7.0),
+            k(-1.0 / 8.0, 1.0 / 9.0),
+        );
         let r4 = _mm512_mul_pd(r2, r2);
         let q = _mm512_fmadd_pd(r4, _mm512_fmadd_pd(r2, a3, a2), _mm512_fmadd_pd(r2, a1, a0));
         let p = _mm512_fmadd_pd(r2, q, r);
         let tail = _mm512_fmadd_pd(e, _mm512_set1_pd(LN2_LO), p);
-        _mm512_fmadd_pd(e, _mm512_set1_pd(LN2_HI), _mm512_add_pd(lookup16(&LOG_NEG_LN_INV, idx), tail))
+        _mm512_fmadd_pd(
+            e,
+            _mm512_set1_pd(LN2_HI),
+            _mm512_add_pd(lookup16(&LOG_NEG_LN_INV, idx), tail),
+        )
     }
 }
 
@@ -301,16 +361,27 @@ pub(super) unsafe fn exp_pd(d: __m512d) -> __m512d {
     // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
     unsafe {
         const SHIFTER: f64 = 6_755_399_441_055_744.0;
-        let k = _mm512_fmadd_pd(d, _mm512_set1_pd(23.083_120_654_223_414), _mm512_set1_pd(SHIFTER));
+        let k = _mm512_fmadd_pd(
+            d,
+            _mm512_set1_pd(23.083_120_654_223_414),
+            _mm512_set1_pd(SHIFTER),
+        );
         let n = _mm512_sub_pd(k, _mm512_set1_pd(SHIFTER));
-        let r = _mm512_fnmadd_pd(n, _mm512_set1_pd(LN2_16_LO), _mm512_fnmadd_pd(n, _mm512_set1_pd(LN2_16_HI), d));
+        let r = _mm512_fnmadd_pd(
+            n,
+            _mm512_set1_pd(LN2_16_LO),
+            _mm512_fnmadd_pd(n, _mm512_set1_pd(LN2_16_HI), d),
+        );
         let k6 = |a: f64, b: f64| _mm512_fmadd_pd(r, _mm512_set1_pd(b), _mm512_set1_pd(a));
         let r2 = _mm512_mul_pd(r, r);
         // e^r - 1 = r + r^2 (1/2 + r/6 + r^2/24 + r^3/120 + r^4/720)
-        let q = _mm512_fmadd_pd(r2, _mm512_fmadd_pd(r2, _mm512_set1_pd(1.0 / 720.0), k6(1.0 / 24.0, 1.0 / 120.0)), k6(1.0 / 2.0, 1.0 / 6.0));
+        let q = _mm512_fmadd_pd(
+            r2,
+            _mm512_fmadd_pd(r2, _mm512_set1_pd(1.0 / 720.0), k6(1.0 / 24.0, 1.0 / 120.0)),
+            k6(1.0 / 2.0, 1.0 / 6.0),
+        );
         let t = lookup16(&EXP2_64, _mm512_castpd_si512(k));
         let y = _mm512_fmadd_pd(t, _mm512_fmadd_pd(r2, q, r), t);
         _mm512_scalef_pd(y, _mm512_mul_pd(n, _mm512_set1_pd(1.0 / 16.0)))
     }
 }
-

@@ -36,6 +36,6 @@
 pub(crate) mod block;
 pub(crate) mod exp;
 pub(crate) mod rows;
-pub(crate) mod vectors;
 #[cfg(test)]
 mod tests;
+pub(crate) mod vectors;

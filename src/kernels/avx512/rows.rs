@@ -74,7 +74,14 @@ pub(super) unsafe fn extremes<E: Elem>(x: &[E]) -> (f32, f32) {
 ///
 /// The CPU has AVX-512 F, DQ, VL and BW (the float32 kernels call this only at the AVX-512 level).
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-pub(crate) unsafe fn sum_exp<E: Elem>(x: &[E], m: f32, mn: f32, skip: usize, next: &[E], ahead: &[E]) -> (f64, Option<(f32, f32)>) {
+pub(crate) unsafe fn sum_exp<E: Elem>(
+    x: &[E],
+    m: f32,
+    mn: f32,
+    skip: usize,
+    next: &[E],
+    ahead: &[E],
+) -> (f64, Option<(f32, f32)>) {
     // SAFETY: AVX-512 is this function's contract; the loads are of whole vectors below `x.len() & !15` and masked partial ones; `next` is as long as `x` (or is `x`); `ahead` is only prefetched, which never faults.
     unsafe {
         let n = x.len();
@@ -83,13 +90,20 @@ pub(crate) unsafe fn sum_exp<E: Elem>(x: &[E], m: f32, mn: f32, skip: usize, nex
         // and the extremes are dropped: one loop to compile, not two.
         let fuse = next.len() == n;
         let next = if fuse { next } else { x };
-        let mut pass = Pass { acc: [_mm512_setzero_pd(); 2], next: Extremes::new() };
+        let mut pass = Pass {
+            acc: [_mm512_setzero_pd(); 2],
+            next: Extremes::new(),
+        };
         // The loops run unmasked on either side of the vector holding `skip`, which is
         // done alone with its lane masked; the partial last vector is a masked load.
         let full = n & !15;
         let sv = skip & !15;
         let one = |at: usize, h: __mmask16, pass: &mut Pass| {
-            let keep = if sv == at { h & !(1u16 << (skip - sv)) } else { h };
+            let keep = if sv == at {
+                h & !(1u16 << (skip - sv))
+            } else {
+                h
+            };
             let e = exp16(E::load16_masked(h, x.as_ptr().add(at)), c, keep);
             let [a0, a1] = &mut pass.acc;
             widen_add(a0, a1, e);
@@ -133,7 +147,15 @@ pub(super) struct Pass {
 ///
 /// AVX-512 F, DQ, VL and BW; `from..to` lies within `x` and `next`.
 #[inline(always)]
-pub(super) unsafe fn sum_span<E: Elem, const MODE: u8>(x: &[E], from: usize, to: usize, c: ExpConsts, next: &[E], ahead: &[E], pass: &mut Pass) {
+pub(super) unsafe fn sum_span<E: Elem, const MODE: u8>(
+    x: &[E],
+    from: usize,
+    to: usize,
+    c: ExpConsts,
+    next: &[E],
+    ahead: &[E],
+    pass: &mut Pass,
+) {
     // SAFETY: the caller's contract: every load is of a whole vector inside `from..to`, within `x` and `next`; prefetches never fault.
     unsafe {
         let p = x.as_ptr();
@@ -155,22 +177,43 @@ pub(super) unsafe fn sum_span<E: Elem, const MODE: u8>(x: &[E], from: usize, to:
             // L2 prefetch above, this loop comes closer to one plain read of the input
             // (measured: docs/PERFORMANCE.md).
             for line in 0..std::mem::size_of::<E>() {
-                _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(i + 1024).cast::<i8>().wrapping_add(64 * line));
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + 1024).cast::<i8>().wrapping_add(64 * line));
+                _mm_prefetch::<_MM_HINT_T0>(
+                    q.wrapping_add(i + 1024)
+                        .cast::<i8>()
+                        .wrapping_add(64 * line),
+                );
+                _mm_prefetch::<_MM_HINT_T0>(
+                    p.wrapping_add(i + 1024)
+                        .cast::<i8>()
+                        .wrapping_add(64 * line),
+                );
             }
             // an array literal, not `map`: a closure would not inherit this function's target features
-            let v = [E::load16(p.add(i)), E::load16(p.add(i + 16)), E::load16(p.add(i + 32)), E::load16(p.add(i + 48))];
+            let v = [
+                E::load16(p.add(i)),
+                E::load16(p.add(i + 16)),
+                E::load16(p.add(i + 32)),
+                E::load16(p.add(i + 48)),
+            ];
             // a chain, not a tree: a tree would let a NaN hide its neighbours
             for o in [0, 16, 32, 48] {
                 ex.add(E::load16(q.add(i + o)));
             }
             let [e0, e1, e2, e3] = exp16xn::<4, MODE>(v, c, [!0; 4]);
-            widen_add(&mut a0, &mut a1, _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
+            widen_add(
+                &mut a0,
+                &mut a1,
+                _mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)),
+            );
             i += 64;
         }
         while i < to {
             ex.add(E::load16(q.add(i)));
-            widen_add(&mut a0, &mut a1, exp16xn::<1, MODE>([E::load16(p.add(i))], c, [!0])[0]);
+            widen_add(
+                &mut a0,
+                &mut a1,
+                exp16xn::<1, MODE>([E::load16(p.add(i))], c, [!0])[0],
+            );
             i += 16;
         }
         pass.acc = [a0, a1];
@@ -200,7 +243,12 @@ pub(crate) unsafe fn write_row<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], m: 
 ///
 /// AVX-512 F, DQ, VL, BW and BF16.
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,avx512bf16")]
-pub(super) unsafe fn write_row_native(x: &[NativeBf16], out: &mut [MaybeUninit<NativeBf16>], m: f64, lse: f64) {
+pub(super) unsafe fn write_row_native(
+    x: &[NativeBf16],
+    out: &mut [MaybeUninit<NativeBf16>],
+    m: f64,
+    lse: f64,
+) {
     // SAFETY: the caller's contract: the CPU features.
     unsafe { write_row_body(x, out, m, lse) }
 }
@@ -209,7 +257,12 @@ pub(super) unsafe fn write_row_native(x: &[NativeBf16], out: &mut [MaybeUninit<N
 ///
 /// The CPU has AVX-512 F, DQ, VL and BW (the module's `# Safety`).
 #[inline(always)]
-pub(super) unsafe fn write_row_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], m: f64, lse: f64) {
+pub(super) unsafe fn write_row_body<E: Elem>(
+    x: &[E],
+    out: &mut [MaybeUninit<E>],
+    m: f64,
+    lse: f64,
+) {
     // SAFETY: AVX-512 is this function's contract; loads and stores are of whole vectors below `n = min(x.len(), out.len())` and one masked partial vector.
     unsafe {
         let n = x.len().min(out.len());
@@ -223,8 +276,11 @@ pub(super) unsafe fn write_row_body<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>]
         }
         if i < n {
             let h = head(n - i);
-            E::store16_masked(o.add(i), h, shifted(E::load16_masked(h, p.add(i)), vh, vnh, vl));
+            E::store16_masked(
+                o.add(i),
+                h,
+                shifted(E::load16_masked(h, p.add(i)), vh, vnh, vl),
+            );
         }
     }
 }
-

@@ -4,8 +4,8 @@ use super::block::*;
 use super::exp::*;
 use super::rows::*;
 use crate::kernels::exp::{LN2_16_HI_F32, LN2_16_LO_F32};
-use std::arch::x86_64::*;
 use crate::tensor::as_uninit;
+use std::arch::x86_64::*;
 
 fn available() -> bool {
     is_x86_feature_detected!("avx512f")
@@ -17,27 +17,53 @@ fn available() -> bool {
 #[test]
 fn tables_are_exp2_of_sixteenths() {
     for j in 0..16 {
-        let (hi, rel) = (f32::from_bits(EXP2_HI[j]) as f64, f32::from_bits(EXP2_REL[j]) as f64);
+        let (hi, rel) = (
+            f32::from_bits(EXP2_HI[j]) as f64,
+            f32::from_bits(EXP2_REL[j]) as f64,
+        );
         let truth = (j as f64 / 16.0).exp2();
         // rel carries 24 more bits: hi (1 + rel) is good to about 2^-48
         assert!((hi * (1.0 + rel) - truth).abs() <= 1e-14, "2^({j}/16)");
         assert_eq!(hi as f32 as f64, hi);
-        assert!((hi - truth).abs() <= f32::EPSILON as f64 / 2.0 * truth, "hi is the rounded value");
+        assert!(
+            (hi - truth).abs() <= f32::EPSILON as f64 / 2.0 * truth,
+            "hi is the rounded value"
+        );
     }
-    assert_eq!(LN2_16_HI_F32.to_bits() & 0x7fff, 0, "LN2_16_HI_F32 has at most 9 significant bits");
-    assert!(((LN2_16_HI_F32 as f64 + LN2_16_LO_F32 as f64) - std::f64::consts::LN_2 / 16.0).abs() < 1e-12);
+    assert_eq!(
+        LN2_16_HI_F32.to_bits() & 0x7fff,
+        0,
+        "LN2_16_HI_F32 has at most 9 significant bits"
+    );
+    assert!(
+        ((LN2_16_HI_F32 as f64 + LN2_16_LO_F32 as f64) - std::f64::consts::LN_2 / 16.0).abs()
+            < 1e-12
+    );
 }
 
 #[test]
 fn log_and_exp_tables_are_what_they_say() {
     for j in 0..16 {
-        let (inv, neg_ln) = (f64::from_bits(LOG_INV[j]), f64::from_bits(LOG_NEG_LN_INV[j]));
-        let want = if j == 0 { 1.0 } else { 1.0 / (1.0 + (j as f64 + 0.5) / 16.0) };
+        let (inv, neg_ln) = (
+            f64::from_bits(LOG_INV[j]),
+            f64::from_bits(LOG_NEG_LN_INV[j]),
+        );
+        let want = if j == 0 {
+            1.0
+        } else {
+            1.0 / (1.0 + (j as f64 + 0.5) / 16.0)
+        };
         assert!((inv - want).abs() <= f64::EPSILON * want, "LOG_INV[{j}]");
         // libm's ln is within an ulp; the tables were rounded from 50 digits
-        assert!((neg_ln + inv.ln()).abs() <= f64::EPSILON * neg_ln, "LOG_NEG_LN_INV[{j}]");
+        assert!(
+            (neg_ln + inv.ln()).abs() <= f64::EPSILON * neg_ln,
+            "LOG_NEG_LN_INV[{j}]"
+        );
         let e = f64::from_bits(EXP2_64[j]);
-        assert!((e - (j as f64 / 16.0).exp2()).abs() <= f64::EPSILON * e, "EXP2_64[{j}]");
+        assert!(
+            (e - (j as f64 / 16.0).exp2()).abs() <= f64::EPSILON * e,
+            "EXP2_64[{j}]"
+        );
     }
 }
 
@@ -49,7 +75,11 @@ unsafe fn log1p_exp_pd(v: f64) -> (f64, f64) {
         let (mut l, mut e) = ([0f64; 8], [0f64; 8]);
         _mm512_storeu_pd(l.as_mut_ptr(), log1p_pd(_mm512_set1_pd(v)));
         _mm512_storeu_pd(e.as_mut_ptr(), exp_pd(_mm512_set1_pd(v)));
-        assert!(l.iter().all(|x| x.to_bits() == l[0].to_bits()) && e.iter().all(|x| x.to_bits() == e[0].to_bits()), "lanes differ");
+        assert!(
+            l.iter().all(|x| x.to_bits() == l[0].to_bits())
+                && e.iter().all(|x| x.to_bits() == e[0].to_bits()),
+            "lanes differ"
+        );
         (l[0], e[0])
     }
 }
@@ -121,12 +151,20 @@ fn exp16_is_within_0_7_ulp() {
             worst = worst.max((v - truth).abs() / ulp);
         } else {
             // subnormal results: within one subnormal step
-            assert!((v - truth).abs() <= 1.5e-45, "exp({x} - {m}) = {v}, truth {truth}");
+            assert!(
+                (v - truth).abs() <= 1.5e-45,
+                "exp({x} - {m}) = {v}, truth {truth}"
+            );
         }
     }
     // the final rounding, plus the table's and the cubic's remainders (measured 0.659)
     assert!(worst < 0.7, "worst error {worst} ulp");
-    for (x, m, want) in [(0.0, 0.0, 1.0f32), (f32::NEG_INFINITY, 0.0, 0.0), (-200.0, 0.0, 0.0), (-1e30, 1e30, 0.0)] {
+    for (x, m, want) in [
+        (0.0, 0.0, 1.0f32),
+        (f32::NEG_INFINITY, 0.0, 0.0),
+        (-200.0, 0.0, 0.0),
+        (-1e30, 1e30, 0.0),
+    ] {
         // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         assert_eq!(unsafe { one(x, m) }, want, "exp({x} - {m})");
     }
@@ -136,7 +174,10 @@ fn exp16_is_within_0_7_ulp() {
 
 fn extremes(x: &[f32]) -> (f32, f32) {
     let v = x.iter().copied().filter(|v| !v.is_nan());
-    (v.clone().fold(f32::NEG_INFINITY, f32::max), v.fold(f32::INFINITY, f32::min))
+    (
+        v.clone().fold(f32::NEG_INFINITY, f32::max),
+        v.fold(f32::INFINITY, f32::min),
+    )
 }
 
 #[test]
@@ -146,9 +187,16 @@ fn row_max_and_sum_match_the_portable_code() {
     }
     // offsets that pick each mode: rows straddling 0 with |min| <= max's binade (ABOVE),
     // all negative (BELOW), mixed signs beyond it and -inf (GENERAL)
-    for (shift, tail) in [(0.0f32, None), (-30.0, None), (8.0, Some(-40.0)), (0.0, Some(f32::NEG_INFINITY))] {
+    for (shift, tail) in [
+        (0.0f32, None),
+        (-30.0, None),
+        (8.0, Some(-40.0)),
+        (0.0, Some(f32::NEG_INFINITY)),
+    ] {
         for len in [1usize, 2, 15, 16, 17, 63, 64, 65, 100, 1000, 1037] {
-            let mut x: Vec<f32> = (0..len).map(|i| ((i * 7919 % 1013) as f32 - 500.0) * 0.02 + shift).collect();
+            let mut x: Vec<f32> = (0..len)
+                .map(|i| ((i * 7919 % 1013) as f32 - 500.0) * 0.02 + shift)
+                .collect();
             if let Some(t) = tail {
                 x[len - 1] = t;
             }
@@ -164,18 +212,38 @@ fn row_max_and_sum_match_the_portable_code() {
                 // the next row: this one reversed, with a NaN (skipped by the extremes)
                 let mut next: Vec<f32> = x.iter().rev().map(|v| v - 1.5).collect();
                 next[len / 3] = f32::NAN;
-                let truth: f64 = x.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, &v)| (v as f64 - top as f64).exp()).sum();
-                for (nx, want) in [(&next[..], Some(extremes(&next))), (&[][..], None), (&next[1..], None)] {
+                let truth: f64 = x
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != k)
+                    .map(|(_, &v)| (v as f64 - top as f64).exp())
+                    .sum();
+                for (nx, want) in [
+                    (&next[..], Some(extremes(&next))),
+                    (&[][..], None),
+                    (&next[1..], None),
+                ] {
                     // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
                     let (s, got) = unsafe { sum_exp(&x, m, mn, k, nx, &[]) };
-                    assert!((s - truth).abs() <= 2e-7 * truth + 1e-300, "shift {shift} len {len}: {s} vs {truth}");
+                    assert!(
+                        (s - truth).abs() <= 2e-7 * truth + 1e-300,
+                        "shift {shift} len {len}: {s} vs {truth}"
+                    );
                     assert_eq!(got, want, "len {len}");
                 }
             }
         }
     }
     for len in [0usize, 5, 64, 100] {
-        let x: Vec<f32> = (0..len).map(|i| if i % 7 == 3 { f32::NAN } else { (i as f32 * 0.37).sin() }).collect();
+        let x: Vec<f32> = (0..len)
+            .map(|i| {
+                if i % 7 == 3 {
+                    f32::NAN
+                } else {
+                    (i as f32 * 0.37).sin()
+                }
+            })
+            .collect();
         // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         assert_eq!(unsafe { max(&x) }, extremes(&x).0, "len {len}");
     }
@@ -183,7 +251,10 @@ fn row_max_and_sum_match_the_portable_code() {
     let (m, mn, k) = unsafe { row_max(&[f32::NAN, 1.0, f32::NAN, 3.0, 3.0], None) };
     assert_eq!((m, mn, k), (3.0, 1.0, 3));
     // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
-    assert_eq!(unsafe { row_max(&[f32::NAN; 20], None) }, (f32::NEG_INFINITY, f32::INFINITY, 0));
+    assert_eq!(
+        unsafe { row_max(&[f32::NAN; 20], None) },
+        (f32::NEG_INFINITY, f32::INFINITY, 0)
+    );
     for x in [[1.0, f32::NAN, 0.0], [-1.0, f32::NAN, -2.0]] {
         // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         assert!(unsafe { sum_exp(&x, x[0], x[2], 0, &[], &[]) }.0.is_nan());
@@ -205,7 +276,9 @@ fn modes_are_chosen_by_exponents() {
 fn uniforms(seed: u64) -> impl FnMut() -> f32 {
     let mut s = seed;
     move || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (s >> 40) as f32 / 16777216.0 - 0.5
     }
 }
@@ -215,9 +288,19 @@ fn uniforms(seed: u64) -> impl FnMut() -> f32 {
 /// would lose a tiny `s`).
 fn lane_reference(x: &[f32], len: usize, inner: usize, i: usize) -> Vec<f64> {
     let lane: Vec<f64> = (0..len).map(|c| x[c * inner + i] as f64).collect();
-    let m = lane.iter().copied().filter(|v| !v.is_nan()).fold(f64::NEG_INFINITY, f64::max);
+    let m = lane
+        .iter()
+        .copied()
+        .filter(|v| !v.is_nan())
+        .fold(f64::NEG_INFINITY, f64::max);
     let k = lane.iter().position(|&v| v == m).unwrap_or(0);
-    let lse = lane.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, &v)| (v - m).exp()).sum::<f64>().ln_1p();
+    let lse = lane
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != k)
+        .map(|(_, &v)| (v - m).exp())
+        .sum::<f64>()
+        .ln_1p();
     lane.iter().map(|&v| (v - m) - lse).collect()
 }
 
@@ -225,9 +308,19 @@ fn lane_reference(x: &[f32], len: usize, inner: usize, i: usize) -> Vec<f64> {
 fn ulps(a: f32, b: f64) -> i64 {
     let b = b as f32;
     if a.is_nan() || b.is_nan() {
-        return if a.is_nan() && b.is_nan() { 0 } else { i64::MAX };
+        return if a.is_nan() && b.is_nan() {
+            0
+        } else {
+            i64::MAX
+        };
     }
-    let key = |v: f32| if v.to_bits() >> 31 == 1 { -((v.to_bits() & 0x7fff_ffff) as i64) } else { v.to_bits() as i64 };
+    let key = |v: f32| {
+        if v.to_bits() >> 31 == 1 {
+            -((v.to_bits() & 0x7fff_ffff) as i64)
+        } else {
+            v.to_bits() as i64
+        }
+    };
     (key(a) - key(b)).abs()
 }
 
@@ -308,9 +401,15 @@ fn shifted_lanes_stay_within_an_ulp() {
         }
     }
     // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
-    let groups = (0..inner).step_by(16).filter(|&at| unsafe { shifted(&x, len, inner, at) }).count();
+    let groups = (0..inner)
+        .step_by(16)
+        .filter(|&at| unsafe { shifted(&x, len, inner, at) })
+        .count();
     // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
-    assert!(groups >= 1 && unsafe { shifted(&x, len, inner, 48) }, "{groups} groups took the shifted path");
+    assert!(
+        groups >= 1 && unsafe { shifted(&x, len, inner, 48) },
+        "{groups} groups took the shifted path"
+    );
     let mut out = vec![0f32; x.len()];
     // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     unsafe { block_log_softmax(&x, as_uninit(&mut out), len, inner, &mut Vec::new()) };
@@ -332,7 +431,10 @@ fn float32_column_gives_the_direct_reads_bits() {
     }
     let (len, inner, padded) = (21usize, 1024usize, 1040usize);
     assert!(wants_column::<f32>(len, inner) && !wants_column::<f32>(len, padded));
-    assert!(!wants_column::<f32>(3, inner) && !wants_column::<f32>(300, inner), "few classes, or a column beyond L1");
+    assert!(
+        !wants_column::<f32>(3, inner) && !wants_column::<f32>(300, inner),
+        "few classes, or a column beyond L1"
+    );
     let mut u = uniforms(5);
     let mut x: Vec<f32> = (0..len * inner).map(|_| u() * 20.0).collect();
     x[2 * inner + 3] = f32::NAN;
@@ -355,7 +457,10 @@ fn float32_column_gives_the_direct_reads_bits() {
         for c in 0..len {
             for i in 0..inner {
                 let (a, b) = (out[c * inner + i], direct[c * padded + i]);
-                assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "shift {shift} class {c} lane {i}: {a} vs {b}");
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "shift {shift} class {c} lane {i}: {a} vs {b}"
+                );
             }
         }
     }
@@ -363,7 +468,10 @@ fn float32_column_gives_the_direct_reads_bits() {
     for i in [0, 3, 5, 511, 1023] {
         for (c, want) in lane_reference(&x, len, inner, i).into_iter().enumerate() {
             let o = direct[c * padded + i];
-            assert!(ulps(o, want) <= 1 || (o.is_nan() && want.is_nan()), "lane {i} class {c}: {o} vs {want}");
+            assert!(
+                ulps(o, want) <= 1 || (o.is_nan() && want.is_nan()),
+                "lane {i} class {c}: {o} vs {want}"
+            );
         }
     }
 }
@@ -415,7 +523,10 @@ fn block_kernel_case(len: usize, inner: usize) {
             if nan_lane {
                 assert!(o.is_nan(), "{len}x{inner} lane {i} class {c}: {o}");
             } else {
-                assert!(ulps(o, want) <= 1, "{len}x{inner} lane {i} class {c}: {o} vs {want}");
+                assert!(
+                    ulps(o, want) <= 1,
+                    "{len}x{inner} lane {i} class {c}: {o} vs {want}"
+                );
             }
         }
     }

@@ -30,7 +30,10 @@ pub(super) unsafe fn to_pd(v: __m512) -> [__m512d; 2] {
     // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
     unsafe {
         let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
-        [_mm512_cvtps_pd(_mm512_castps512_ps256(v)), _mm512_cvtps_pd(hi)]
+        [
+            _mm512_cvtps_pd(_mm512_castps512_ps256(v)),
+            _mm512_cvtps_pd(hi),
+        ]
     }
 }
 
@@ -42,7 +45,12 @@ pub(super) unsafe fn to_pd(v: __m512) -> [__m512d; 2] {
 #[inline(always)]
 pub(super) unsafe fn to_ps(v: [__m512d; 2]) -> __m512 {
     // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
-    unsafe { _mm512_insertf32x8::<1>(_mm512_castps256_ps512(_mm512_cvtpd_ps(v[0])), _mm512_cvtpd_ps(v[1])) }
+    unsafe {
+        _mm512_insertf32x8::<1>(
+            _mm512_castps256_ps512(_mm512_cvtpd_ps(v[0])),
+            _mm512_cvtpd_ps(v[1]),
+        )
+    }
 }
 
 /// The mask of the first `n < 16` lanes.
@@ -54,7 +62,9 @@ pub(super) fn head(n: usize) -> __mmask16 {
 /// The lanes of `[from, to)` in steps of 16, with the mask of each step.
 #[inline(always)]
 pub(super) fn steps(from: usize, to: usize) -> impl Iterator<Item = (usize, __mmask16)> {
-    (from..to).step_by(16).map(move |at| (at, if at + 16 <= to { !0 } else { head(to - at) }))
+    (from..to)
+        .step_by(16)
+        .map(move |at| (at, if at + 16 <= to { !0 } else { head(to - at) }))
 }
 
 /// Running max and min. vmaxps and vminps return their second operand when either is NaN:
@@ -72,7 +82,12 @@ impl Extremes {
     #[inline(always)]
     pub(super) unsafe fn new() -> Self {
         // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
-        unsafe { Extremes { max: _mm512_set1_ps(f32::NEG_INFINITY), min: _mm512_set1_ps(f32::INFINITY) } }
+        unsafe {
+            Extremes {
+                max: _mm512_set1_ps(f32::NEG_INFINITY),
+                min: _mm512_set1_ps(f32::INFINITY),
+            }
+        }
     }
 
     /// # Safety
@@ -114,8 +129,14 @@ impl Extremes {
         // SAFETY: the caller's contract: the masked load touches only the lanes `h`, in bounds.
         unsafe {
             let v = E::load16_masked(h, x.as_ptr().add(at));
-            self.max = _mm512_max_ps(_mm512_mask_blend_ps(h, _mm512_set1_ps(f32::NEG_INFINITY), v), self.max);
-            self.min = _mm512_min_ps(_mm512_mask_blend_ps(h, _mm512_set1_ps(f32::INFINITY), v), self.min);
+            self.max = _mm512_max_ps(
+                _mm512_mask_blend_ps(h, _mm512_set1_ps(f32::NEG_INFINITY), v),
+                self.max,
+            );
+            self.min = _mm512_min_ps(
+                _mm512_mask_blend_ps(h, _mm512_set1_ps(f32::INFINITY), v),
+                self.min,
+            );
         }
     }
 
@@ -125,7 +146,12 @@ impl Extremes {
     #[inline(always)]
     pub(super) unsafe fn reduce(self) -> (f32, f32) {
         // SAFETY: AVX-512 is available (this function's contract); the intrinsics touch registers only.
-        unsafe { (_mm512_reduce_max_ps(self.max), _mm512_reduce_min_ps(self.min)) }
+        unsafe {
+            (
+                _mm512_reduce_max_ps(self.max),
+                _mm512_reduce_min_ps(self.min),
+            )
+        }
     }
 }
 
@@ -159,4 +185,3 @@ pub(super) unsafe fn shifted(x: __m512, hi: __m512, neg_hi: __m512, lo: __m512) 
         _mm512_add_ps(d, r)
     }
 }
-

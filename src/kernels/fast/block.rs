@@ -29,8 +29,18 @@ pub(crate) struct Block {
 /// Per-lane max and log-sum-exp of a `len x inner` block (classes strided by `inner`),
 /// vectorised across the lanes.
 #[inline(always)]
-fn block_stats_body<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: usize, i0: usize, w: usize, b: &mut Block) {
-    assert!(u32::try_from(len).is_ok(), "{len} classes: more than a tensor can hold");
+fn block_stats_body<F: MulAdd, E: Elem>(
+    x: &[E],
+    len: usize,
+    inner: usize,
+    i0: usize,
+    w: usize,
+    b: &mut Block,
+) {
+    assert!(
+        u32::try_from(len).is_ok(),
+        "{len} classes: more than a tensor can hold"
+    );
     let lanes = |c: usize| c * inner + i0..c * inner + i0 + w;
     b.m.clear();
     b.m.extend(x[lanes(0)].iter().map(|v| v.to_f32()));
@@ -59,13 +69,23 @@ fn block_stats_body<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: usize, i0: u
     // level (measured: docs/PERFORMANCE.md).
     let mut c = 0;
     while c + 4 <= len {
-        let (r0, r1, r2, r3) = (&x[lanes(c)], &x[lanes(c + 1)], &x[lanes(c + 2)], &x[lanes(c + 3)]);
+        let (r0, r1, r2, r3) = (
+            &x[lanes(c)],
+            &x[lanes(c + 1)],
+            &x[lanes(c + 2)],
+            &x[lanes(c + 3)],
+        );
         let ci = c as u32;
         let (p01, p23) = b.p.split_at_mut(2 * w);
         let (p0, p1) = p01.split_at_mut(w);
         let (p2, p3) = p23.split_at_mut(w);
-        for (((((p0, p1), p2), p3), (&m, &k)), (((&v0, &v1), &v2), &v3)) in
-            p0.iter_mut().zip(p1.iter_mut()).zip(p2.iter_mut()).zip(p3.iter_mut()).zip(b.m.iter().zip(&b.k)).zip(r0.iter().zip(r1).zip(r2).zip(r3))
+        for (((((p0, p1), p2), p3), (&m, &k)), (((&v0, &v1), &v2), &v3)) in p0
+            .iter_mut()
+            .zip(p1.iter_mut())
+            .zip(p2.iter_mut())
+            .zip(p3.iter_mut())
+            .zip(b.m.iter().zip(&b.k))
+            .zip(r0.iter().zip(r1).zip(r2).zip(r3))
         {
             // the first max is left out: the sum is of the others
             let d = k.wrapping_sub(ci);
@@ -75,7 +95,9 @@ fn block_stats_body<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: usize, i0: u
             };
             (*p0, *p1, *p2, *p3) = (z(v0, 0), z(v1, 1), z(v2, 2), z(v3, 3));
         }
-        for ((((s, &e0), &e1), &e2), &e3) in b.lse.iter_mut().zip(&*p0).zip(&*p1).zip(&*p2).zip(&*p3) {
+        for ((((s, &e0), &e1), &e2), &e3) in
+            b.lse.iter_mut().zip(&*p0).zip(&*p1).zip(&*p2).zip(&*p3)
+        {
             *s += (e0 as f64 + e1 as f64) + (e2 as f64 + e3 as f64);
         }
         c += 4;
@@ -95,24 +117,42 @@ fn block_stats_body<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: usize, i0: u
         for (i, (s, &m)) in b.lse.iter_mut().zip(&b.mm).enumerate() {
             if *s < len as f64 * 1e-29 && m.is_finite() {
                 let k = b.k[i] as usize;
-                *s = (0..len).filter(|&c| c != k).map(|c| exp_neg::<F>(x[c * inner + i0 + i].to_f32() as f64 - m)).sum();
+                *s = (0..len)
+                    .filter(|&c| c != k)
+                    .map(|c| exp_neg::<F>(x[c * inner + i0 + i].to_f32() as f64 - m))
+                    .sum();
             }
         }
     }
     for (s, &m) in b.lse.iter_mut().zip(&b.mm) {
         // A NaN in row 0 makes the max NaN; +inf or an all -inf lane makes it non-finite.
-        *s = if m.is_finite() { log1p64::<F>(*s) } else { f64::NAN };
+        *s = if m.is_finite() {
+            log1p64::<F>(*s)
+        } else {
+            f64::NAN
+        };
     }
 }
 
 #[inline(always)]
-pub(crate) fn log_softmax_block_tiled<F: MulAdd, E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, b: &mut Block) {
+pub(crate) fn log_softmax_block_tiled<F: MulAdd, E: Elem>(
+    x: &[E],
+    out: &mut [MaybeUninit<E>],
+    len: usize,
+    inner: usize,
+    b: &mut Block,
+) {
     for i0 in (0..inner).step_by(TILE) {
         let w = TILE.min(inner - i0);
         block_stats_body::<F, E>(x, len, inner, i0, w, b);
         for c in 0..len {
             let at = c * inner + i0..c * inner + i0 + w;
-            for (((o, &v), &m), &lse) in out[at.clone()].iter_mut().zip(&x[at]).zip(&b.mm).zip(&b.lse) {
+            for (((o, &v), &m), &lse) in out[at.clone()]
+                .iter_mut()
+                .zip(&x[at])
+                .zip(&b.mm)
+                .zip(&b.lse)
+            {
                 o.write(E::from_f32(((v.to_f32() as f64 - m) - lse) as f32));
             }
         }
@@ -120,7 +160,14 @@ pub(crate) fn log_softmax_block_tiled<F: MulAdd, E: Elem>(x: &[E], out: &mut [Ma
 }
 
 #[inline(always)]
-pub(crate) fn block_lse_tiled<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+pub(crate) fn block_lse_tiled<F: MulAdd, E: Elem>(
+    x: &[E],
+    len: usize,
+    inner: usize,
+    from: usize,
+    b: &mut Block,
+    out: &mut [(f64, f64)],
+) {
     for (j0, o) in (0..out.len()).step_by(TILE).zip(out.chunks_mut(TILE)) {
         block_stats_body::<F, E>(x, len, inner, from + j0, o.len(), b);
         for ((o, &m), &lse) in o.iter_mut().zip(&b.mm).zip(&b.lse) {
@@ -128,4 +175,3 @@ pub(crate) fn block_lse_tiled<F: MulAdd, E: Elem>(x: &[E], len: usize, inner: us
         }
     }
 }
-

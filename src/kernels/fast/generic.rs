@@ -21,7 +21,10 @@ pub(crate) fn row_max<E: Elem>(x: &[E]) -> (f32, usize) {
     let mut base = 0;
     for c in x.chunks(LANES) {
         if c.iter().fold(false, |hit, &v| hit | (v.to_f32() == m)) {
-            return (m, base + c.iter().position(|&v| v.to_f32() == m).unwrap_or(0));
+            return (
+                m,
+                base + c.iter().position(|&v| v.to_f32() == m).unwrap_or(0),
+            );
         }
         base += c.len();
     }
@@ -89,11 +92,13 @@ pub(crate) fn sum_exp32_generic<F: MulAdd, E: Elem>(x: &[E], m: f32) -> f64 {
         }
     }
     let head = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    head + tail.iter().map(|&v| exp_diff32::<F>(v.to_f32(), m) as f64).sum::<f64>()
+    head + tail
+        .iter()
+        .map(|&v| exp_diff32::<F>(v.to_f32(), m) as f64)
+        .sum::<f64>()
 }
 
 #[inline(always)]
 pub(crate) fn sum_exp<F: MulAdd, E: Elem>(x: &[E], m: f64) -> f64 {
     sum_terms(x, |v| exp_neg::<F>(v as f64 - m))
 }
-

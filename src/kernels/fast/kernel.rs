@@ -31,19 +31,43 @@ pub(crate) trait Kernel32: MulAdd {
     /// implementation fuses it into the same loop (AVX-512), the max and min of `next`, the
     /// row read after this one (`ahead`, the one after it, may be prefetched).
     #[inline(always)]
-    fn sum_exp32<E: Elem>(x: &[E], m: f32, min: f32, skip: usize, next: &[E], ahead: &[E]) -> (f64, Option<(f32, f32)>) {
+    fn sum_exp32<E: Elem>(
+        x: &[E],
+        m: f32,
+        min: f32,
+        skip: usize,
+        next: &[E],
+        ahead: &[E],
+    ) -> (f64, Option<(f32, f32)>) {
         let _ = (min, next, ahead);
-        (sum_exp32_generic::<Self, E>(&x[..skip], m) + sum_exp32_generic::<Self, E>(&x[skip + 1..], m), None)
+        (
+            sum_exp32_generic::<Self, E>(&x[..skip], m)
+                + sum_exp32_generic::<Self, E>(&x[skip + 1..], m),
+            None,
+        )
     }
     /// log_softmax of one `len x inner` block over its `len` axis: tiles of float64 lanes
     /// here, 16 float32 lanes at a time with AVX-512.
     #[inline(always)]
-    fn log_softmax_block32<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, b: &mut Block) {
+    fn log_softmax_block32<E: Elem>(
+        x: &[E],
+        out: &mut [MaybeUninit<E>],
+        len: usize,
+        inner: usize,
+        b: &mut Block,
+    ) {
         log_softmax_block_tiled::<Self, E>(x, out, len, inner, b)
     }
     /// Per-lane `(max, lse)` of the lanes `from..from + out.len()` of one block.
     #[inline(always)]
-    fn block_lse32<E: Elem>(x: &[E], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+    fn block_lse32<E: Elem>(
+        x: &[E],
+        len: usize,
+        inner: usize,
+        from: usize,
+        b: &mut Block,
+        out: &mut [(f64, f64)],
+    ) {
         block_lse_tiled::<Self, E>(x, len, inner, from, b, out)
     }
     /// The max of `x`, NaN skipped (`-inf` if none): [`lanes_max`], whose running maxima
@@ -73,17 +97,39 @@ impl Kernel32 for Avx512 {
         unsafe { crate::kernels::avx512::rows::row_max(x, known) }
     }
     #[inline(always)]
-    fn sum_exp32<E: Elem>(x: &[E], m: f32, min: f32, skip: usize, next: &[E], ahead: &[E]) -> (f64, Option<(f32, f32)>) {
+    fn sum_exp32<E: Elem>(
+        x: &[E],
+        m: f32,
+        min: f32,
+        skip: usize,
+        next: &[E],
+        ahead: &[E],
+    ) -> (f64, Option<(f32, f32)>) {
         // SAFETY: AVX-512 is available (see above); `skip < x.len()` (the row's max).
         unsafe { crate::kernels::avx512::rows::sum_exp(x, m, min, skip, next, ahead) }
     }
     #[inline(always)]
-    fn log_softmax_block32<E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, b: &mut Block) {
+    fn log_softmax_block32<E: Elem>(
+        x: &[E],
+        out: &mut [MaybeUninit<E>],
+        len: usize,
+        inner: usize,
+        b: &mut Block,
+    ) {
         // SAFETY: AVX-512 is available (see above).
-        unsafe { crate::kernels::avx512::block::block_log_softmax(x, out, len, inner, &mut b.column) }
+        unsafe {
+            crate::kernels::avx512::block::block_log_softmax(x, out, len, inner, &mut b.column)
+        }
     }
     #[inline(always)]
-    fn block_lse32<E: Elem>(x: &[E], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+    fn block_lse32<E: Elem>(
+        x: &[E],
+        len: usize,
+        inner: usize,
+        from: usize,
+        b: &mut Block,
+        out: &mut [(f64, f64)],
+    ) {
         // SAFETY: AVX-512 is available (see above).
         unsafe { crate::kernels::avx512::block::block_lse(x, len, inner, from, out, &mut b.column) }
     }

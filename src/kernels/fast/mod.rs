@@ -28,7 +28,6 @@
 //! blocks) are spread over threads with rayon above `PARALLEL_MIN` elements (`lanes::split_lanes`); each row is
 //! computed the same way whatever the thread count, so results are bit-identical.
 
-
 pub(crate) mod block;
 pub(crate) mod generic;
 pub(crate) mod kernel;
@@ -40,7 +39,7 @@ use self::generic::sum_exp;
 use self::kernel::Kernel32;
 use super::elem::Elem;
 use super::exp::log1p64;
-use super::lanes::{Lanes, parallel, split_lanes, PARALLEL_MIN};
+use super::lanes::{Lanes, PARALLEL_MIN, parallel, split_lanes};
 use super::simd::dispatched;
 use crate::tensor::as_uninit;
 use rayon::prelude::*;
@@ -58,7 +57,12 @@ type Extremes = (f32, f32);
 /// the row the caller reads after this one, whose `(max, min)` the second result carries
 /// when the pass computed them on the way; `ahead` is the row after `next`.
 #[inline(always)]
-fn row_stats<F: Kernel32, E: Elem>(x: &[E], known: Option<(f32, f32)>, next: &[E], ahead: &[E]) -> (Option<RowStats>, Option<Extremes>) {
+fn row_stats<F: Kernel32, E: Elem>(
+    x: &[E],
+    known: Option<(f32, f32)>,
+    next: &[E],
+    ahead: &[E],
+) -> (Option<RowStats>, Option<Extremes>) {
     let (m, min, k) = F::row_max32(x, known);
     if !m.is_finite() {
         return (None, None);
@@ -77,7 +81,11 @@ fn row_stats<F: Kernel32, E: Elem>(x: &[E], known: Option<(f32, f32)>, next: &[E
 /// `f(row, stats)` for each row of `len` elements, in order, with [`row_stats`] carrying each
 /// row's max into the next.
 #[inline(always)]
-fn for_rows<F: Kernel32, E: Elem>(x: &[E], len: usize, mut f: impl FnMut(usize, Option<(f64, f64)>)) {
+fn for_rows<F: Kernel32, E: Elem>(
+    x: &[E],
+    len: usize,
+    mut f: impl FnMut(usize, Option<(f64, f64)>),
+) {
     let mut known = None;
     for (r, row) in x.chunks(len).enumerate() {
         let next = x.get((r + 1) * len..(r + 2) * len).unwrap_or(&[]);
@@ -105,12 +113,25 @@ dispatched!(log_softmax_block<E: Elem>, log_softmax_block_body, (x: &[E], out: &
 dispatched!(block_lse<E: Elem>, block_lse_body, (x: &[E], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]));
 
 #[inline(always)]
-fn log_softmax_block_body<F: Kernel32, E: Elem>(x: &[E], out: &mut [MaybeUninit<E>], len: usize, inner: usize, b: &mut Block) {
+fn log_softmax_block_body<F: Kernel32, E: Elem>(
+    x: &[E],
+    out: &mut [MaybeUninit<E>],
+    len: usize,
+    inner: usize,
+    b: &mut Block,
+) {
     F::log_softmax_block32(x, out, len, inner, b)
 }
 
 #[inline(always)]
-fn block_lse_body<F: Kernel32, E: Elem>(x: &[E], len: usize, inner: usize, from: usize, b: &mut Block, out: &mut [(f64, f64)]) {
+fn block_lse_body<F: Kernel32, E: Elem>(
+    x: &[E],
+    len: usize,
+    inner: usize,
+    from: usize,
+    b: &mut Block,
+    out: &mut [(f64, f64)],
+) {
     F::block_lse32(x, len, inner, from, b, out)
 }
 
@@ -152,7 +173,11 @@ pub fn lane_lse_f32<E: Elem>(x: &[E], lanes: Lanes) -> Vec<(f64, f64)> {
     }
     let block = len * inner;
     if parallel(x.len()) && outer > 1 {
-        x.par_chunks(block).zip(out.par_chunks_mut(inner)).for_each_init(Block::default, |b, (r, o)| block_lse(r, len, inner, 0, b, o));
+        x.par_chunks(block)
+            .zip(out.par_chunks_mut(inner))
+            .for_each_init(Block::default, |b, (r, o)| {
+                block_lse(r, len, inner, 0, b, o)
+            });
     } else {
         let mut b = Block::default();
         for (r, o) in x.chunks(block).zip(out.chunks_mut(inner)) {
@@ -167,7 +192,11 @@ pub fn lane_lse_f32<E: Elem>(x: &[E], lanes: Lanes) -> Vec<(f64, f64)> {
 /// lanes at a time, so a fused loss reads each tile's logits while they are in cache and
 /// allocates no per-position buffer (a fresh 2 MB one costs more in page faults than its
 /// arithmetic).
-pub fn lane_lse_visit<E: Elem>(x: &[E], lanes: Lanes, mut f: impl FnMut(usize, usize, &[(f64, f64)])) {
+pub fn lane_lse_visit<E: Elem>(
+    x: &[E],
+    lanes: Lanes,
+    mut f: impl FnMut(usize, usize, &[(f64, f64)]),
+) {
     let Lanes { outer, len, inner } = lanes;
     if inner == 1 || len == 0 || (parallel(x.len()) && outer > 1) {
         let stats = lane_lse_f32(x, lanes);
@@ -216,10 +245,11 @@ pub fn row_lse_f32<E: Elem>(x: &[E], len: usize) -> Vec<Option<(f64, f64)>> {
     // Chunks of rows per task keep the per-task overhead small for short rows.
     let per_task = (PARALLEL_MIN / len).max(1);
     if parallel(x.len()) {
-        x.par_chunks(per_task * len).zip(out.par_chunks_mut(per_task)).for_each(|(r, o)| stats_rows(r, len, o));
+        x.par_chunks(per_task * len)
+            .zip(out.par_chunks_mut(per_task))
+            .for_each(|(r, o)| stats_rows(r, len, o));
     } else {
         stats_rows(x, len, &mut out);
     }
     out
 }
-
