@@ -167,9 +167,11 @@ pub fn run_case(target: &Target, case: &LoadedCase) -> CaseResult {
         }
     }
     let (status, mut detail) = target.expectations.apply(id, &verdict);
+    // An expected (or flaky) failure keeps its cause too: the expectations writer and the
+    // reports' behaviour groups read it.
     let cause = match (&verdict, status) {
         (_, Status::Xpass) => Some("passed, but an expected failure".to_string()),
-        (Verdict::Fail(f), Status::Fail) => Some(f.cause()),
+        (Verdict::Fail(f), _) => Some(f.cause()),
         _ => None,
     };
     if !loosened_by.is_empty() && status.ok() {

@@ -67,8 +67,8 @@ pub fn trials(targets: &[Target], cases: Arc<Vec<LoadedCase>>) -> Vec<Trial> {
                         return Err(Failed::from(fatal));
                     }
                     match r.status {
-                        Status::Pass | Status::Xfail => Ok(Completion::Completed),
-                        Status::Skip | Status::ForwardOnly => {
+                        Status::Pass | Status::Xfail | Status::Flaky => Ok(Completion::Completed),
+                        Status::Skip | Status::ForwardOnly | Status::NotRun => {
                             Ok(Completion::ignored_with(r.detail))
                         }
                         Status::Xpass => Err(Failed::from(format!(

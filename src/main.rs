@@ -114,6 +114,13 @@ struct RunArgs {
     /// Known failures and tolerance entries of an implementation (spec/expectations/ format)
     #[arg(long, value_name = "FILE")]
     expectations: Vec<PathBuf>,
+    /// Write (or, when FILE exists, update and judge with) the one implementation's
+    /// expectations from this run, so that the next identical run exits 0
+    #[arg(long, value_name = "FILE")]
+    write_expectations: Option<PathBuf>,
+    /// Human output: only the summary, the expectations audit and the failures by behaviour
+    #[arg(long)]
+    summary: bool,
 }
 
 #[derive(Args)]
@@ -226,7 +233,10 @@ fn version() -> Result<String, UsageError> {
 }
 
 fn run_command(a: RunArgs) -> Result<u8, UsageError> {
-    let format = Format::from(a.format);
+    let format = match Format::from(a.format) {
+        Format::Human if a.summary => Format::Summary,
+        f => f,
+    };
     let opts = RunOptions {
         golden: goldens(a.golden),
         impls: if a.impls.is_empty() {
@@ -238,8 +248,11 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
         timeout: a.timeout,
         startup_timeout: a.startup_timeout,
         expectations: a.expectations,
+        write_expectations: a.write_expectations,
     };
-    let quiet = format != Format::Human && a.out.is_none();
+    let quiet = !matches!(format, Format::Human | Format::Summary) && a.out.is_none();
+    // A Ctrl-C or a CI job's SIGTERM ends the run with its reports, not at once.
+    nllspec::interrupt::install();
     // A bar where a person watches (a terminal); a line per golden file in logs.
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::hidden();
@@ -270,8 +283,8 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let report = match result {
-        Ok(r) => r,
+    let (report, written) = match result {
+        Ok(r) => (r.report, r.written),
         Err(e) if format == Format::Json => {
             // The contract's JSON object is printed whatever the exit status: an unusable
             // input gives an empty report carrying the error.
@@ -296,18 +309,13 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
             .map_err(|e| UsageError(format!("--out {}: cannot write: {e}", path.display())))?,
         None => say(&text)?,
     }
-    if a.out.is_some() && format != Format::Human {
-        eprint!(
-            "{}",
-            report
-                .human()
-                .lines()
-                .last()
-                .map(|l| format!("{l}\n"))
-                .unwrap_or_default()
-        );
+    if a.out.is_some() && !matches!(format, Format::Human | Format::Summary) {
+        eprintln!("{}", report.summary_line());
     }
-    Ok(report.exit_code() as u8)
+    if let Some((path, w)) = written {
+        eprint!("{}", w.summary(&path.display().to_string()));
+    }
+    Ok(u8::try_from(report.exit_code()).unwrap_or(1))
 }
 
 fn list_command(a: ListArgs) -> Result<u8, UsageError> {

@@ -2,15 +2,20 @@
 //!
 //! Files are validated in a first pass (so that an unusable suite is reported before anything
 //! runs, with exit status 2) and then loaded again one at a time for the run, so that only one
-//! file's tensors are in memory at once.
+//! file's tensors are in memory at once. After the cases, each implementation's expectations
+//! are audited against the whole suite ([`crate::judge::audit`]) and, when asked, written
+//! anew from the run ([`crate::judge::writer`]). A SIGINT or SIGTERM ([`crate::interrupt`])
+//! ends the run early with every result so far and the rest counted `not_run`.
 
 use crate::execution::{Messages, Target, run_case, shipped_expectations};
 use crate::golden::format::Case;
 use crate::golden::load::{LoadError, LoadedCase, discover, for_each_case, load_file};
 use crate::impls::external::Limits;
 use crate::impls::{ImplSpec, ImplSpecError};
-use crate::judge::expectations::{Expectations, ExpectationsError};
-use crate::report::{Report, ResultRow, Unneeded};
+use crate::judge::audit::{Judged, audit};
+use crate::judge::expectations::{Expectations, ExpectationsError, Status};
+use crate::judge::writer::{Ran, Written, write};
+use crate::report::{Report, ResultRow};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,6 +29,9 @@ pub struct RunOptions {
     pub startup_timeout: Duration,
     /// Extra expectations files; each names the implementation it applies to.
     pub expectations: Vec<PathBuf>,
+    /// `--write-expectations FILE`: the one implementation's expectations written from the
+    /// run (FILE, when it exists, is also what the run judges with).
+    pub write_expectations: Option<PathBuf>,
 }
 
 /// Why a run cannot start, or cannot go on (exit status 2).
@@ -49,6 +57,13 @@ pub enum RunError {
     FilterSelectsNothing(String),
     /// An implementation cannot be run at all ([`crate::impls::Implementation::fatal`]).
     Fatal(String),
+    /// `--write-expectations` with other than one implementation.
+    WriteNeedsOne(usize),
+    /// `--write-expectations FILE` cannot be written.
+    Write {
+        file: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for RunError {
@@ -78,6 +93,17 @@ impl std::fmt::Display for RunError {
                 write!(f, "--filter {filter:?} selects no case")
             }
             RunError::Fatal(message) => f.write_str(message),
+            RunError::WriteNeedsOne(n) => {
+                write!(
+                    f,
+                    "--write-expectations writes one implementation's expectations: give one --impl, not {n}"
+                )
+            }
+            RunError::Write { file, error } => write!(
+                f,
+                "--write-expectations {}: cannot write: {error}",
+                file.display()
+            ),
         }
     }
 }
@@ -109,7 +135,17 @@ pub fn targets(opts: &RunOptions) -> Result<Vec<Target>, RunError> {
         }
     }
     let mut extra: Vec<Option<Expectations>> = specs.iter().map(|_| None).collect();
-    for p in &opts.expectations {
+    let mut files = opts.expectations.clone();
+    if let Some(w) = &opts.write_expectations {
+        if specs.len() != 1 {
+            return Err(RunError::WriteNeedsOne(specs.len()));
+        }
+        // the file being updated is what the run judges with, unless another is given
+        if w.exists() && opts.expectations.is_empty() {
+            files.push(w.clone());
+        }
+    }
+    for p in &files {
         let e = Expectations::load(p)?;
         let Some(i) = specs.iter().position(|s| s.answers_to(&e.implementation)) else {
             return Err(RunError::ExpectationsForNone {
@@ -186,8 +222,18 @@ impl Progress<'_> {
     }
 }
 
+/// What a run produced: the report, and the expectations it wrote (`--write-expectations`).
+#[derive(Debug)]
+pub struct RunOutput {
+    pub report: Report,
+    pub written: Option<(PathBuf, Written)>,
+}
+
 /// Runs the suite, telling `progress` as it goes.
-pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Report, RunError> {
+pub fn run(
+    opts: &RunOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<RunOutput, RunError> {
     let targets = targets(opts)?;
     let files = discover(&opts.golden)?;
     // Pass 1: every file parses, ids are unique (the loader's checks).
@@ -213,7 +259,10 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<
     // Pass 2: run, one file at a time.
     let started = Instant::now();
     let mut report = Report::default();
-    for (n, f) in files.iter().enumerate() {
+    'files: for (n, f) in files.iter().enumerate() {
+        if crate::interrupt::requested().is_some() {
+            break;
+        }
         let golden = load_file(f)?;
         let cases: Vec<_> = golden
             .cases
@@ -232,9 +281,16 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<
                 case,
             };
             for t in &targets {
+                if crate::interrupt::requested().is_some() {
+                    break 'files;
+                }
                 let result = run_case(t, &loaded);
                 if let Some(fatal) = t.implementation.fatal() {
                     return Err(RunError::Fatal(fatal));
+                }
+                // a case cut short by the interruption was not judged
+                if crate::interrupt::requested().is_some() {
+                    break 'files;
                 }
                 report
                     .results
@@ -245,58 +301,104 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<
             }
         }
     }
-    // Stale expectations are judged only on a whole-suite run: a filter legitimately hides cases.
-    if opts.filter.is_none() {
-        let ids: Vec<&str> = all_ids.iter().map(String::as_str).collect();
-        for t in &targets {
-            for e in t.expectations.unmatched(&ids) {
-                report.results.push(ResultRow::expectation(
-                    t.implementation.name(),
-                    &e.pattern,
-                    format!(
-                        "expectation matches no case (stale or misspelled): {}",
-                        e.reason
-                    ),
-                ));
-            }
-            for e in t.expectations.unmatched_tolerances(&ids) {
-                report.results.push(ResultRow::expectation(
-                    t.implementation.name(),
-                    &e.label(),
-                    format!(
-                        "tolerance entry matches no case (stale or misspelled): {}",
-                        e.reason
-                    ),
-                ));
-            }
-        }
-    }
-    // A tolerance entry whose cases all passed without it is worth knowing, not a failure.
-    for t in &targets {
-        let name = t.implementation.name();
-        let ran: Vec<&ResultRow> = report
-            .results
-            .iter()
-            .filter(|r| r.implementation == name && r.file.is_some())
-            .collect();
-        for e in &t.expectations.tolerances {
-            let label = e.label();
-            let matched = ran
-                .iter()
-                .any(|r| crate::judge::expectations::wildcard(&e.pattern, &r.id));
-            if matched && !ran.iter().any(|r| r.loosened_by.contains(&label)) {
-                report.unneeded.push(Unneeded {
-                    implementation: name.to_string(),
-                    entry: label,
-                    reason: e.reason.clone(),
-                });
-            }
-        }
-    }
-    report.elapsed = started.elapsed();
+    report.interrupted = crate::interrupt::requested();
     report.implementations = targets
         .iter()
         .map(|t| t.implementation.name().to_string())
         .collect();
-    Ok(report)
+    report.startup = targets
+        .iter()
+        .filter_map(|t| {
+            t.implementation
+                .startup_log()
+                .map(|log| (t.implementation.name().to_string(), log))
+        })
+        .collect();
+    // End every implementation's processes now, before the reports are written.
+    let targets: Vec<(String, std::sync::Arc<Expectations>)> = targets
+        .into_iter()
+        .map(|t| (t.implementation.name().to_string(), t.expectations))
+        .collect();
+    if let Some(sig) = report.interrupted {
+        count_not_run(&mut report, &files, &opts.filter, &targets, sig)?;
+    }
+    let ids: Vec<&str> = all_ids.iter().map(String::as_str).collect();
+    let whole = opts.filter.is_none() && report.interrupted.is_none();
+    for (name, expectations) in &targets {
+        let judged: Vec<Judged> = report
+            .results
+            .iter()
+            .filter(|r| &r.implementation == name && r.status != Status::NotRun)
+            .map(|r| Judged {
+                id: &r.id,
+                status: r.status,
+                loosened_by: &r.loosened_by,
+            })
+            .collect();
+        let findings = audit(name, expectations, &ids, &judged, whole);
+        report.audit.extend(findings);
+    }
+    let mut written = None;
+    if let (Some(path), [(name, expectations)], None) = (
+        &opts.write_expectations,
+        targets.as_slice(),
+        report.interrupted,
+    ) {
+        let ran: Vec<Ran> = report
+            .results
+            .iter()
+            .map(|r| Ran {
+                id: &r.id,
+                status: r.status,
+                cause: r.cause.as_deref(),
+                detail: failure_detail(&r.detail),
+            })
+            .collect();
+        let w = write(expectations, name, &ids, &ran);
+        std::fs::write(path, w.expectations.to_json()).map_err(|error| RunError::Write {
+            file: path.clone(),
+            error,
+        })?;
+        written = Some((path.clone(), w));
+    }
+    report.elapsed = started.elapsed();
+    Ok(RunOutput { report, written })
+}
+
+/// An expected failure's detail without its "expected failure (reason): " prefix.
+fn failure_detail(detail: &str) -> &str {
+    detail
+        .strip_prefix("expected failure (")
+        .and_then(|d| d.split_once("): ").map(|(_, rest)| rest))
+        .unwrap_or(detail)
+}
+
+/// Adds a `not_run` row for every selected case and implementation that has no result.
+fn count_not_run(
+    report: &mut Report,
+    files: &[PathBuf],
+    filter: &Option<String>,
+    targets: &[(String, std::sync::Arc<Expectations>)],
+    sig: i32,
+) -> Result<(), RunError> {
+    let done: std::collections::HashSet<(String, String)> = report
+        .results
+        .iter()
+        .map(|r| (r.implementation.clone(), r.id.clone()))
+        .collect();
+    let why = format!(
+        "the run was interrupted by {}",
+        crate::report::signal_name(sig)
+    );
+    let results = &mut report.results;
+    for_each_case(files, |file, case| {
+        if selected(&case, filter) {
+            for (name, _) in targets {
+                if !done.contains(&(name.clone(), case.id.clone())) {
+                    results.push(ResultRow::not_run(&case, file, name, &why));
+                }
+            }
+        }
+    })?;
+    Ok(())
 }

@@ -2,11 +2,10 @@
 //! implementations that misbehave.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{nllspec, seed as small_golden};
+use common::{nllspec, seed as small_golden, temp_dir, write};
 
 /// How many shipped cases have an id starting with `prefix`: counts follow the golden files,
 /// so that adding a case breaks no test.
@@ -26,13 +25,6 @@ fn report(out: &Output) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nllspec-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 #[test]
@@ -281,7 +273,7 @@ fn an_implementation_that_stops_answering_times_out() {
         failed.iter().all(|f| f["detail"]
             .as_str()
             .unwrap()
-            .starts_with("no response within 200ms")),
+            .starts_with("no response within 200.0ms: --timeout 200.0ms")),
         "{r}"
     );
 }
@@ -314,19 +306,23 @@ fn a_crash_midway_is_one_failure_and_the_run_goes_on() {
 }
 
 #[test]
-fn an_unsupported_answer_is_a_skip_and_exit_0() {
+fn an_adapter_that_answers_unsupported_to_everything_fails() {
+    // every case a skip: a gate that tests nothing is not green
     let (code, r) = run_exec(
         r#"while read l; do id=$(printf '%s' "$l" | sed 's/^{"id":"\([^"]*\)".*/\1/'); printf '{"id":"%s","unsupported":"not yet"}\n' "$id"; done"#,
         &[],
     );
-    assert_eq!(code, Some(0), "{r}");
+    assert_eq!(code, Some(1), "{r}");
     assert_eq!(r["summary"]["skipped"], r["summary"]["total"]);
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
+    assert_eq!(r["summary"]["audit_failed"], 1, "{r}");
+    assert_eq!(r["audit"][0]["finding"], "nothing_passed", "{r}");
+    assert!(
+        r["audit"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no case passed"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -478,12 +474,42 @@ fn stale_and_passing_expectations_fail_the_run() {
     assert_eq!(out.status.code(), Some(1));
     let r = report(&out);
     assert_eq!(r["summary"]["xpassed"], 1);
-    let stale = r["results"]
+    // the stale entry is an audit finding, not a case: the totals count cases only
+    let cases = nllspec(&["list", "--golden", &small_golden()])
+        .stdout
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count();
+    assert_eq!(r["summary"]["total"].as_u64(), Some(cases as u64), "{r}");
+    assert!(
+        !r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"].as_str().unwrap().contains("no/such/case")),
+        "{r}"
+    );
+    let findings: Vec<(&str, &str)> = r["audit"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|x| x["id"].as_str().unwrap().contains("no/such/case"));
-    assert!(stale, "{r}");
+        .map(|f| (f["finding"].as_str().unwrap(), f["entry"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        findings,
+        [
+            ("matches_passing", "nll_loss/seed/docs_3x5@float32"),
+            ("unmatched", "no/such/case*")
+        ],
+        "{r}"
+    );
+    assert!(
+        r["audit"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("none that fails: remove it"),
+        "{r}"
+    );
 }
 
 #[test]

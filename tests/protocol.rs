@@ -7,10 +7,9 @@
 //! replays the golden file's own expected values (PyTorch's), altered where a test says so.
 
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 
 mod common;
-use common::{nllspec, root, seed};
+use common::{answers, nllspec, python, replay, seed, temp_dir, write};
 
 /// The seed file's cases: all, those with a gradient, and those with a gradient whose id ends
 /// with `suffix` (counted from the file, so that a new seed case breaks no test here).
@@ -30,52 +29,6 @@ fn seed_counts(suffix: &str) -> (u64, u64, u64) {
         "the seed file has float32 gradients and errors"
     );
     (cases.len() as u64, grad.len() as u64, with_suffix as u64)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nllspec-protocol-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
-}
-
-fn python() -> String {
-    std::env::var("NLLSPEC_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-/// The answers the replaying implementation gives: `f` maps each golden case to its response
-/// (without "id"); the default is PyTorch's own values or error kind.
-fn answers(golden: &str, f: impl Fn(&Value, Value) -> Value) -> Value {
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(golden).unwrap()).unwrap();
-    let mut out = serde_json::Map::new();
-    for case in doc["cases"].as_array().unwrap() {
-        let e = &case["expected"];
-        let exact = match e.get("error") {
-            Some(err) => json!({"error": {"kind": err["kind"], "message": err["message"]}}),
-            None => {
-                let mut r = json!({"output": e["output"]});
-                if let Some(g) = e.get("grad_input") {
-                    r["grad_input"] = g.clone();
-                }
-                r
-            }
-        };
-        out.insert(case["id"].as_str().unwrap().to_string(), f(case, exact));
-    }
-    Value::Object(out)
-}
-
-/// `exec:` command replaying `answers`, with the fixture's extra flags.
-fn replay(dir: &Path, answers: &Value, flags: &str) -> String {
-    let file = write(dir, "answers.json", &answers.to_string());
-    let script = root().join("tests/fixtures/replay_impl.py");
-    format!("exec:{} {} {file} {flags}", python(), script.display())
 }
 
 fn run(args: &[&str]) -> (Option<i32>, Value, String) {
@@ -167,10 +120,12 @@ fn the_stderr_is_shown_with_a_wrong_answer_too() {
 fn start_up_has_its_own_allowance() {
     // A second of imports, then quick answers: with --timeout 0.5 every case used to time out
     // (and each timeout restarted the slow start).
-    let script = r#"exec:sleep 1; while read l; do id=$(printf '%s' "$l" | sed 's/^{"id":"\([^"]*\)".*/\1/'); printf '{"id":"%s","unsupported":"x"}\n' "$id"; done"#;
-    let (code, r, stderr) = run(&["--impl", script, "--timeout", "0.5"]);
+    let d = temp_dir("slow-start");
+    let slow = replay(&d, &answers(&seed(), |_, a| a), "--start-delay 1");
+    let (code, r, stderr) = run(&["--impl", &slow, "--timeout", "0.5"]);
     assert_eq!(code, Some(0), "{r}\n{stderr}");
-    assert_eq!(r["summary"]["skipped"], seed_counts("").0, "{r}");
+    assert_eq!(r["summary"]["passed"], seed_counts("").0, "{r}");
+    let script = r#"exec:sleep 1; while read l; do id=$(printf '%s' "$l" | sed 's/^{"id":"\([^"]*\)".*/\1/'); printf '{"id":"%s","unsupported":"x"}\n' "$id"; done"#;
     // without the allowance, three fresh processes never answer: the run stops
     let (code, r, stderr) = run(&[
         "--impl",
@@ -374,13 +329,21 @@ fn tolerance_entries_loosen_strictly_and_are_counted() {
     );
     let (code, r, _) = run(&["--impl", &imp, "--expectations", &tol(&typo)]);
     assert_eq!(code, Some(1), "{r}");
-    assert!(
-        r["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["id"].as_str().unwrap().contains("sede")),
+    assert_eq!(
+        (
+            r["audit"][0]["finding"].as_str(),
+            r["audit"][0]["entry"].as_str()
+        ),
+        (
+            Some("tolerance_unmatched"),
+            Some("nll_loss/sede/*@float32 (grad_input)")
+        ),
         "{r}"
+    );
+    assert_eq!(
+        r["summary"]["total"].as_u64(),
+        Some(all),
+        "audit findings are not cases: {r}"
     );
     // an entry that no matched case needed is reported, and the run still passes
     let unneeded = format!("{grad}, {}", grad.replace("@float32", "@float64"));
@@ -481,13 +444,49 @@ fn reports_count_alike_group_failures_and_show_skips() {
         (Some(missing), Some(1), Some(1)),
         "{r}"
     );
+    // the summary first and last; the failures by behaviour (cause and case family), one
+    // example's detail each; the causes' table below
+    assert_eq!(human.lines().next(), Some(last), "{human}");
+    let families: std::collections::BTreeSet<&str> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["status"] == "fail")
+        .map(|x| x["id"].as_str().unwrap().rsplit_once('@').unwrap().0)
+        .collect();
     assert!(
-        human.contains(&format!("=== {missing} x grad_input: missing")),
+        human.contains(&format!(
+            "Failures by behaviour ({missing} cases, {} behaviours):",
+            families.len()
+        )),
+        "{human}"
+    );
+    assert_eq!(human.matches("\n=== ").count(), families.len(), "{human}");
+    assert_eq!(
+        human.matches("  e.g. FAIL nograd/").count(),
+        families.len(),
+        "{human}"
+    );
+    assert_eq!(
+        human.matches("grad_input: missing (the case sends").count(),
+        families.len(),
+        "one example each: {human}"
+    );
+    assert!(
+        human.contains(&format!("{missing:>5}  grad_input: missing")),
         "{human}"
     );
     assert!(
         human.contains("Failures by cause:") && human.contains("Skipped, by reason:"),
         "{human}"
+    );
+    // --summary: the summary and the behaviours, without the examples' whole detail
+    let short = String::from_utf8(nllspec(&[&base[..], &["--summary"]].concat()).stdout).unwrap();
+    assert_eq!(short.lines().next(), Some(last), "{short}");
+    assert_eq!(short.matches("\n=== ").count(), families.len(), "{short}");
+    assert!(
+        !short.contains("note (why this case exists)") && short.len() < human.len() / 2,
+        "{short}"
     );
     assert!(
         human.contains("float64 is not built in this backend"),

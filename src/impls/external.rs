@@ -9,16 +9,22 @@
 //!   (the exit is visible), or after it (the write fails, or stdout closes while the request
 //!   still lies unread in the pipe): the request goes to a fresh process and nothing is
 //!   charged. Only a process that read its request and then died without answering fails it.
-//! - A late answer (past `--timeout`; a fresh process's first answer also gets
-//!   `--startup-timeout`), a malformed one, or one for another id fails the case; the process
+//! - A late answer (past `--timeout`; a fresh process's first answer also gets a start-up
+//!   allowance: `--startup-timeout` until a process of this implementation has answered, then
+//!   one learned from the start-ups seen, so that a run of hangs does not cost the whole
+//!   allowance each), a malformed one, or one for another id fails the case; the process
 //!   group is killed and the next case gets a fresh process.
-//! - A fresh process that never answers its first request, three times in a row, is an
+//! - A process whose stdout ends (mid-line or not) and which then exits has crashed: one
+//!   cause, naming its exit status or signal.
+//! - A fresh process that never reads or answers its first request, three times in a row, is an
 //!   adapter that cannot start (an import error, a missing interpreter): the implementation
 //!   turns [`Implementation::fatal`], and the run stops with that one message instead of
 //!   failing every case alike.
 //!
 //! The stderr shown with a case is what the process wrote while that request was pending (for
-//! a process's first request, since it started): never an earlier request's or process's.
+//! a process's first request, since it read it): never an earlier request's or process's.
+//! What a process wrote before it read its first request is its start-up output, kept once
+//! ([`Implementation::startup_log`]).
 
 use super::protocol::{not_json, parse_response, preview, request_line};
 use super::{Implementation, Outcome, Request};
@@ -31,7 +37,7 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How much of a process's stderr is kept (and shown at most) for one case.
 pub const STDERR_TAIL: usize = 4096;
@@ -73,6 +79,36 @@ struct State {
     /// Fresh processes in a row that ended without answering their first request.
     failed_starts: u32,
     fatal: Option<String>,
+    /// How long each fresh process took to give its first answer.
+    startups: Vec<Duration>,
+    /// The first process's start-up output (stderr before it read a request).
+    startup_log: Option<String>,
+}
+
+/// The start-up allowance a fresh process's first answer gets beyond `--timeout`, and why.
+fn startup_allowance(limits: Limits, seen: &[Duration]) -> (Duration, String) {
+    match seen.iter().max() {
+        None => (
+            limits.startup,
+            "--startup-timeout: no process of this implementation has answered yet".into(),
+        ),
+        Some(slowest) => {
+            let learned = (*slowest * 2 + Duration::from_secs(1)).min(limits.startup);
+            let why = format!(
+                "learned: twice the slowest of the {} start-ups seen ({slowest:.1?}) plus 1s, at most --startup-timeout",
+                seen.len()
+            );
+            (learned, why)
+        }
+    }
+}
+
+/// What the stdout reader hands over.
+enum Received {
+    Line(String),
+    /// Stdout ended in the middle of a line: these bytes, without a newline.
+    Cut(Vec<u8>),
+    Error(std::io::Error),
 }
 
 /// stderr's tail and how many bytes were ever written, so that a request can ask for what was
@@ -86,7 +122,15 @@ struct StderrLog {
 struct Process {
     child: Child,
     stdin: ChildStdin,
-    lines: Receiver<std::io::Result<String>>,
+    lines: Receiver<Received>,
+    started: Instant,
+    /// Where the process's request output begins on stderr: what came before is its start-up
+    /// output (set once it is seen reading its first request).
+    read_mark: Option<u64>,
+    /// That start-up output (its last [`STDERR_TAIL`] bytes), when there was some.
+    startup_text: Option<String>,
+    /// How much stderr there was when the first request was last seen unread.
+    unread_total: u64,
     stderr: Arc<Mutex<StderrLog>>,
     /// The read end of stderr, shared with its reader thread (kept open while the process is).
     stderr_pipe: Arc<File>,
@@ -101,9 +145,12 @@ struct Process {
 enum NoAnswer {
     /// The process exited without reading the request: not the request's fault.
     NeverRead,
-    /// The process ended (or closed stdout) after reading it.
-    Exited(Option<ExitStatus>),
-    Timeout(Duration),
+    /// The process ended (or closed stdout) after reading it; with what it had begun to write.
+    Exited(Option<ExitStatus>, Option<Vec<u8>>),
+    /// No answer within this limit (and why the limit is what it is).
+    Timeout(Duration, String),
+    /// The run is being interrupted.
+    Interrupted,
     /// Anything else, with its detail.
     Other(String),
 }
@@ -112,6 +159,9 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
         let _ = self.child.wait();
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            crate::interrupt::unregister(pid);
+        }
     }
 }
 
@@ -174,9 +224,39 @@ impl Process {
         unread(self.stdin.as_raw_fd())
     }
 
-    /// The exit status, waiting a moment for it: stdout closes just before the exit is visible.
+    /// For a fresh process that has not yet been seen reading its first request (of `len`
+    /// bytes): whether it has now, marking there the end of its start-up output. Returns
+    /// whether it is still being watched.
+    fn watch_read(&mut self, len: usize) -> bool {
+        if self.answered > 0 || self.read_mark.is_some() {
+            return false;
+        }
+        if self.unread_input().is_some_and(|n| n < len) {
+            // What was on stderr when the request was last seen unread came before the read.
+            let mark = self.unread_total;
+            self.read_mark = Some(mark);
+            self.startup_text = self.stderr_before(mark);
+            return false;
+        }
+        self.unread_total = self.stderr.lock().unwrap_or_else(|p| p.into_inner()).total;
+        true
+    }
+
+    /// What was written to stderr before byte `mark` (the last [`STDERR_TAIL`] bytes kept).
+    fn stderr_before(&self, mark: u64) -> Option<String> {
+        let log = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        let after = usize::try_from(log.total - mark.min(log.total)).unwrap_or(usize::MAX);
+        let kept = log.tail.len().checked_sub(after)?;
+        let text = String::from_utf8_lossy(&log.tail[..kept])
+            .trim_end()
+            .to_string();
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// The exit status, waiting a moment for it: stdout closes just before the exit is visible
+    /// (an abort that dumps core takes longer).
     fn exit_status(&mut self) -> Option<ExitStatus> {
-        for _ in 0..100 {
+        for _ in 0..400 {
             if let Ok(Some(s)) = self.child.try_wait() {
                 return Some(s);
             }
@@ -233,13 +313,17 @@ impl External {
                 let msg = match r {
                     Ok(0) => break,
                     Ok(_) if !buf.ends_with(b"\n") && buf.len() >= MAX_LINE => {
-                        Err(std::io::Error::other("response line longer than 1 GiB"))
+                        Received::Error(std::io::Error::other("response line longer than 1 GiB"))
                     }
-                    Ok(_) => String::from_utf8(buf)
-                        .map_err(|_| std::io::Error::other("response is not UTF-8")),
-                    Err(e) => Err(e),
+                    // end of file in the middle of a line: the writer died mid-answer
+                    Ok(_) if !buf.ends_with(b"\n") => Received::Cut(buf),
+                    Ok(_) => match String::from_utf8(buf) {
+                        Ok(line) => Received::Line(line),
+                        Err(_) => Received::Error(std::io::Error::other("response is not UTF-8")),
+                    },
+                    Err(e) => Received::Error(e),
                 };
-                let stop = msg.is_err();
+                let stop = !matches!(msg, Received::Line(_));
                 if tx.send(msg).is_err() || stop {
                     break;
                 }
@@ -285,10 +369,18 @@ impl External {
             idle.store(true, Ordering::SeqCst);
             let _ = done_tx.send(());
         });
+        if let Ok(pid) = i32::try_from(child.id()) {
+            crate::interrupt::register(pid);
+        }
+        let started = Instant::now();
         Ok(Process {
             child,
             stdin,
             lines,
+            started,
+            read_mark: None,
+            startup_text: None,
+            unread_total: 0,
             stderr,
             stderr_pipe,
             stderr_idle,
@@ -297,8 +389,14 @@ impl External {
         })
     }
 
-    /// Sends one request line and waits for its answer line.
-    fn exchange(&self, process: &mut Process, line: &[u8], id: &str) -> Result<Value, NoAnswer> {
+    /// Sends one request line and waits for its answer line, for at most `limit`.
+    fn exchange(
+        &self,
+        process: &mut Process,
+        line: &[u8],
+        id: &str,
+        limit: (Duration, String),
+    ) -> Result<Value, NoAnswer> {
         let mut sent = 0;
         while sent < line.len() {
             match process.stdin.write(&line[sent..]) {
@@ -309,27 +407,43 @@ impl External {
                     return Err(NoAnswer::NeverRead);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    return Err(NoAnswer::Exited(process.exit_status()));
+                    return Err(NoAnswer::Exited(process.exit_status(), None));
                 }
                 Err(e) => return Err(NoAnswer::Other(format!("cannot send the request: {e}"))),
             }
         }
         let _ = process.stdin.flush();
-        let limit = if process.answered == 0 {
-            self.limits.timeout + self.limits.startup
-        } else {
-            self.limits.timeout
-        };
-        let answer = match process.lines.recv_timeout(limit) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => return Err(NoAnswer::Other(format!("unreadable response: {e}"))),
-            Err(RecvTimeoutError::Timeout) => return Err(NoAnswer::Timeout(limit)),
-            Err(RecvTimeoutError::Disconnected) => {
-                // All of the request still in the pipe: the process ended without reading it.
-                if process.unread_input() == Some(line.len()) {
-                    return Err(NoAnswer::NeverRead);
+        let deadline = Instant::now() + limit.0;
+        let answer = loop {
+            if crate::interrupt::requested().is_some() {
+                return Err(NoAnswer::Interrupted);
+            }
+            let watching = process.watch_read(line.len());
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(NoAnswer::Timeout(limit.0, limit.1));
+            }
+            let slice = Duration::from_millis(if watching { 2 } else { 50 });
+            let received = process.lines.recv_timeout(slice.min(deadline - now));
+            if !matches!(received, Err(RecvTimeoutError::Timeout)) {
+                process.watch_read(line.len());
+            }
+            match received {
+                Ok(Received::Line(line)) => break line,
+                Ok(Received::Cut(bytes)) => {
+                    return Err(NoAnswer::Exited(process.exit_status(), Some(bytes)));
                 }
-                return Err(NoAnswer::Exited(process.exit_status()));
+                Ok(Received::Error(e)) => {
+                    return Err(NoAnswer::Other(format!("unreadable response: {e}")));
+                }
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    // All of the request still in the pipe: the process ended without reading it.
+                    if process.unread_input() == Some(line.len()) {
+                        return Err(NoAnswer::NeverRead);
+                    }
+                    return Err(NoAnswer::Exited(process.exit_status(), None));
+                }
             }
         };
         let v: Value = serde_json::from_str(answer.trim_end())
@@ -377,6 +491,14 @@ impl Implementation for External {
             .clone()
     }
 
+    fn startup_log(&self) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .startup_log
+            .clone()
+    }
+
     fn run_logged(&self, req: &Request<'_>) -> (Outcome, Option<String>) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = &state.fatal {
@@ -398,16 +520,58 @@ impl Implementation for External {
                     Err(e) => return (Outcome::Broken(e), None),
                 }
             }
-            let Some(process) = state.process.as_mut() else {
-                continue;
+            let allowance = startup_allowance(self.limits, &state.startups);
+            let (result, fresh, mark, startup_text, took, read) = {
+                let Some(process) = state.process.as_mut() else {
+                    continue;
+                };
+                let fresh = process.answered == 0;
+                let limit = if fresh {
+                    let (extra, why) = allowance;
+                    let t = self.limits.timeout;
+                    (
+                        t + extra,
+                        format!(
+                            "--timeout {t:.1?} plus a start-up allowance of {extra:.1?} ({why})"
+                        ),
+                    )
+                } else {
+                    (
+                        self.limits.timeout,
+                        format!("--timeout {:.1?}", self.limits.timeout),
+                    )
+                };
+                let mark = if fresh { 0 } else { process.stderr_mark() };
+                let result = self.exchange(process, line.as_bytes(), req.id, limit);
+                // a fresh process's own output begins where it read the request
+                let mark = if fresh {
+                    process.read_mark.unwrap_or(0)
+                } else {
+                    mark
+                };
+                let read = process.read_mark.is_some();
+                (
+                    result,
+                    fresh,
+                    mark,
+                    process.startup_text.take(),
+                    process.started.elapsed(),
+                    read,
+                )
             };
-            let fresh = process.answered == 0;
-            let mark = if fresh { 0 } else { process.stderr_mark() };
-            let no_answer = match self.exchange(process, line.as_bytes(), req.id) {
+            if state.startup_log.is_none() {
+                state.startup_log = startup_text;
+            }
+            let no_answer = match result {
                 Ok(v) => {
-                    process.answered += 1;
-                    let log = process.stderr_since(mark);
+                    if fresh {
+                        state.startups.push(took);
+                    }
                     state.failed_starts = 0;
+                    let log = state.process.as_mut().and_then(|p| {
+                        p.answered += 1;
+                        p.stderr_since(mark)
+                    });
                     return match parse_response(&v) {
                         Ok(outcome) => (outcome, log),
                         Err(detail) => {
@@ -423,32 +587,51 @@ impl Implementation for External {
                 }
                 Err(e) => e,
             };
+            let Some(mut process) = state.process.take() else {
+                continue;
+            };
             process.finish();
             let log = process.stderr_since(mark);
             let status = process.child.try_wait().ok().flatten();
-            state.process = None;
+            drop(process);
+            if matches!(no_answer, NoAnswer::Interrupted) {
+                return (Outcome::Broken("the run was interrupted".into()), log);
+            }
             // A garbled answer is still an answer: only silence counts against starting up.
             let silent = !matches!(no_answer, NoAnswer::Other(_));
-            let timed_out = matches!(no_answer, NoAnswer::Timeout(_));
+            let timed_out = matches!(no_answer, NoAnswer::Timeout(..));
             let detail = match no_answer {
                 NoAnswer::NeverRead => "the process exited without reading the request".to_string(),
-                NoAnswer::Exited(Some(s)) => format!("the process exited ({s}) without answering"),
-                NoAnswer::Exited(None) => {
-                    "the process closed its stdout without answering".to_string()
+                NoAnswer::Exited(s, cut) => {
+                    let mut d = match s.or(status) {
+                        Some(s) if s.code().is_none() => {
+                            format!("the process crashed ({s}) without answering")
+                        }
+                        Some(s) => format!("the process exited ({s}) without answering"),
+                        None => "the process closed its stdout without answering".to_string(),
+                    };
+                    if let Some(cut) = cut {
+                        d.push_str(&format!(
+                            "\nits stdout ended in the middle of a line, {} bytes: {}",
+                            cut.len(),
+                            preview(&String::from_utf8_lossy(&cut))
+                        ));
+                    }
+                    d
                 }
-                NoAnswer::Timeout(limit) if fresh => format!(
-                    "no response within {limit:?} (a fresh process's first answer: --timeout plus --startup-timeout)"
-                ),
-                NoAnswer::Timeout(limit) => format!("no response within {limit:?}"),
+                NoAnswer::Timeout(limit, why) => format!("no response within {limit:.1?}: {why}"),
+                NoAnswer::Interrupted => "the run was interrupted".to_string(),
                 NoAnswer::Other(d) => d,
             };
-            if fresh && silent {
+            // A process that read its request started: the case, not the start-up, choked it.
+            if fresh && silent && !read {
                 state.failed_starts += 1;
                 if state.failed_starts >= FAILED_STARTS {
                     let last = match status {
                         Some(s) if !timed_out => s.to_string(),
                         _ => detail.clone(),
                     };
+                    // a process that never read a request: all it wrote is the story
                     state.fatal = Some(self.unusable(&last, log.as_deref()));
                 }
             } else {

@@ -77,6 +77,12 @@ pub trait Implementation: Send + Sync {
     fn fatal(&self) -> Option<String> {
         None
     }
+    /// What the implementation wrote while it started, before it read its first request (an
+    /// interpreter's or a library's banner): reports show it once instead of with every case
+    /// that was a fresh process's first.
+    fn startup_log(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The built-in implementation called `name`, or an `exec:COMMAND` external one (optionally

@@ -92,6 +92,30 @@ impl fmt::Display for Mismatch {
                 } else {
                     "PyTorch's value"
                 };
+                let target_value = if *against_reference {
+                    reference.unwrap_or(*expected)
+                } else {
+                    *expected
+                };
+                if !actual.is_nan()
+                    && !target_value.is_nan()
+                    && (actual.is_infinite() || target_value.is_infinite())
+                {
+                    // ulp and relative errors across an infinity are meaningless numbers
+                    let word = |x: f64| {
+                        if x.is_finite() {
+                            "a finite value".to_string()
+                        } else {
+                            format!("{x}")
+                        }
+                    };
+                    return write!(
+                        f,
+                        "; {} where {target} is {}",
+                        word(*actual),
+                        word(target_value)
+                    );
+                }
                 match ulp {
                     None if actual.is_nan() => write!(f, "; NaN where {target} is a number"),
                     None => write!(f, "; a number where {target} is NaN"),
@@ -373,6 +397,39 @@ mod tests {
             "{m}"
         );
         assert!(!m.to_string().contains("18446744073709551615"), "{m}");
+    }
+
+    #[test]
+    fn finite_against_infinite_is_said_in_words() {
+        let tol = default_tolerance(DType::F32);
+        let m = compare(
+            &t(DType::F32, &[-3.5]),
+            &t(DType::F32, &[f64::NEG_INFINITY]),
+            None,
+            tol,
+        )
+        .unwrap_err();
+        assert!(
+            m.to_string()
+                .ends_with("a finite value where PyTorch's value is -inf"),
+            "{m}"
+        );
+        assert!(
+            !m.to_string().contains("ulp") && !m.to_string().contains("NaN"),
+            "{m}"
+        );
+        let m = compare(
+            &t(DType::F32, &[f64::INFINITY]),
+            &t(DType::F32, &[2.0]),
+            None,
+            tol,
+        )
+        .unwrap_err();
+        assert!(
+            m.to_string()
+                .ends_with("inf where PyTorch's value is a finite value"),
+            "{m}"
+        );
     }
 
     #[test]

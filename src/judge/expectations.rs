@@ -1,12 +1,14 @@
 //! Known divergences of an implementation, each with its reason (spec/expectations/*.json).
 //!
-//! As in wasmtime's wast runner, expectations are strict: a case expected to fail that passes
-//! is an error (`xpass`), and an entry that matches no case is an error (a stale or misspelled
-//! entry must not hide anything).
+//! Strict, as wpt's and array-api-tests' expectation lists are: a case expected to fail that
+//! passes is an error (`xpass`), and an entry that matches no case of the whole suite is an
+//! error (a stale or misspelled entry must not hide anything; [`super::audit`] checks every
+//! entry). An entry may instead mark its cases `flaky` (wpt's `known_intermittent`): any
+//! outcome is accepted and counted as such.
 
 use super::{Loosen, Verdict};
 use crate::golden::format::Tolerance;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The final status of a case for one implementation (contract section 3).
@@ -22,6 +24,10 @@ pub enum Status {
     /// The output is right; the implementation cannot compute the gradient (protocol 1's
     /// `grad_input_unsupported`). Does not fail the run.
     ForwardOnly,
+    /// Covered by a `flaky` entry: passed, failed or crashed, all accepted.
+    Flaky,
+    /// Never judged: the run was interrupted (SIGINT, SIGTERM) before this case ended.
+    NotRun,
 }
 
 impl Status {
@@ -33,19 +39,31 @@ impl Status {
             Status::Xfail => "xfail",
             Status::Xpass => "xpass",
             Status::ForwardOnly => "forward_only",
+            Status::Flaky => "flaky",
+            Status::NotRun => "not_run",
         }
     }
 
-    /// Whether the run is still green with this status.
+    /// Every status, in the order reports count them.
+    pub const ALL: [Status; 8] = [
+        Status::Pass,
+        Status::Fail,
+        Status::Skip,
+        Status::Xfail,
+        Status::Xpass,
+        Status::ForwardOnly,
+        Status::Flaky,
+        Status::NotRun,
+    ];
+
+    /// Whether the run is still green with this status (an interrupted run is judged by its
+    /// interruption, not by its `not_run` cases).
     pub fn ok(self) -> bool {
-        matches!(
-            self,
-            Status::Pass | Status::Skip | Status::Xfail | Status::ForwardOnly
-        )
+        !matches!(self, Status::Fail | Status::Xpass)
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// A case id, or a pattern where `*` stands for any run of characters.
@@ -53,10 +71,14 @@ pub struct Entry {
     pub pattern: String,
     /// Why the implementation diverges from PyTorch here.
     pub reason: String,
+    /// The cases' outcome is not deterministic (a heap corruption, a race): pass, fail and
+    /// crash are all accepted, each counted as [`Status::Flaky`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
 }
 
 /// Which of a case's results a tolerance entry loosens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
     Output,
@@ -66,7 +88,7 @@ pub enum Field {
 
 /// A looser tolerance for the cases matching `pattern` (PyTorch OpInfo's `toleranceOverride`):
 /// a GPU's float16 gradients are legitimately further from the truth than the CPU's.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToleranceEntry {
     #[serde(rename = "match")]
@@ -89,15 +111,19 @@ impl ToleranceEntry {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectations {
     pub implementation: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The fewest cases that must pass (or answer forward-only) on a whole-suite run: an
+    /// adapter upgrade that turns answers into skips fails the gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_passed: Option<usize>,
     #[serde(default)]
     pub expected_failures: Vec<Entry>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerances: Vec<ToleranceEntry>,
     /// The file it was read from.
     #[serde(skip)]
@@ -160,6 +186,7 @@ impl Expectations {
         Expectations {
             implementation: implementation.to_string(),
             note: None,
+            min_passed: None,
             expected_failures: vec![],
             tolerances: vec![],
             source: None,
@@ -224,6 +251,11 @@ impl Expectations {
             .collect()
     }
 
+    /// The file's text as the writer saves it (pretty JSON, the keys in their documented order).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
     /// The looser tolerances for `id` (the widest of every matching entry, per field), and the
     /// entries they come from; `None` when no entry matches.
     pub fn loosen(&self, id: &str) -> Option<(Loosen, Vec<&ToleranceEntry>)> {
@@ -261,6 +293,14 @@ impl Expectations {
             (Verdict::ForwardOnly(r), None) => (Status::ForwardOnly, format!("forward only: {r}")),
             (Verdict::Fail(f), None) => (Status::Fail, f.detail()),
             (Verdict::Skip(r), _) => (Status::Skip, r.clone()),
+            (Verdict::Pass | Verdict::ForwardOnly(_), Some(e)) if e.flaky => (
+                Status::Flaky,
+                format!("flaky ({}): passed this time", e.reason),
+            ),
+            (Verdict::Fail(f), Some(e)) if e.flaky => (
+                Status::Flaky,
+                format!("flaky ({}): failed this time: {}", e.reason, f.detail()),
+            ),
             (Verdict::Fail(f), Some(e)) => (
                 Status::Xfail,
                 format!("expected failure ({}): {}", e.reason, f.detail()),
@@ -268,7 +308,7 @@ impl Expectations {
             (Verdict::Pass | Verdict::ForwardOnly(_), Some(e)) => (
                 Status::Xpass,
                 format!(
-                    "passed, but the expectations file says it fails (\"{}\": {}); remove the entry",
+                    "passed, but the expectations entry \"{}\" says it fails ({}): the audit says whether to narrow or remove it",
                     e.pattern, e.reason
                 ),
             ),
@@ -319,10 +359,19 @@ mod tests {
         let e = Expectations {
             implementation: "x".into(),
             note: None,
-            expected_failures: vec![Entry {
-                pattern: "a/*".into(),
-                reason: "r".into(),
-            }],
+            min_passed: None,
+            expected_failures: vec![
+                Entry {
+                    pattern: "a/*".into(),
+                    reason: "r".into(),
+                    flaky: false,
+                },
+                Entry {
+                    pattern: "f/*".into(),
+                    reason: "heap".into(),
+                    flaky: true,
+                },
+            ],
             tolerances: vec![],
             source: None,
         };
@@ -340,9 +389,20 @@ mod tests {
                 .0,
             Status::ForwardOnly
         );
-        assert_eq!(e.unmatched(&["b/1"]).len(), 1);
+        assert_eq!(e.unmatched(&["b/1"]).len(), 2);
         assert!(!Status::Xpass.ok());
         assert!(Status::ForwardOnly.ok());
+        // a flaky entry accepts every outcome, and a skip stays a skip
+        assert_eq!(
+            e.apply("f/1", &bad),
+            (Status::Flaky, "flaky (heap): failed this time: bad".into())
+        );
+        assert_eq!(e.apply("f/1", &Verdict::Pass).0, Status::Flaky);
+        assert_eq!(e.apply("f/1", &Verdict::Skip("no".into())).0, Status::Skip);
+        assert!(Status::Flaky.ok());
+        for s in Status::ALL {
+            assert_eq!(Status::ALL[s as usize], s, "ALL is in discriminant order");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! One judge for every implementation: an outcome against a golden case.
 
+pub mod audit;
 pub mod compare;
 pub mod expectations;
+pub mod writer;
 
 use crate::error::ErrorKind;
 use crate::golden::format::{Case, Expected, ExpectedError, Tolerance};

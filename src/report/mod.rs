@@ -1,9 +1,12 @@
 //! Reports of a run: human (terminal), json (report v1), junit (CI systems), markdown (a
 //! README or a pull-request comment). All four are rendered from the same [`Report`].
 
+mod human;
+
 use crate::execution::CaseResult;
 use crate::golden::format::{Case, Expected};
 use crate::golden::load::LoadedCase;
+use crate::judge::audit::{Finding, Problem};
 use crate::judge::expectations::Status;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -17,14 +20,13 @@ pub struct ResultRow {
     pub implementation: String,
     pub status: Status,
     pub detail: String,
-    /// For a failure: what it shares with others that failed alike.
+    /// For a failure (also an expected one): what it shares with others that failed alike.
     pub cause: Option<String>,
     /// The tolerance entries without which the case would have failed.
     pub loosened_by: Vec<String>,
-    /// Empty for rows that are not cases (a stale expectation).
     pub op: String,
     pub dtype: String,
-    pub file: Option<PathBuf>,
+    pub file: PathBuf,
 }
 
 impl ResultRow {
@@ -38,40 +40,44 @@ impl ResultRow {
             loosened_by: result.loosened_by,
             op: case.case.call.op().name().to_string(),
             dtype: case.case.call.input().dtype().name().to_string(),
-            file: Some(case.file.clone()),
+            file: case.file.clone(),
         }
     }
 
-    pub fn expectation(implementation: &str, pattern: &str, detail: String) -> ResultRow {
+    /// A case the run never judged (it was interrupted).
+    pub fn not_run(
+        case: &Case,
+        file: &std::path::Path,
+        implementation: &str,
+        why: &str,
+    ) -> ResultRow {
         ResultRow {
-            id: format!("(expectations) {pattern}"),
+            id: case.id.clone(),
             implementation: implementation.to_string(),
-            status: Status::Fail,
-            detail,
-            cause: Some("an expectations entry matches no case".into()),
+            status: Status::NotRun,
+            detail: why.to_string(),
+            cause: None,
             loosened_by: vec![],
-            op: String::new(),
-            dtype: String::new(),
-            file: None,
+            op: case.call.op().name().to_string(),
+            dtype: case.call.input().dtype().name().to_string(),
+            file: file.to_path_buf(),
         }
     }
-}
-
-/// A tolerance entry that matched cases none of which needed it: reported, not a failure (a
-/// GPU's reductions are not always deterministic, so a run may not need what another did).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Unneeded {
-    pub implementation: String,
-    /// `pattern (field)`.
-    pub entry: String,
-    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub implementations: Vec<String>,
+    /// One row per case and implementation: the summary's totals count these only.
     pub results: Vec<ResultRow>,
-    pub unneeded: Vec<Unneeded>,
+    /// The expectations audit (every implementation's), apart from the cases.
+    pub audit: Vec<Finding>,
+    /// What each implementation's first process wrote to stderr before it read its first
+    /// request (interpreter and library banners), shown once instead of with every failure.
+    pub startup: Vec<(String, String)>,
+    /// The signal that interrupted the run (SIGINT 2, SIGTERM 15): the cases left are
+    /// `not_run`, the exit status 128 + the signal.
+    pub interrupted: Option<i32>,
     pub elapsed: Duration,
     /// Why the run could not start or go on (exit status 2); the JSON report carries it.
     pub error: Option<String>,
@@ -110,27 +116,18 @@ fn first_ids(rows: &[&ResultRow], n: usize) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Human,
+    /// The human report's summary, audit and failure groups only (`--summary`).
+    Summary,
     Json,
     Junit,
     Markdown,
-}
-
-impl Format {
-    pub fn parse(s: &str) -> Option<Format> {
-        match s {
-            "human" => Some(Format::Human),
-            "json" => Some(Format::Json),
-            "junit" => Some(Format::Junit),
-            "markdown" => Some(Format::Markdown),
-            _ => None,
-        }
-    }
 }
 
 impl Report {
     pub fn render(&self, format: Format) -> String {
         match format {
             Format::Human => self.human(),
+            Format::Summary => self.summary(),
             Format::Json => self.json(),
             Format::Junit => self.junit(),
             Format::Markdown => self.markdown(),
@@ -138,18 +135,39 @@ impl Report {
     }
 
     /// The summary's counts, as the JSON report has them (each status counted once).
-    fn summary_line(&self) -> String {
+    pub fn summary_line(&self) -> String {
+        self.summary_of(|_| true)
+    }
+
+    /// The counts of the rows `keep` selects (one implementation's, say).
+    fn summary_of(&self, keep: impl Fn(&ResultRow) -> bool) -> String {
+        let count = |s: Status| {
+            self.results
+                .iter()
+                .filter(|r| r.status == s && keep(r))
+                .count()
+        };
         let mut line = format!(
             "{} passed, {} failed, {} skipped, {} xfailed, {} xpassed, {} forward_only",
-            self.count(Status::Pass),
-            self.count(Status::Fail),
-            self.count(Status::Skip),
-            self.count(Status::Xfail),
-            self.count(Status::Xpass),
-            self.count(Status::ForwardOnly)
+            count(Status::Pass),
+            count(Status::Fail),
+            count(Status::Skip),
+            count(Status::Xfail),
+            count(Status::Xpass),
+            count(Status::ForwardOnly)
         );
-        if self.loosened() > 0 {
-            write!(line, " ({} only within a tolerance entry)", self.loosened()).unwrap();
+        for (status, word) in [(Status::Flaky, "flaky"), (Status::NotRun, "not_run")] {
+            if count(status) > 0 {
+                write!(line, ", {} {word}", count(status)).unwrap();
+            }
+        }
+        let loosened = self
+            .results
+            .iter()
+            .filter(|r| keep(r) && r.status.ok() && !r.loosened_by.is_empty())
+            .count();
+        if loosened > 0 {
+            write!(line, " ({loosened} only within a tolerance entry)").unwrap();
         }
         line
     }
@@ -160,6 +178,11 @@ impl Report {
             .iter()
             .filter(|r| r.status.ok() && !r.loosened_by.is_empty())
             .count()
+    }
+
+    /// Audit findings that fail the run.
+    pub fn audit_failed(&self) -> usize {
+        self.audit.iter().filter(|f| f.fails()).count()
     }
 
     fn failure_groups(&self) -> Groups<'_> {
@@ -187,9 +210,14 @@ impl Report {
 
     /// The grouped sections both human and Markdown output show.
     /// (title, what the groups are keyed by, the groups).
-    fn sections(&self) -> [(&'static str, &'static str, Groups<'_>); 4] {
+    fn sections(&self) -> [(&'static str, &'static str, Groups<'_>); 5] {
         [
             ("Failures by cause", "cause", self.failure_groups()),
+            (
+                "Flaky (any outcome accepted)",
+                "entry",
+                self.groups_of(Status::Flaky),
+            ),
             (
                 "Forward only (output right, no gradient)",
                 "reason",
@@ -206,8 +234,9 @@ impl Report {
 
     /// Rows op x dtype, columns implementations; cells "passed/total" with xfail and skip noted.
     pub fn matrix(&self) -> (Vec<String>, Vec<(String, Vec<String>)>) {
-        let mut cells: BTreeMap<(String, String), BTreeMap<String, [usize; 6]>> = BTreeMap::new();
-        for r in self.results.iter().filter(|r| !r.op.is_empty()) {
+        let mut cells: BTreeMap<(String, String), BTreeMap<String, [usize; Status::ALL.len()]>> =
+            BTreeMap::new();
+        for r in &self.results {
             let c = cells
                 .entry((r.op.clone(), r.dtype.clone()))
                 .or_default()
@@ -225,14 +254,16 @@ impl Report {
                         let c = per_impl.get(i).copied().unwrap_or_default();
                         let total: usize = c.iter().sum();
                         let mut s = format!("{}/{total}", c[Status::Pass as usize]);
-                        if c[Status::Xfail as usize] > 0 {
-                            write!(s, " ({} xfail)", c[Status::Xfail as usize]).unwrap();
-                        }
-                        if c[Status::ForwardOnly as usize] > 0 {
-                            write!(s, " ({} fwd-only)", c[Status::ForwardOnly as usize]).unwrap();
-                        }
-                        if c[Status::Skip as usize] > 0 {
-                            write!(s, " ({} skip)", c[Status::Skip as usize]).unwrap();
+                        for (status, word) in [
+                            (Status::Xfail, "xfail"),
+                            (Status::ForwardOnly, "fwd-only"),
+                            (Status::Skip, "skip"),
+                            (Status::Flaky, "flaky"),
+                            (Status::NotRun, "not run"),
+                        ] {
+                            if c[status as usize] > 0 {
+                                write!(s, " ({} {word})", c[status as usize]).unwrap();
+                            }
                         }
                         let bad = c[Status::Fail as usize] + c[Status::Xpass as usize];
                         if bad > 0 {
@@ -251,89 +282,6 @@ impl Report {
         self.results.iter().filter(|r| !r.status.ok())
     }
 
-    pub fn human(&self) -> String {
-        let mut out = String::new();
-        for (cause, rows) in &self.failure_groups() {
-            writeln!(out, "=== {} x {cause}", rows.len()).unwrap();
-            for r in rows {
-                let file = r
-                    .file
-                    .as_ref()
-                    .map(|f| format!(" ({})", display_path(f)))
-                    .unwrap_or_default();
-                writeln!(
-                    out,
-                    "{} {}/{}{file}",
-                    r.status.name().to_uppercase(),
-                    r.implementation,
-                    r.id
-                )
-                .unwrap();
-                for line in r.detail.lines() {
-                    writeln!(out, "    {line}").unwrap();
-                }
-            }
-            writeln!(out).unwrap();
-        }
-        for (title, _, groups) in self.sections().iter().filter(|(_, _, g)| !g.is_empty()) {
-            writeln!(out, "{title}:").unwrap();
-            for (what, rows) in groups {
-                writeln!(
-                    out,
-                    "  {:>5}  {what}  (e.g. {})",
-                    rows.len(),
-                    first_ids(rows, 3)
-                )
-                .unwrap();
-            }
-            writeln!(out).unwrap();
-        }
-        for u in &self.unneeded {
-            writeln!(
-                out,
-                "note: {}: tolerance entry {} was not needed by any case it matches ({})",
-                u.implementation, u.entry, u.reason
-            )
-            .unwrap();
-        }
-        let (cols, rows) = self.matrix();
-        let w0 = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(10);
-        let widths: Vec<usize> = cols
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                rows.iter()
-                    .map(|(_, v)| v[i].len())
-                    .max()
-                    .unwrap_or(0)
-                    .max(c.len())
-            })
-            .collect();
-        writeln!(out).unwrap();
-        write!(out, "{:w0$}", "op dtype").unwrap();
-        for (c, w) in cols.iter().zip(&widths) {
-            write!(out, "  {c:>w$}").unwrap();
-        }
-        writeln!(out).unwrap();
-        for (name, vals) in &rows {
-            write!(out, "{name:w0$}").unwrap();
-            for (v, w) in vals.iter().zip(&widths) {
-                write!(out, "  {v:>w$}").unwrap();
-            }
-            writeln!(out).unwrap();
-        }
-        writeln!(out).unwrap();
-        writeln!(
-            out,
-            "{} results in {:.2} s",
-            self.results.len(),
-            self.elapsed.as_secs_f64()
-        )
-        .unwrap();
-        writeln!(out, "{}", self.summary_line()).unwrap();
-        out
-    }
-
     pub fn json(&self) -> String {
         let results: Vec<serde_json::Value> = self
             .results
@@ -341,7 +289,7 @@ impl Report {
             .map(|r| {
                 let mut v = serde_json::json!({
                     "id": r.id, "impl": r.implementation, "status": r.status.name(), "detail": r.detail,
-                    "file": r.file.as_ref().map(|f| display_path(f)),
+                    "file": display_path(&r.file),
                 });
                 if let Some(c) = &r.cause {
                     v["cause"] = c.clone().into();
@@ -351,6 +299,22 @@ impl Report {
                 }
                 v
             })
+            .collect();
+        let audit: Vec<serde_json::Value> = self
+            .audit
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "impl": f.implementation, "entry": f.entry, "reason": f.reason, "finding": f.kind(),
+                    "fails": f.fails(), "detail": f.detail(), "cases": f.cases(),
+                })
+            })
+            .collect();
+        let unneeded: Vec<serde_json::Value> = self
+            .audit
+            .iter()
+            .filter(|f| f.problem == Problem::ToleranceUnneeded)
+            .map(|f| serde_json::json!({"impl": f.implementation, "entry": f.entry, "reason": f.reason}))
             .collect();
         let mut doc = serde_json::json!({
             "format": "nllspec-report-v1",
@@ -362,27 +326,48 @@ impl Report {
                 "xfailed": self.count(Status::Xfail),
                 "xpassed": self.count(Status::Xpass),
                 "forward_only": self.count(Status::ForwardOnly),
+                "flaky": self.count(Status::Flaky),
+                "not_run": self.count(Status::NotRun),
                 "loosened": self.loosened(),
+                "audit_failed": self.audit_failed(),
             },
             "results": results,
-            "unneeded_tolerances": self.unneeded.iter().map(|u| serde_json::json!({
-                "impl": u.implementation, "entry": u.entry, "reason": u.reason,
-            })).collect::<Vec<_>>(),
+            "audit": audit,
+            "unneeded_tolerances": unneeded,
         });
-        if let (Some(e), Some(m)) = (&self.error, doc.as_object_mut()) {
-            m.insert("error".into(), e.clone().into());
+        if let Some(m) = doc.as_object_mut() {
+            if let Some(e) = &self.error {
+                m.insert("error".into(), e.clone().into());
+            }
+            if let Some(sig) = self.interrupted {
+                m.insert("interrupted".into(), signal_name(sig).into());
+            }
+            if !self.startup.is_empty() {
+                let s: serde_json::Map<String, serde_json::Value> = self
+                    .startup
+                    .iter()
+                    .map(|(i, t)| (i.clone(), t.clone().into()))
+                    .collect();
+                m.insert("startup_stderr".into(), s.into());
+            }
         }
         serde_json::to_string_pretty(&doc).expect("a JSON value serialises") + "\n"
     }
 
     pub fn junit(&self) -> String {
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let failures = self.failures().count();
+        let failures = self.failures().count() + self.audit_failed();
+        let skipped = |r: &&&ResultRow| {
+            matches!(
+                r.status,
+                Status::Skip | Status::Xfail | Status::ForwardOnly | Status::NotRun
+            )
+        };
         writeln!(
             out,
             "<testsuites name=\"nllspec\" tests=\"{}\" failures=\"{failures}\" skipped=\"{}\" time=\"{:.3}\">",
-            self.results.len(),
-            self.count(Status::Skip) + self.count(Status::Xfail) + self.count(Status::ForwardOnly),
+            self.results.len() + self.audit_failed(),
+            self.results.iter().filter(|r| skipped(&r)).count(),
             self.elapsed.as_secs_f64()
         )
         .unwrap();
@@ -393,10 +378,7 @@ impl Report {
                 .filter(|r| &r.implementation == imp)
                 .collect();
             let f = rows.iter().filter(|r| !r.status.ok()).count();
-            let s = rows
-                .iter()
-                .filter(|r| matches!(r.status, Status::Skip | Status::Xfail | Status::ForwardOnly))
-                .count();
+            let s = rows.iter().filter(skipped).count();
             writeln!(
                 out,
                 "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" skipped=\"{s}\">",
@@ -405,16 +387,8 @@ impl Report {
             )
             .unwrap();
             for r in rows {
-                let class = if r.op.is_empty() {
-                    format!("{imp}.expectations")
-                } else {
-                    format!("{imp}.{}", r.op)
-                };
-                let file = r
-                    .file
-                    .as_ref()
-                    .map(|f| format!(" file=\"{}\"", xml(&display_path(f))))
-                    .unwrap_or_default();
+                let class = format!("{imp}.{}", r.op);
+                let file = format!(" file=\"{}\"", xml(&display_path(&r.file)));
                 write!(
                     out,
                     "    <testcase classname=\"{}\" name=\"{}\"{file}",
@@ -424,7 +398,7 @@ impl Report {
                 .unwrap();
                 match r.status {
                     Status::Pass if r.loosened_by.is_empty() => out.push_str("/>\n"),
-                    Status::Pass => {
+                    Status::Pass | Status::Flaky => {
                         writeln!(
                             out,
                             ">\n      <system-out>{}</system-out>\n    </testcase>",
@@ -432,10 +406,11 @@ impl Report {
                         )
                         .unwrap();
                     }
-                    Status::Skip | Status::Xfail | Status::ForwardOnly => {
+                    Status::Skip | Status::Xfail | Status::ForwardOnly | Status::NotRun => {
                         let what = match r.status {
                             Status::Skip => "skipped",
                             Status::Xfail => "expected failure",
+                            Status::NotRun => "not run",
                             _ => "forward only (output right, gradient not computed)",
                         };
                         writeln!(
@@ -459,6 +434,34 @@ impl Report {
                 }
             }
             out.push_str("  </testsuite>\n");
+            let findings: Vec<&Finding> = self
+                .audit
+                .iter()
+                .filter(|a| &a.implementation == imp && a.fails())
+                .collect();
+            if !findings.is_empty() {
+                writeln!(
+                    out,
+                    "  <testsuite name=\"{} expectations audit\" tests=\"{n}\" failures=\"{n}\">",
+                    xml(imp),
+                    n = findings.len()
+                )
+                .unwrap();
+                for a in findings {
+                    let name = a.entry.clone().unwrap_or_else(|| "(implementation)".into());
+                    writeln!(
+                        out,
+                        "    <testcase classname=\"{}.audit\" name=\"{}\">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",
+                        xml(imp),
+                        xml(&name),
+                        xml(&a.detail()),
+                        a.kind(),
+                        xml(&a.detail())
+                    )
+                    .unwrap();
+                }
+                out.push_str("  </testsuite>\n");
+            }
         }
         out.push_str("</testsuites>\n");
         out
@@ -476,6 +479,31 @@ impl Report {
             writeln!(out).unwrap();
         }
         writeln!(out, "\n{}", self.summary_line()).unwrap();
+        if let Some(sig) = self.interrupted {
+            writeln!(
+                out,
+                "\n**Interrupted by {}**: the cases left are counted `not_run`.",
+                signal_name(sig)
+            )
+            .unwrap();
+        }
+        if !self.audit.is_empty() {
+            writeln!(
+                out,
+                "\n### Expectations audit\n\n| impl | | finding |\n| --- | --- | --- |"
+            )
+            .unwrap();
+            for a in &self.audit {
+                writeln!(
+                    out,
+                    "| {} | {} | {} |",
+                    a.implementation,
+                    if a.fails() { "FAIL" } else { "note" },
+                    cell(&a.detail())
+                )
+                .unwrap();
+            }
+        }
         let sections = self.sections();
         for (title, key, groups) in sections.iter().filter(|(_, _, g)| !g.is_empty()) {
             writeln!(
@@ -515,15 +543,19 @@ impl Report {
             }
             writeln!(out, "</details>").unwrap();
         }
-        for u in &self.unneeded {
-            writeln!(
-                out,
-                "\nnote: {}: tolerance entry `{}` was not needed by any case it matches ({})",
-                u.implementation, u.entry, u.reason
-            )
-            .unwrap();
+        for (imp, text) in &self.startup {
+            writeln!(out, "\n<details><summary>{} start-up output (stderr before its first request)</summary>\n\n~~~~text\n{}\n~~~~\n</details>", html(imp), text.replace("~~~~", "~ ~ ~ ~")).unwrap();
         }
         out
+    }
+}
+
+/// A signal's name as people know it.
+pub fn signal_name(sig: i32) -> String {
+    match sig {
+        2 => "SIGINT".into(),
+        15 => "SIGTERM".into(),
+        n => format!("signal {n}"),
     }
 }
 
@@ -626,12 +658,13 @@ impl CaseCounts {
 }
 
 impl Report {
-    /// 0 when every case ended as expected, 1 otherwise (contract section 3).
+    /// 0 when every case ended as expected and the audit found nothing that fails, 1
+    /// otherwise (contract section 3); 128 + the signal for an interrupted run.
     pub fn exit_code(&self) -> i32 {
-        if self.results.iter().all(|r| r.status.ok()) {
-            0
-        } else {
-            1
+        match self.interrupted {
+            Some(sig) => 128 + sig,
+            None if self.results.iter().all(|r| r.status.ok()) && self.audit_failed() == 0 => 0,
+            None => 1,
         }
     }
 
