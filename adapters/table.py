@@ -4,7 +4,8 @@
     python3 adapters/table.py target/frameworks.json
 
 One row per framework and op: passed, forward-only, known divergences (expected failures),
-skipped, and anything else (failed, xpassed: a gate that is not green).
+flaky (accepted whatever their outcome), skipped, and anything else (failed, xpassed: a gate
+that is not green).
 """
 import collections
 import json
@@ -19,11 +20,11 @@ VERSIONS = {
 report = json.load(open(sys.argv[1]))
 counts = collections.defaultdict(collections.Counter)
 for r in report["results"]:
-    op = r["id"].split("/")[0] if r.get("file") else "(expectations)"
+    op = r["id"].split("/")[0]
     counts[(r["impl"], op)][r["status"]] += 1
-print("| framework | op | passed | forward-only | known divergences | skipped | failed |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
+print("| framework | op | passed | forward-only | known divergences | flaky | skipped | failed |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for (impl, op), c in sorted(counts.items()):
     total = sum(c.values())
     bad = c["fail"] + c["xpass"]
-    print(f"| {VERSIONS.get(impl, impl)} | {op} | {c['pass']}/{total} | {c['forward_only']} | {c['xfail']} | {c['skip']} | {bad} |")
+    print(f"| {VERSIONS.get(impl, impl)} | {op} | {c['pass']}/{total} | {c['forward_only']} | {c['xfail']} | {c['flaky']} | {c['skip']} | {bad} |")

@@ -14,7 +14,7 @@
 //! | [`execution`] | one case under one implementation, judged: the path both drivers take |
 //! | [`harness`] | the libtest-mimic matrix and the one-call gate for other crates |
 //!
-//! The command line's own modules (`kernels`, `interrupt`, `runner`, `report`, `accuracy`, `spec`,
+//! The command line's own modules (`kernels`, `interrupt`, `repro`, `runner`, `report`, `accuracy`, `spec`,
 //! `explain`) are reachable for its binary, benchmarks and tests but hidden from the
 //! documentation: they are not a stable interface.
 
@@ -39,6 +39,8 @@ pub mod interrupt;
 pub mod kernels;
 #[doc(hidden)]
 pub mod report;
+#[doc(hidden)]
+pub mod repro;
 #[doc(hidden)]
 pub mod runner;
 #[doc(hidden)]

@@ -68,6 +68,12 @@ enum Command {
 struct ShowArgs {
     /// The case id (as `list` prints it)
     id: String,
+    /// Print the case's protocol-1 request line (pipe it into an adapter to reproduce a failure)
+    #[arg(long, conflicts_with = "torch")]
+    request: bool,
+    /// Print a self-contained PyTorch snippet computing the expected answer from the exact inputs
+    #[arg(long)]
+    torch: bool,
     /// Golden file or directory (default: the golden/ shipped with nllspec)
     #[arg(long, value_name = "PATH")]
     golden: Vec<PathBuf>,
@@ -416,6 +422,14 @@ fn show_command(a: ShowArgs) -> Result<u8, UsageError> {
         let Some(c) = load_file(&f)?.cases.into_iter().find(|c| c.id == a.id) else {
             continue;
         };
+        if a.request {
+            say(&nllspec::repro::request(&c))?;
+            return Ok(0);
+        }
+        if a.torch {
+            say(&nllspec::repro::torch_snippet(&c))?;
+            return Ok(0);
+        }
         let mut out = format!(
             "{}\n  file:     {}\n  op:       {}\n  attrs:    {}\n",
             c.id,

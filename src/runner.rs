@@ -16,6 +16,7 @@ use crate::judge::audit::{Judged, audit};
 use crate::judge::expectations::{Expectations, ExpectationsError, Status};
 use crate::judge::writer::{Ran, Written, write};
 use crate::report::{Report, ResultRow};
+use crate::repro;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -253,6 +254,18 @@ pub fn run(
             opts.filter.clone().unwrap_or_default(),
         ));
     }
+    // what a reproducing command needs: each implementation's spec, and a suite not the default
+    let specs: Vec<ImplSpec> = opts
+        .impls
+        .iter()
+        .filter_map(|s| ImplSpec::parse(s).ok())
+        .collect();
+    let default = crate::golden::load::default_golden_dir();
+    let golden_args: Vec<&Path> = if opts.golden == [default.clone()] {
+        vec![]
+    } else {
+        opts.golden.iter().map(PathBuf::as_path).collect()
+    };
     progress(Progress::Start {
         results: selected_cases * targets.len(),
     });
@@ -280,7 +293,7 @@ pub fn run(
                 file: f.clone(),
                 case,
             };
-            for t in &targets {
+            for (i, t) in targets.iter().enumerate() {
                 if crate::interrupt::requested().is_some() {
                     break 'files;
                 }
@@ -292,9 +305,14 @@ pub fn run(
                 if crate::interrupt::requested().is_some() {
                     break 'files;
                 }
-                report
-                    .results
-                    .push(ResultRow::new(&loaded, t.implementation.name(), result));
+                let mut row = ResultRow::new(&loaded, t.implementation.name(), result);
+                if let (false, Some(spec)) = (row.status.ok(), specs.get(i)) {
+                    row.detail.push_str(&format!(
+                        "\nreproduce: {}",
+                        repro::command(&row.id, &golden_args, spec)
+                    ));
+                }
+                report.results.push(row);
                 progress(Progress::Result {
                     id: &loaded.case.id,
                 });
