@@ -132,7 +132,11 @@ def validate_case(case, where, tags):
         raise SpecError(f"{where}: unknown op {case['op']!r}")
     op = case["op"]
     for name, spec in case["inputs"].items():
-        if name not in INPUT_NAMES[op]:
+        if name == "grad_output":
+            # a literal gradient (a shrunk case's own), instead of the seeded one
+            if not case.get("backward") or "data" not in spec:
+                raise SpecError(f"{where}: inputs.grad_output needs backward: true and literal data")
+        elif name not in INPUT_NAMES[op]:
             raise SpecError(f"{where}: unknown input {name!r} for {op}")
         check_keys(spec, TENSOR_KEYS, f"{where}.inputs.{name}")
         if "gen" in spec and spec["gen"] not in GENS:
@@ -321,14 +325,22 @@ def tensor_json(t):
 def export_case(case, gid, attrs, dtype, base_id):
     op = case["op"]
     ins = {}
+    literal_grad = None
     for name, spec in case["inputs"].items():
         default = "int64" if name == "target" else "case"
+        if name == "grad_output":
+            literal_grad = make_tensor(spec, name, base_id, dtype, default)
+            continue
         ins[name] = make_tensor(spec, name, base_id, dtype, default)
     backward = bool(case.get("backward"))
     if backward and not ins["input"].dtype.is_floating_point:
         raise SpecError(f"{gid}: backward needs a float input")
 
     def grad_output_fn(out):
+        if literal_grad is not None:
+            if list(literal_grad.shape) != list(out.shape):
+                raise SpecError(f"{gid}: inputs.grad_output has shape {list(literal_grad.shape)}, the output {list(out.shape)}")
+            return literal_grad.to(out.dtype)
         rng = np.random.default_rng(case_seed(base_id, "grad_output"))
         return torch.tensor(rng.standard_normal(list(out.shape)), dtype=torch.float64).to(out.dtype)
 
@@ -450,6 +462,8 @@ def export_file(spec_path, tags, seen):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="fail if any golden file would change")
+    ap.add_argument("--only", nargs="+", type=Path, metavar="SPEC",
+                    help="export only these spec files (e.g. a case nllspec shrink or fuzz wrote), leaving the rest")
     args = ap.parse_args()
     if torch.__version__.split("+")[0] != "2.15.0":
         sys.exit(f"export.py needs torch 2.15.0 (golden/requirements.txt), found {torch.__version__}")
@@ -460,6 +474,20 @@ def main():
     specs = sorted(SPEC_DIR.rglob("*.json"))
     if not specs:
         sys.exit(f"no spec files under {SPEC_DIR}")
+    if args.only:
+        only = [p.resolve() for p in args.only]
+        for p in only:
+            if SPEC_DIR not in p.parents:
+                sys.exit(f"export.py: {p} is not under {SPEC_DIR} (its path under spec/cases is part of its ids)")
+        for spec_path in only:
+            try:
+                out_path, text = export_file(spec_path, tags, seen)
+            except SpecError as e:
+                sys.exit(f"export.py: {e}")
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_text(text)
+            print(f"{out_path.relative_to(ROOT).as_posix()}: written from {spec_path.relative_to(ROOT).as_posix()}")
+        return
     expected_paths = set()
     for spec_path in specs:
         try:

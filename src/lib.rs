@@ -14,7 +14,7 @@
 //! | [`execution`] | one case under one implementation, judged: the path both drivers take |
 //! | [`harness`] | the libtest-mimic matrix and the one-call gate for other crates |
 //!
-//! The command line's own modules (`kernels`, `interrupt`, `repro`, `runner`, `report`, `accuracy`, `spec`,
+//! The command line's own modules (`kernels`, `fuzz`, `interrupt`, `repro`, `runner`, `report`, `accuracy`, `spec`,
 //! `explain`) are reachable for its binary, benchmarks and tests but hidden from the
 //! documentation: they are not a stable interface.
 
@@ -33,6 +33,8 @@ pub mod tensor;
 pub mod accuracy;
 #[doc(hidden)]
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzz;
 #[doc(hidden)]
 pub mod interrupt;
 #[doc(hidden)]

@@ -62,6 +62,65 @@ enum Command {
     Show(ShowArgs),
     /// What PyTorch 2.15 does with a snippet, why, and the fix (offline: no Python, no torch)
     Explain(ExplainArgs),
+    /// Shrink a golden case an implementation fails to a minimal one, written as a spec case
+    Shrink(ShrinkArgs),
+    /// Generate cases beyond the golden suite and judge an implementation on them against native
+    Fuzz(FuzzArgs),
+}
+
+#[derive(Args)]
+struct ShrinkArgs {
+    /// The failing case's id (as `list` prints it)
+    id: String,
+    /// The implementation: native, candle, candle-nn, exec:COMMAND or NAME=exec:COMMAND
+    #[arg(long = "impl", value_name = "SPEC")]
+    imp: String,
+    /// Golden file or directory (default: the golden/ shipped with nllspec)
+    #[arg(long, value_name = "PATH")]
+    golden: Vec<PathBuf>,
+    /// Time budget for shrinking
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    time: Duration,
+    /// Where spec cases go: <DIR>/<op>/shrunk_<impl>.json
+    #[arg(long, value_name = "DIR", default_value = "spec/cases")]
+    out: PathBuf,
+    /// Per-answer limit for exec: implementations
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    timeout: Duration,
+    /// Added to --timeout for a fresh exec: process's first answer
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = seconds)]
+    startup_timeout: Duration,
+}
+
+#[derive(Args)]
+struct FuzzArgs {
+    /// The implementation: native, candle, candle-nn, exec:COMMAND or NAME=exec:COMMAND
+    #[arg(long = "impl", value_name = "SPEC")]
+    imp: String,
+    /// The campaign's seed (printed, so that a run can be replayed; default: from the clock)
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run for this long (60s, 2m, 1h; default 60s)
+    #[arg(long, value_name = "DURATION", conflicts_with = "cases", value_parser = duration)]
+    time: Option<Duration>,
+    /// Run this many cases instead
+    #[arg(long, value_name = "N")]
+    cases: Option<usize>,
+    /// Time budget for shrinking each behaviour found
+    #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = seconds)]
+    shrink_time: Duration,
+    /// Where spec cases go: <DIR>/<op>/fuzz_<impl>.json
+    #[arg(long, value_name = "DIR", default_value = "spec/cases")]
+    out: PathBuf,
+    /// A Python with torch 2.15: confirm each minimal case against PyTorch's own answer
+    #[arg(long, value_name = "PYTHON")]
+    torch_python: Option<String>,
+    /// Per-answer limit for exec: implementations
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    timeout: Duration,
+    /// Added to --timeout for a fresh exec: process's first answer
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = seconds)]
+    startup_timeout: Duration,
 }
 
 #[derive(Args)]
@@ -127,6 +186,10 @@ struct RunArgs {
     /// Human output: only the summary, the expectations audit and the failures by behaviour
     #[arg(long)]
     summary: bool,
+    /// After the run, shrink one failing case per behaviour and write each as a spec case
+    /// under spec/cases/<op>/shrunk_<impl>.json (one --impl)
+    #[arg(long)]
+    shrink: bool,
 }
 
 #[derive(Args)]
@@ -177,6 +240,22 @@ impl From<FormatArg> for Format {
     }
 }
 
+/// `60s`, `2m`, `1h` or plain seconds.
+fn duration(value: &str) -> Result<Duration, String> {
+    let (number, unit) = match value
+        .strip_suffix('h')
+        .map(|n| (n, 3600.0))
+        .or_else(|| value.strip_suffix('m').map(|n| (n, 60.0)))
+    {
+        Some(x) => x,
+        None => (value.strip_suffix('s').unwrap_or(value), 1.0),
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{value}: not a duration (60s, 2m, 1h)"))?;
+    seconds(&(n * unit).to_string()).map_err(|_| format!("{value}: must be between 0 and 24 hours"))
+}
+
 fn seconds(value: &str) -> Result<Duration, String> {
     let s: f64 = value
         .parse()
@@ -196,6 +275,8 @@ fn main() -> ExitCode {
         (false, Some(Command::Accuracy(a))) => accuracy_command(a),
         (false, Some(Command::Explain(a))) => explain_command(a),
         (false, Some(Command::Show(a))) => show_command(a),
+        (false, Some(Command::Shrink(a))) => shrink_command(a),
+        (false, Some(Command::Fuzz(a))) => fuzz_command(a),
         (false, None) => Err(UsageError(
             "no command (run, list, accuracy; --help)".into(),
         )),
@@ -321,7 +402,79 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
     if let Some((path, w)) = written {
         eprint!("{}", w.summary(&path.display().to_string()));
     }
+    if a.shrink && report.interrupted.is_none() {
+        shrink_behaviours(&report, &opts)?;
+    }
     Ok(u8::try_from(report.exit_code()).unwrap_or(1))
+}
+
+/// `run --shrink`: one failing case per behaviour (the implementation, the cause, the case
+/// family), shrunk by a fresh instance of the implementation, written as spec cases.
+fn shrink_behaviours(report: &Report, opts: &RunOptions) -> Result<(), UsageError> {
+    use nllspec::fuzz::{elements, shrink_golden, spec_out};
+    let [spec] = opts.impls.as_slice() else {
+        return Err(UsageError(
+            "--shrink shrinks one implementation's failures: give one --impl".into(),
+        ));
+    };
+    let (name, imp) = implementation(spec, opts.timeout, opts.startup_timeout)?;
+    let mut seen = std::collections::BTreeSet::new();
+    let picked: Vec<&nllspec::report::ResultRow> = report
+        .results
+        .iter()
+        .filter(|r| !r.status.ok())
+        .filter(|r| {
+            seen.insert((
+                r.cause.clone(),
+                nllspec::judge::writer::family(&r.id).to_string(),
+            ))
+        })
+        .collect();
+    for r in picked {
+        let Some(case) = load_file(&r.file)?.cases.into_iter().find(|c| c.id == r.id) else {
+            continue;
+        };
+        match shrink_golden(imp.as_ref(), &case, Duration::from_secs(20)) {
+            Ok(shrunk) => {
+                let path = PathBuf::from("spec/cases")
+                    .join(case.call.op().name())
+                    .join(format!("shrunk_{name}.json"));
+                let id = format!(
+                    "{}/{}",
+                    spec_out::id_prefix(&path),
+                    spec_out::name_of(&case.id)
+                );
+                let note = format!(
+                    "Shrunk by `nllspec run --shrink` from {} where {name} failed: {}",
+                    case.id, shrunk.cause
+                );
+                spec_out::write(
+                    &path,
+                    &[spec_out::spec_case(
+                        &id,
+                        &shrunk.subject,
+                        &note,
+                        &["shrunk"],
+                    )],
+                    "Minimal cases from nllspec shrink",
+                )
+                .map_err(|e| UsageError(format!("{}: cannot write: {e}", path.display())))?;
+                eprintln!(
+                    "shrunk {} ({}): {} elements -> {}, written as {id} to {}",
+                    case.id,
+                    shrunk.cause,
+                    elements(&nllspec::fuzz::shrink::Subject {
+                        call: case.call.clone(),
+                        grad_output: case.grad_output.clone()
+                    }),
+                    elements(&shrunk.subject),
+                    path.display()
+                );
+            }
+            Err(why) => eprintln!("not shrunk: {why}"),
+        }
+    }
+    Ok(())
 }
 
 fn list_command(a: ListArgs) -> Result<u8, UsageError> {
@@ -488,4 +641,186 @@ fn show_command(a: ShowArgs) -> Result<u8, UsageError> {
         "no case {:?} (nllspec list prints the ids)",
         a.id
     )))
+}
+
+/// An implementation from an `--impl` spec, with the limits given.
+fn implementation(
+    spec: &str,
+    timeout: Duration,
+    startup: Duration,
+) -> Result<(String, Box<dyn nllspec::impls::Implementation>), UsageError> {
+    let spec = nllspec::impls::ImplSpec::parse(spec).map_err(|e| UsageError(e.to_string()))?;
+    let limits = nllspec::impls::external::Limits { timeout, startup };
+    Ok((spec.name().to_string(), spec.build(limits)))
+}
+
+fn shrink_command(a: ShrinkArgs) -> Result<u8, UsageError> {
+    use nllspec::fuzz::{describe, elements, shrink::Subject, shrink_golden, spec_out};
+    let (name, imp) = implementation(&a.imp, a.timeout, a.startup_timeout)?;
+    let mut found = None;
+    for f in discover(&goldens(a.golden))? {
+        if let Some(c) = load_file(&f)?.cases.into_iter().find(|c| c.id == a.id) {
+            found = Some(c);
+            break;
+        }
+    }
+    let case = found
+        .ok_or_else(|| UsageError(format!("no case {:?} (nllspec list prints the ids)", a.id)))?;
+    nllspec::interrupt::install();
+    let shrunk = shrink_golden(imp.as_ref(), &case, a.time).map_err(UsageError)?;
+    let before = elements(&Subject {
+        call: case.call.clone(),
+        grad_output: case.grad_output.clone(),
+    });
+    let op = case.call.op().name();
+    let path = a.out.join(op).join(format!("shrunk_{name}.json"));
+    let id = format!(
+        "{}/{}",
+        spec_out::id_prefix(&path),
+        spec_out::name_of(&case.id)
+    );
+    let note = format!(
+        "Shrunk by `nllspec shrink` from {} where {name} failed: {}",
+        case.id, shrunk.cause
+    );
+    let spec = spec_out::spec_case(&id, &shrunk.subject, &note, &["shrunk"]);
+    spec_out::write(
+        &path,
+        &[spec],
+        "Minimal cases from nllspec shrink: each fails the implementation its note names",
+    )
+    .map_err(|e| UsageError(format!("{}: cannot write: {e}", path.display())))?;
+    let mut out = format!(
+        "{}: {name} fails it: {}\nshrunk in {} steps ({} tries, {:.1} s{}): {before} -> {} elements\n{}\n{}\n",
+        case.id,
+        shrunk.cause,
+        shrunk.steps,
+        shrunk.tries,
+        shrunk.elapsed.as_secs_f64(),
+        if shrunk.out_of_time {
+            ", out of time"
+        } else {
+            ""
+        },
+        elements(&shrunk.subject),
+        describe(&shrunk.subject),
+        shrunk.detail
+    );
+    out.push_str(&format!(
+        "written: {} ({id}); `python golden/export.py` turns it into a golden case with PyTorch's answer\n",
+        path.display()
+    ));
+    say(&out)?;
+    Ok(0)
+}
+
+fn fuzz_command(a: FuzzArgs) -> Result<u8, UsageError> {
+    use nllspec::fuzz::{Budget, Confirmed, FuzzOptions, describe, elements, fuzz, spec_out};
+    let (name, imp) = implementation(&a.imp, a.timeout, a.startup_timeout)?;
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let budget = match (a.cases, a.time) {
+        (Some(n), _) => Budget::Cases(n),
+        (None, t) => Budget::Time(t.unwrap_or(Duration::from_secs(60))),
+    };
+    eprintln!("nllspec fuzz: {name}, seed {seed} (replay: --seed {seed})");
+    nllspec::interrupt::install();
+    let opts = FuzzOptions {
+        seed,
+        budget,
+        shrink_budget: a.shrink_time,
+        torch_python: a.torch_python,
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = match budget {
+            Budget::Cases(n) => indicatif::ProgressBar::new(n as u64),
+            Budget::Time(_) => indicatif::ProgressBar::new_spinner(),
+        };
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos} cases ({per_sec}, {elapsed})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let report = fuzz(imp.as_ref(), &opts, &mut |n| {
+        if let Some(b) = &bar {
+            b.set_position(n as u64);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let mut out = format!(
+        "{} cases in {:.1} s ({:.0} cases/s judged){}; seed {seed}\n",
+        report.cases,
+        report.elapsed.as_secs_f64(),
+        report.rate(),
+        if report.interrupted {
+            ", interrupted"
+        } else {
+            ""
+        }
+    );
+    let mut specs: std::collections::BTreeMap<&str, Vec<serde_json::Value>> = Default::default();
+    for (k, f) in report.findings.iter().enumerate() {
+        let minimal = f.minimal();
+        let confirmed = match &f.confirmed {
+            Confirmed::NotChecked => String::new(),
+            Confirmed::Yes => " (confirmed against PyTorch)".into(),
+            Confirmed::No(why) => format!(" (NOT counted: {why})"),
+        };
+        out.push_str(&format!(
+            "\n=== {} x {}: {}{confirmed}\n  first at case {} ({:.2} s); minimal case, {} elements (from {}):\n{}  {}\n",
+            f.count,
+            f.op,
+            f.cause,
+            f.first_case,
+            f.first_after.as_secs_f64(),
+            elements(minimal),
+            elements(&f.example),
+            describe(minimal),
+            f.shrunk.as_ref().map_or(f.detail.as_str(), |s| s.detail.as_str()).lines().next().unwrap_or("")
+        ));
+        if !matches!(f.confirmed, Confirmed::No(_)) {
+            let path = a.out.join(f.op).join(format!("fuzz_{name}.json"));
+            let id = format!("{}/seed{seed}-{k}", spec_out::id_prefix(&path));
+            let note = format!(
+                "Found by `nllspec fuzz --impl {name} --seed {seed}` (case {}): {name} failed: {}",
+                f.first_case, f.cause
+            );
+            specs.entry(f.op).or_default().push(spec_out::spec_case(
+                &id,
+                minimal,
+                &note,
+                &["fuzz"],
+            ));
+        }
+    }
+    for (op, cases) in &specs {
+        let path = a.out.join(op).join(format!("fuzz_{name}.json"));
+        spec_out::write(
+            &path,
+            cases,
+            "Minimal cases from nllspec fuzz: each fails the implementation its note names",
+        )
+        .map_err(|e| UsageError(format!("{}: cannot write: {e}", path.display())))?;
+        out.push_str(&format!(
+            "\nwritten: {} ({} cases)",
+            path.display(),
+            cases.len()
+        ));
+    }
+    let found = report.counted().count();
+    out.push_str(&format!("\n{found} behaviours found\n"));
+    say(&out)?;
+    Ok(if report.interrupted {
+        130
+    } else if found > 0 {
+        1
+    } else {
+        0
+    })
 }

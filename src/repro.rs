@@ -210,6 +210,13 @@ pub fn command(id: &str, golden: &[&Path], spec: &ImplSpec) -> String {
         .collect();
     match spec {
         ImplSpec::Exec { command, .. } => {
+            // a command that is a whole script runs as nllspec runs it: through sh -c
+            let plain = !command.contains(|c: char| ";|&$`()<>\n\\'\"{}*?".contains(c));
+            let command = if plain {
+                command.clone()
+            } else {
+                format!("sh -c {}", sh_word(command))
+            };
             format!("nllspec show {}{golden} --request | {command}", sh_word(id))
         }
         ImplSpec::Builtin(name) => {
@@ -238,6 +245,11 @@ mod tests {
         assert_eq!(
             command("a/b@float32", &[], &spec),
             "nllspec show a/b@float32 --request | python3 a.py"
+        );
+        let script = ImplSpec::parse("exec:read l; echo x").unwrap();
+        assert_eq!(
+            command("a@float32", &[], &script),
+            "nllspec show a@float32 --request | sh -c 'read l; echo x'"
         );
         let native = ImplSpec::parse("native").unwrap();
         assert_eq!(

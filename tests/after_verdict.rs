@@ -520,7 +520,7 @@ fn start_up_output_is_shown_once_and_failures_by_behaviour() {
         replay(
             &d,
             &wrong,
-            "--exit-after --banner TF-BANNER-SAYS-HELLO --start-delay 0.1"
+            "--exit-after --banner tf-banner-says-hello --start-delay 0.1"
         )
     );
     let golden = seed();

@@ -10,14 +10,51 @@
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::process::Command;
 
-const BUGS: [&str; 7] = [
-    "mean-ignores-weights",
-    "ignored-in-denominator",
-    "no-bounds-check",
-    "implicit-dim-last",
-    "smoothing-over-c-minus-1",
-    "grad-sign",
-    "all-ignored-zero",
+/// Each planted bug (examples/numpy_impl.py's BUGS), the causes its failures may have, and a
+/// case family that must be among them: the bug is caught by its own cases, and nothing else
+/// fails.
+const BUGS: [(&str, &[&str], &str); 7] = [
+    (
+        "mean-ignores-weights",
+        &["output: values differ"],
+        "nll_loss/weight/",
+    ),
+    (
+        "ignored-in-denominator",
+        &["output: values differ"],
+        "nll_loss/ignore_index/",
+    ),
+    (
+        "no-bounds-check",
+        &[
+            "expected error kind target_out_of_bounds, got values",
+            "the process exited (exit status: N) without answering",
+        ],
+        "nll_loss/errors/target_out_of_bounds",
+    ),
+    (
+        "implicit-dim-last",
+        &["output: values differ"],
+        "log_softmax/dims/",
+    ),
+    (
+        "smoothing-over-c-minus-1",
+        &[
+            "output: values differ",
+            "the process exited (exit status: N) without answering",
+        ],
+        "cross_entropy/label_smoothing/",
+    ),
+    (
+        "grad-sign",
+        &["grad_input: values differ"],
+        "log_softmax/seed/",
+    ),
+    (
+        "all-ignored-zero",
+        &["output: values differ"],
+        "nll_loss/ignore_index/all_ignored",
+    ),
 ];
 
 fn python() -> String {
@@ -31,23 +68,159 @@ fn numpy_available(py: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn gate(bug: Option<&str>) -> Result<(String, Option<i32>), Failed> {
+/// The `exec:` spec of the NumPy example, with a planted bug.
+fn numpy_impl(bug: Option<&str>) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/numpy_impl.py");
-    let mut imp = format!("exec:{} {script}", python());
+    let mut imp = format!("numpy=exec:{} {script}", python());
     if let Some(b) = bug {
         imp.push_str(&format!(" --bug {b}"));
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_nllspec"))
-        .args(["run", "--impl", &imp, "--format", "json"])
+    imp
+}
+
+fn nllspec(args: &[&str]) -> Result<std::process::Output, Failed> {
+    Command::new(env!("CARGO_BIN_EXE_nllspec"))
+        .args(args)
         .output()
-        .map_err(|e| format!("cannot run nllspec: {e}"))?;
+        .map_err(|e| format!("cannot run nllspec: {e}").into())
+}
+
+/// The gate's JSON report and exit status.
+fn gate(bug: Option<&str>) -> Result<(serde_json::Value, Option<i32>), Failed> {
+    let out = nllspec(&["run", "--impl", &numpy_impl(bug), "--format", "json"])?;
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
         format!(
             "no JSON report ({e}): {}",
             String::from_utf8_lossy(&out.stderr)
         )
     })?;
-    Ok((report["summary"].to_string(), out.status.code()))
+    Ok((report, out.status.code()))
+}
+
+/// The failing results' ids and causes.
+fn failures(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["results"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .filter(|r| r["status"] == "fail")
+                .map(|r| {
+                    (
+                        r["id"].as_str().unwrap_or("").to_string(),
+                        r["cause"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn caught(bug: &str, causes: &[&str], family: &str) -> Result<(), Failed> {
+    let (report, code) = gate(Some(bug))?;
+    let failed = failures(&report);
+    if code != Some(1) || !failed.iter().any(|(id, _)| id.starts_with(family)) {
+        return Err(format!(
+            "exit {code:?}: no {family}* case fails (the suite missed the bug): {}",
+            report["summary"]
+        )
+        .into());
+    }
+    let other: Vec<&(String, String)> = failed
+        .iter()
+        .filter(|(_, c)| !causes.contains(&c.as_str()))
+        .collect();
+    if !other.is_empty() {
+        return Err(format!("failures the bug does not explain: {other:?}").into());
+    }
+    Ok(())
+}
+
+/// `nllspec fuzz` with a fixed seed finds the bug within 3000 cases, as one of the causes its
+/// golden failures have.
+fn fuzz_finds(bug: Option<&str>, causes: &[&str]) -> Result<(), Failed> {
+    let dir = std::env::temp_dir().join(format!(
+        "nllspec-fuzz-{}-{}",
+        std::process::id(),
+        bug.unwrap_or("none")
+    ));
+    let out = nllspec(&[
+        "fuzz",
+        "--impl",
+        &numpy_impl(bug),
+        "--cases",
+        "3000",
+        "--seed",
+        "1",
+        "--out",
+        &dir.display().to_string(),
+    ])?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    match bug {
+        None if out.status.code() == Some(0) && text.contains("0 behaviours found") => Ok(()),
+        None => Err(format!(
+            "the correct implementation: exit {:?}\n{text}",
+            out.status.code()
+        )
+        .into()),
+        Some(_)
+            if out.status.code() == Some(1)
+                && causes.iter().any(|c| text.contains(&format!(": {c}\n"))) =>
+        {
+            let written = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+            if written == 0 {
+                return Err(format!("no spec case written under {}\n{text}", dir.display()).into());
+            }
+            Ok(())
+        }
+        Some(_) => Err(format!(
+            "exit {:?}, expected 1 with one of {causes:?}\n{text}",
+            out.status.code()
+        )
+        .into()),
+    }
+}
+
+/// `nllspec shrink` on the bug's first failing golden case of `family` ends with a handful of
+/// elements, written as a spec case.
+fn shrinks(bug: &str, family: &str) -> Result<(), Failed> {
+    let (report, _) = gate(Some(bug))?;
+    let (id, _) = failures(&report)
+        .into_iter()
+        .find(|(id, _)| id.starts_with(family))
+        .ok_or("no failing case to shrink")?;
+    let dir = std::env::temp_dir().join(format!("nllspec-shrink-{}-{bug}", std::process::id()));
+    let out = nllspec(&[
+        "shrink",
+        &id,
+        "--impl",
+        &numpy_impl(Some(bug)),
+        "--out",
+        &dir.display().to_string(),
+        "--time",
+        "30",
+    ])?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let after = text
+        .split(" -> ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .ok_or_else(|| {
+            format!(
+                "exit {:?}: {text}{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    if after > 8 {
+        return Err(
+            format!("{id} shrank to {after} elements, more than a handful:\n{text}").into(),
+        );
+    }
+    if !text.contains("written: ") {
+        return Err(format!("no spec case written:\n{text}").into());
+    }
+    Ok(())
 }
 
 fn main() {
@@ -63,26 +236,38 @@ fn main() {
     } else {
         trials.push(
             Trial::test("numpy_gate/correct_implementation_passes", || {
-                let (summary, code) = gate(None)?;
+                let (report, code) = gate(None)?;
                 if code != Some(0) {
-                    return Err(format!("exit {code:?}, expected 0: {summary}").into());
+                    return Err(format!("exit {code:?}, expected 0: {}", report["summary"]).into());
                 }
                 Ok(())
             })
             .with_ignored_flag(!have),
         );
-        for bug in BUGS {
+        trials.push(
+            Trial::test("fuzz/correct_implementation_finds_nothing", || {
+                fuzz_finds(None, &[])
+            })
+            .with_ignored_flag(!have),
+        );
+        for (bug, causes, family) in BUGS {
             trials.push(
                 Trial::test(format!("numpy_gate/bug={bug}_is_caught"), move || {
-                    let (summary, code) = gate(Some(bug))?;
-                    if code != Some(1) {
-                        return Err(format!(
-                            "exit {code:?}, expected 1 (the suite missed the bug): {summary}"
-                        )
-                        .into());
-                    }
-                    Ok(())
+                    caught(bug, causes, family)
                 })
+                .with_ignored_flag(!have),
+            );
+            trials.push(
+                Trial::test(format!("fuzz/bug={bug}_is_found"), move || {
+                    fuzz_finds(Some(bug), causes)
+                })
+                .with_ignored_flag(!have),
+            );
+            trials.push(
+                Trial::test(
+                    format!("shrink/bug={bug}_shrinks_to_a_handful"),
+                    move || shrinks(bug, family),
+                )
                 .with_ignored_flag(!have),
             );
         }

@@ -167,6 +167,58 @@ fn request_into_the_numpy_example(py: &str) -> Result<(), Failed> {
     }
 }
 
+/// `nllspec fuzz` with a fixed seed: nothing in native (its own oracle), divergences in
+/// candle-nn (so that "nothing" is not a fuzzer that cannot fail), written as spec cases the
+/// exporter accepts, and the same seed draws the same campaign.
+fn fuzz_native_and_candle_nn() -> Result<(), Failed> {
+    let dir = std::env::temp_dir().join(format!("nllspec-fuzz-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out_dir = dir.display().to_string();
+    let fuzz = |imp: &str| {
+        nllspec(&[
+            "fuzz", "--impl", imp, "--cases", "3000", "--seed", "7", "--out", &out_dir,
+        ])
+    };
+    let native = fuzz("native");
+    let text = String::from_utf8_lossy(&native.stdout).to_string();
+    if native.status.code() != Some(0)
+        || !text.contains("3000 cases in")
+        || !text.contains("0 behaviours found")
+    {
+        return Err(format!("native: exit {:?}\n{text}", native.status.code()).into());
+    }
+    let a = fuzz("candle-nn");
+    let first = String::from_utf8_lossy(&a.stdout).to_string();
+    if a.status.code() != Some(1) || !first.contains("=== ") {
+        return Err(format!("candle-nn: exit {:?}\n{first}", a.status.code()).into());
+    }
+    // the same seed, the same behaviours, counts and minimal cases (timings aside)
+    let again = String::from_utf8_lossy(&fuzz("candle-nn").stdout).to_string();
+    let strip = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.contains(" s)") && !l.contains("cases in"))
+            .map(String::from)
+            .collect()
+    };
+    if strip(&first) != strip(&again) {
+        return Err(format!("seed 7 drew another campaign:\n{first}\n---\n{again}").into());
+    }
+    let written = dir.join("log_softmax/fuzz_candle-nn.json");
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&written).map_err(|e| format!("{}: {e}", written.display()))?,
+    )
+    .map_err(|e| e.to_string())?;
+    let case = &doc["cases"][0];
+    let id = case["id"].as_str().unwrap_or("");
+    if !id.starts_with("log_softmax/fuzz_candle-nn/seed7-")
+        || case["inputs"]["input"]["dtype"] != "case"
+        || case["tags"][0] != "fuzz"
+    {
+        return Err(format!("not a spec case export.py takes: {case}").into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let torch = std::env::var("NLLSPEC_TORCH_PYTHON")
@@ -182,6 +234,10 @@ fn main() {
         eprintln!("repro: no numpy in {numpy}: show --request trial ignored (set NLLSPEC_PYTHON)");
     }
     let trials = vec![
+        Trial::test(
+            "fuzz/native_finds_nothing_and_candle_nn_divergences",
+            fuzz_native_and_candle_nn,
+        ),
         Trial::test("repro/show_torch_reproduces_every_golden_case", move || {
             torch_snippets_reproduce_every_case(&torch)
         })
