@@ -33,6 +33,9 @@ fn main() {
     let mut raw = Vec::new();
     let mut digest = Sha256::new();
     let (mut cases, mut torch) = (0usize, String::new());
+    // Each file's length and modification time as built: at run time, the checkout is the
+    // default suite only while it is still exactly what was embedded.
+    let mut stamps = String::new();
     for p in &paths {
         let rel = p
             .strip_prefix(&root)
@@ -40,6 +43,12 @@ fn main() {
             .to_string_lossy()
             .replace('\\', "/");
         let bytes = std::fs::read(p).expect("a readable golden file");
+        let mtime = std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        stamps.push_str(&format!("    ({rel:?}, {}, {mtime}),\n", bytes.len()));
         let doc: serde_json::Value = serde_json::from_slice(&bytes).expect("golden files are JSON");
         cases += doc["cases"].as_array().map_or(0, Vec::len);
         if let Some(t) = doc["generator"]["torch"].as_str() {
@@ -67,7 +76,9 @@ fn main() {
         format!(
             "/// sha256 of the embedded suite's paths and bytes.\npub const DIGEST: &str = \"{hex}\";\n\
              /// Golden cases embedded.\npub const CASES: usize = {cases};\n\
-             /// The torch that wrote them.\npub const TORCH: &str = \"{torch}\";\n"
+             /// The torch that wrote them.\npub const TORCH: &str = \"{torch}\";\n\
+             /// The checkout's files as embedded: (path below golden/, length, mtime in ns).\n\
+             pub const STAMPS: &[(&str, u64, u128)] = &[\n{stamps}];\n"
         ),
     )
     .expect("OUT_DIR is writable");

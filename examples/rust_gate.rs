@@ -29,10 +29,7 @@ impl Implementation for NaiveLogSoftmax {
         let nd = x.ndim().max(1) as i64;
         let dim = dim.unwrap_or(if matches!(x.ndim(), 0 | 1 | 3) { 0 } else { 1 });
         if dim < -nd || dim >= nd {
-            return Outcome::Error {
-                kind: Some(ErrorKind::DimOutOfRange),
-                message: format!("dim {dim}"),
-            };
+            return Outcome::error(Some(ErrorKind::DimOutOfRange), format!("dim {dim}"));
         }
         if x.numel() == 0 {
             let grad_input = req.grad_output.map(|_| x.clone());
@@ -42,10 +39,7 @@ impl Implementation for NaiveLogSoftmax {
             };
         }
         if !x.dtype().is_float() {
-            return Outcome::Error {
-                kind: Some(ErrorKind::InputDtype),
-                message: "integer input".into(),
-            };
+            return Outcome::error(Some(ErrorKind::InputDtype), "integer input");
         }
         let d = if x.ndim() == 0 {
             0

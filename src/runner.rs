@@ -261,7 +261,8 @@ pub fn run(
         .filter_map(|s| ImplSpec::parse(s).ok())
         .collect();
     let default = crate::golden::load::default_golden_dir();
-    let golden_args: Vec<&Path> = if opts.golden == [default.clone()] {
+    let default_suite = opts.golden == [default.clone()];
+    let golden_args: Vec<&Path> = if default_suite {
         vec![]
     } else {
         opts.golden.iter().map(PathBuf::as_path).collect()
@@ -320,6 +321,7 @@ pub fn run(
         }
     }
     report.interrupted = crate::interrupt::requested();
+    report.suite = default_suite.then_some(crate::golden::embedded::DIGEST);
     report.implementations = targets
         .iter()
         .map(|t| t.implementation.name().to_string())

@@ -12,7 +12,41 @@ use std::path::{Path, PathBuf};
 mod suite {
     include!(concat!(env!("OUT_DIR"), "/suite.rs"));
 }
-pub use suite::{CASES, DIGEST, TORCH};
+pub use suite::{CASES, DIGEST, STAMPS, TORCH};
+
+/// Whether the golden directory `dir` is still, file for file, what was embedded: the same
+/// paths, lengths and modification times as at build time (`stamps`, from build.rs). A
+/// checkout edited (or switched to another branch) since the build is not.
+pub fn unchanged_since_build(dir: &Path, stamps: &[(&str, u64, u128)]) -> bool {
+    let mut found = Vec::new();
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                out.push(
+                    p.strip_prefix(root)
+                        .map(|r| r.to_string_lossy().replace('\\', "/"))
+                        .unwrap_or_default(),
+                );
+            }
+        }
+    }
+    walk(dir, dir, &mut found);
+    found.len() == stamps.len()
+        && stamps.iter().all(|(rel, len, mtime)| {
+            let Ok(m) = std::fs::metadata(dir.join(rel)) else {
+                return false;
+            };
+            let t = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            m.len() == *len && t == *mtime
+        })
+}
 
 static PACKED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/golden.deflate"));
 
@@ -79,5 +113,45 @@ pub fn directory() -> std::io::Result<PathBuf> {
             Ok(dir)
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkout_edited_since_the_build_is_not_the_embedded_suite() {
+        let dir = std::env::temp_dir().join(format!("nllspec-stamps-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("op")).unwrap();
+        std::fs::write(dir.join("op/a.json"), "{}").unwrap();
+        let m = std::fs::metadata(dir.join("op/a.json")).unwrap();
+        let t = m
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        assert!(unchanged_since_build(&dir, &[("op/a.json", 2, t)]));
+        assert!(
+            !unchanged_since_build(&dir, &[("op/a.json", 3, t)]),
+            "another length"
+        );
+        assert!(
+            !unchanged_since_build(&dir, &[("op/a.json", 2, t + 1)]),
+            "touched since"
+        );
+        std::fs::write(dir.join("op/b.json"), "{}").unwrap();
+        assert!(
+            !unchanged_since_build(&dir, &[("op/a.json", 2, t)]),
+            "a file added"
+        );
+        // the real checkout, as this test binary was built from it
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
+        assert!(
+            unchanged_since_build(&checkout, STAMPS),
+            "cargo rebuilds when golden/ changes"
+        );
     }
 }

@@ -167,13 +167,18 @@ pub fn for_each_case(files: &[PathBuf], mut f: impl FnMut(&Path, Case)) -> Resul
     Ok(())
 }
 
-/// The golden suite `--golden` defaults to: the checkout's golden/ when this binary runs
-/// beside the repository it was built from, else the suite compiled into it (written out once
-/// to a cache directory, [`super::embedded`]). `NLLSPEC_GOLDEN=embedded` forces the latter.
+/// The golden suite `--golden` defaults to: always the suite compiled into this binary (the one
+/// `--version` names). It is read from the checkout's golden/ when this binary runs beside the
+/// repository it was built from and those files are still exactly the ones embedded (reports
+/// then name golden/'s files), else from the embedded copy (written out once to a cache
+/// directory, [`super::embedded`]). `NLLSPEC_GOLDEN=embedded` forces the latter.
 pub fn default_golden_dir() -> PathBuf {
     let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
     let forced = std::env::var_os("NLLSPEC_GOLDEN").is_some_and(|v| v == "embedded");
-    if checkout.is_dir() && !forced {
+    if checkout.is_dir()
+        && !forced
+        && super::embedded::unchanged_since_build(&checkout, super::embedded::STAMPS)
+    {
         return checkout;
     }
     // An unwritable cache leaves the checkout's path, whose absence the loader reports.

@@ -27,6 +27,7 @@ impl Implementation for CandleReference {
         if let Err(e) = req.call.check() {
             return Outcome::Error {
                 kind: Some(e.kind),
+                py_type: Some(e.py_type),
                 message: e.message,
             };
         }

@@ -26,10 +26,7 @@ impl Implementation for CandleNn {
         match run(req) {
             Ok((output, grad_input)) => Outcome::Values { output, grad_input },
             // candle's errors carry no contract kind: they never match an expected rejection.
-            Err(e) => Outcome::Error {
-                kind: None,
-                message: format!("candle: {}", first_line(&e.to_string())),
-            },
+            Err(e) => Outcome::error(None, format!("candle: {}", first_line(&e.to_string()))),
         }
     }
 }

@@ -48,8 +48,11 @@ pub enum Outcome {
     },
     /// A rejection. `kind: None` is an error outside the contract's list (say, a library's
     /// own error that nllspec cannot classify): it never matches an expected rejection.
+    /// `py_type` is the Python exception PyTorch would raise, where the implementation knows it
+    /// (native does): only implementations whose messages are judged verbatim need it.
     Error {
         kind: Option<ErrorKind>,
+        py_type: Option<crate::error::PyType>,
         message: String,
     },
     /// The op's result without a gradient, which the implementation cannot compute (it has no
@@ -60,6 +63,17 @@ pub enum Outcome {
     Unsupported(String),
     /// The implementation misbehaved (crashed, hung, answered garbage): always a failure.
     Broken(String),
+}
+
+impl Outcome {
+    /// A rejection of `kind` in the implementation's own words (no Python exception type).
+    pub fn error(kind: Option<ErrorKind>, message: impl Into<String>) -> Outcome {
+        Outcome::Error {
+            kind,
+            py_type: None,
+            message: message.into(),
+        }
+    }
 }
 
 /// An implementation of the three ops that nllspec can judge.

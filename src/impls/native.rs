@@ -17,7 +17,8 @@ impl Implementation for Native {
             },
             Err(e) => Outcome::Error {
                 kind: Some(e.kind),
-                message: format!("{}: {}", e.py_type.name(), e.message),
+                py_type: Some(e.py_type),
+                message: e.message,
             },
         }
     }

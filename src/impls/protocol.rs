@@ -141,14 +141,8 @@ pub fn parse_response(v: &Value) -> Result<Outcome, String> {
             .unwrap_or("")
             .to_string();
         return Ok(match ErrorKind::parse(kind_s) {
-            Some(k) => Outcome::Error {
-                kind: Some(k),
-                message,
-            },
-            None => Outcome::Error {
-                kind: None,
-                message: format!("(unknown kind \"{kind_s}\") {message}"),
-            },
+            Some(k) => Outcome::error(Some(k), message),
+            None => Outcome::error(None, format!("(unknown kind \"{kind_s}\") {message}")),
         });
     }
     let tensor = |key: &str, v: &Value| {

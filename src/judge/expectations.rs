@@ -199,7 +199,16 @@ impl Expectations {
             problem,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(Problem::Read(e)))?;
-        let mut e: Expectations = serde_json::from_str(&text).map_err(|e| err(Problem::Json(e)))?;
+        Expectations::parse(&text, path)
+    }
+
+    /// An expectations file's text, read from `path` (named in errors and failure messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Expectations, ExpectationsError> {
+        let err = |problem| ExpectationsError {
+            file: path.to_path_buf(),
+            problem,
+        };
+        let mut e: Expectations = serde_json::from_str(text).map_err(|e| err(Problem::Json(e)))?;
         e.source = Some(path.to_path_buf());
         for (i, entry) in e.expected_failures.iter().enumerate() {
             if entry.reason.trim().is_empty() {

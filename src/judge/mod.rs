@@ -229,7 +229,14 @@ pub fn judge_with(
     let (torch, reference, output, grad_input, forward_only) = match (&case.expected, outcome) {
         (_, Outcome::Unsupported(reason)) => return Verdict::Skip(reason.clone()),
         (_, Outcome::Broken(detail)) => return Verdict::Fail(Failure::Broken(detail.clone())),
-        (Expected::Error(e), Outcome::Error { kind, message }) => {
+        (
+            Expected::Error(e),
+            Outcome::Error {
+                kind,
+                py_type,
+                message,
+            },
+        ) => {
             if *kind != Some(e.kind) {
                 return Verdict::Fail(Failure::ErrorKind {
                     expected: e.clone(),
@@ -237,10 +244,18 @@ pub fn judge_with(
                     message: message.clone(),
                 });
             }
-            if exact_messages && *message != format!("{}: {}", e.type_name(), e.message) {
+            // Verbatim: what the golden case records of PyTorch's exception, its type and its
+            // message (a file may leave either out: then there is nothing to compare).
+            let type_differs = e.py_type.is_some() && *py_type != e.py_type;
+            let message_differs = !e.message.is_empty() && *message != e.message;
+            if exact_messages && (type_differs || message_differs) {
+                let got = match py_type {
+                    Some(t) => format!("{t}: {message}"),
+                    None => message.clone(),
+                };
                 return Verdict::Fail(Failure::Message {
                     expected: e.clone(),
-                    got: message.clone(),
+                    got,
                 });
             }
             return Verdict::Pass;
@@ -254,7 +269,7 @@ pub fn judge_with(
                 shape: output.shape().to_vec(),
             });
         }
-        (Expected::Values { .. }, Outcome::Error { kind, message }) => {
+        (Expected::Values { .. }, Outcome::Error { kind, message, .. }) => {
             return Verdict::Fail(Failure::ErrorNotValues {
                 kind: *kind,
                 message: message.clone(),
@@ -302,6 +317,7 @@ pub fn judge_with(
 mod tests {
     use super::*;
     use crate::golden::load::load_all;
+    use crate::impls::Implementation;
 
     /// A shipped case and its expected values.
     fn shipped(file: &str, id: &str) -> Case {
@@ -355,6 +371,57 @@ mod tests {
             judge_with(&float32_only, &outcome, false, &strict),
             Verdict::Fail(_)
         ));
+    }
+
+    #[test]
+    fn a_golden_error_without_type_or_message_is_judged_by_what_it_records() {
+        // spec/FORMAT.md: `type` and `message` are optional. Native raises IndexError
+        // "Target 5 is out of bounds." for this call.
+        let case = |error: &str| {
+            let doc: serde_json::Value = serde_json::from_str(&format!(
+                r#"{{"format": "nllspec-golden-v1", "generator": {{}}, "cases": [{{"id": "a@float32", "op": "nll_loss",
+                    "inputs": {{"input": {{"dtype": "float32", "shape": [1, 5], "data": [0, 0, 0, 0, 0]}},
+                               "target": {{"dtype": "int64", "shape": [1], "data": [5]}}}},
+                    "expected": {{"error": {error}}}}}]}}"#
+            ))
+            .unwrap();
+            crate::golden::format::parse_document(&doc)
+                .unwrap()
+                .cases
+                .remove(0)
+        };
+        let native = |c: &Case| {
+            judge(
+                c,
+                &crate::impls::native::Native.run(&crate::impls::Request::of(c)),
+                true,
+            )
+        };
+        assert_eq!(
+            native(&case(r#"{"kind": "target_out_of_bounds"}"#)),
+            Verdict::Pass
+        );
+        assert_eq!(
+            native(&case(
+                r#"{"kind": "target_out_of_bounds", "type": "IndexError"}"#
+            )),
+            Verdict::Pass
+        );
+        assert_eq!(
+            native(&case(
+                r#"{"kind": "target_out_of_bounds", "message": "Target 5 is out of bounds."}"#
+            )),
+            Verdict::Pass
+        );
+        let wrong = native(&case(
+            r#"{"kind": "target_out_of_bounds", "type": "ValueError", "message": "Target 5 is out of bounds."}"#,
+        ));
+        match wrong {
+            Verdict::Fail(Failure::Message { got, .. }) => {
+                assert_eq!(got, "IndexError: Target 5 is out of bounds.")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -190,9 +190,16 @@ impl Report {
             writeln!(out).unwrap();
         }
         writeln!(out).unwrap();
+        let suite = self.suite.map_or(String::new(), |d| {
+            use crate::golden::embedded::{CASES, TORCH};
+            format!(
+                " (the built-in suite: torch {TORCH}, {CASES} cases, sha256 {})",
+                &d[..12]
+            )
+        });
         writeln!(
             out,
-            "{} results in {:.2} s",
+            "{} results in {:.2} s{suite}",
             self.results.len(),
             self.elapsed.as_secs_f64()
         )

@@ -75,6 +75,9 @@ pub struct Report {
     /// What each implementation's first process wrote to stderr before it read its first
     /// request (interpreter and library banners), shown once instead of with every failure.
     pub startup: Vec<(String, String)>,
+    /// The built-in suite's sha256 (the one `nllspec --version` names), when the run used it
+    /// (no `--golden`).
+    pub suite: Option<&'static str>,
     /// The signal that interrupted the run (SIGINT 2, SIGTERM 15): the cases left are
     /// `not_run`, the exit status 128 + the signal.
     pub interrupted: Option<i32>,
@@ -341,6 +344,13 @@ impl Report {
             }
             if let Some(sig) = self.interrupted {
                 m.insert("interrupted".into(), signal_name(sig).into());
+            }
+            if let Some(digest) = self.suite {
+                use crate::golden::embedded::{CASES, TORCH};
+                m.insert(
+                    "suite".into(),
+                    serde_json::json!({"torch": TORCH, "cases": CASES, "sha256": digest}),
+                );
             }
             if !self.startup.is_empty() {
                 let s: serde_json::Map<String, serde_json::Value> = self
