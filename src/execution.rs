@@ -6,33 +6,13 @@
 
 use crate::golden::load::LoadedCase;
 use crate::impls::{BUILTIN, Implementation, Outcome, Request};
+pub use crate::judge::Messages;
 use crate::judge::expectations::{Expectations, ExpectationsError, Status};
 use crate::judge::{Verdict, judge, judge_with};
 use std::cell::{Cell, RefCell};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, Once};
-
-/// How an error answer is judged. The contract matches errors by kind; the native
-/// implementation, which reproduces PyTorch's messages, is held to them word for word too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Messages {
-    /// The error kind must match (every implementation but the native one).
-    Kind,
-    /// The kind and PyTorch's message, verbatim.
-    Verbatim,
-}
-
-impl Messages {
-    /// The policy for the implementation called `name`: verbatim for the built-in native one.
-    pub fn for_builtin(name: &str) -> Messages {
-        if name == "native" {
-            Messages::Verbatim
-        } else {
-            Messages::Kind
-        }
-    }
-}
 
 /// An implementation, the divergences it is known to have, and how its errors are judged.
 #[derive(Clone)]
@@ -159,16 +139,15 @@ pub struct CaseResult {
 }
 
 /// Runs one case through one target and judges it.
-pub fn run_case(target: &Target, case: &LoadedCase) -> CaseResult {
+pub fn run_case(target: &Target, loaded: &LoadedCase) -> CaseResult {
     let imp = &target.implementation;
-    let id = case.case.id.as_str();
-    let (outcome, log) = run_guarded_logged(imp.as_ref(), &Request::of(&case.case));
-    let verbatim = target.messages == Messages::Verbatim;
-    let mut verdict = judge(&case.case, &outcome, verbatim);
+    let id = loaded.case.id.as_str();
+    let (outcome, log) = run_guarded_logged(imp.as_ref(), &Request::of(&loaded.case));
+    let mut verdict = judge(&loaded.case, &outcome, target.messages);
     let mut loosened_by = Vec::new();
     if let (Verdict::Fail(_), Some((loosen, entries))) = (&verdict, target.expectations.loosen(id))
     {
-        let again = judge_with(&case.case, &outcome, verbatim, &loosen);
+        let again = judge_with(&loaded.case, &outcome, target.messages, &loosen);
         if matches!(again, Verdict::Pass | Verdict::ForwardOnly(_)) {
             verdict = again;
             loosened_by = entries.iter().map(|e| e.label()).collect();
@@ -193,7 +172,7 @@ pub fn run_case(target: &Target, case: &LoadedCase) -> CaseResult {
             format!("{detail}; {within}")
         };
     }
-    if let (false, Some(note)) = (status.ok(), &case.case.note) {
+    if let (false, Some(note)) = (status.ok(), &loaded.case.note) {
         detail.push_str(&format!("\nnote (why this case exists): {note}"));
     }
     if let (false, Some(log)) = (status.ok(), log) {
@@ -258,22 +237,22 @@ mod tests {
     fn messages_are_judged_by_the_targets_policy() {
         let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/nll_loss/seed.json");
         let cases = load_all(&[golden]).unwrap();
-        let case = cases
+        let loaded = cases
             .iter()
             .find(|c| matches!(c.case.expected, crate::golden::format::Expected::Error(_)))
             .unwrap();
         let kind = Target::new(OwnWords, Expectations::none("own-words"));
         assert_eq!(
-            run_case(&kind, case).status,
+            run_case(&kind, loaded).status,
             Status::Pass,
             "{}",
-            case.case.id
+            loaded.case.id
         );
         let verbatim = Target {
             messages: Messages::Verbatim,
             ..kind
         };
-        let r = run_case(&verbatim, case);
+        let r = run_case(&verbatim, loaded);
         assert_eq!(r.status, Status::Fail);
         assert!(r.detail.contains("message differs"), "{}", r.detail);
         assert_eq!(Messages::for_builtin("native"), Messages::Verbatim);

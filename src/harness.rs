@@ -25,7 +25,8 @@
 //! }
 //! ```
 
-pub use crate::execution::{CaseResult, Target, run_case, run_guarded, run_guarded_logged};
+pub use crate::execution::Target;
+use crate::execution::run_case;
 use crate::golden::load::{LoadedCase, default_golden_dir, load_all};
 use crate::impls::Implementation;
 use crate::judge::expectations::{Expectations, Status};
@@ -35,7 +36,7 @@ use std::sync::Arc;
 
 /// A failing trial's message: the case, its file, the detail, and, since a new case may meet a
 /// known divergence, where to record one.
-fn failure_message(t: &Target, case: &LoadedCase, detail: &str) -> String {
+fn failure_message(t: &Target, loaded: &LoadedCase, detail: &str) -> String {
     let file = t
         .expectations
         .source
@@ -44,10 +45,10 @@ fn failure_message(t: &Target, case: &LoadedCase, detail: &str) -> String {
     format!(
         "{} ({})\n{detail}\nIf this is a known divergence of {}, not a bug, record it: add \
          {{\"match\": \"{}\", \"reason\": \"<the behaviour>\"}} to {file}'s expected_failures.",
-        case.case.id,
-        case.file.display(),
+        loaded.case.id,
+        loaded.file.display(),
         t.implementation.name(),
-        case.case.id
+        loaded.case.id
     )
 }
 
@@ -61,8 +62,8 @@ pub fn trials(targets: &[Target], cases: Arc<Vec<LoadedCase>>) -> Vec<Trial> {
             out.push(Trial::ignorable_test(
                 format!("{name}/{}", cases[i].case.id),
                 move || {
-                    let case = &cs[i];
-                    let r = run_case(&t, case);
+                    let loaded = &cs[i];
+                    let r = run_case(&t, loaded);
                     if let Some(fatal) = t.implementation.fatal() {
                         return Err(Failed::from(fatal));
                     }
@@ -73,11 +74,11 @@ pub fn trials(targets: &[Target], cases: Arc<Vec<LoadedCase>>) -> Vec<Trial> {
                         }
                         Status::Xpass => Err(Failed::from(format!(
                             "{} ({})\n{}",
-                            case.case.id,
-                            case.file.display(),
+                            loaded.case.id,
+                            loaded.file.display(),
                             r.detail
                         ))),
-                        Status::Fail => Err(Failed::from(failure_message(&t, case, &r.detail))),
+                        Status::Fail => Err(Failed::from(failure_message(&t, loaded, &r.detail))),
                     }
                 },
             ));
@@ -186,17 +187,17 @@ mod tests {
     fn a_failure_says_where_a_known_divergence_is_recorded() {
         let golden =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/nll_loss/seed.json");
-        let case = load_all(&[golden]).unwrap().remove(0);
+        let loaded = load_all(&[golden]).unwrap().remove(0);
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("spec/expectations/candle-nn.json");
         let t = Target::new(
             crate::impls::candle_nn::CandleNn,
             Expectations::load(&path).unwrap(),
         );
-        let m = failure_message(&t, &case, "output: values differ");
+        let m = failure_message(&t, &loaded, "output: values differ");
         let hint = format!(
             "add {{\"match\": \"{}\", \"reason\": \"<the behaviour>\"}} to {}",
-            case.case.id,
+            loaded.case.id,
             path.display()
         );
         assert!(

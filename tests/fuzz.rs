@@ -161,7 +161,7 @@ proptest! {
     fn candle_implementations_never_crash_the_harness(x in tensor(3), t in tensor(2), r in reduction()) {
         let call = Call::CrossEntropy { input: x, target: t, weight: None, reduction: r, ignore_index: -100, label_smoothing: 0.0 };
         for imp in [&nllspec::impls::candle::CandleReference as &dyn Implementation, &nllspec::impls::candle_nn::CandleNn] {
-            let o = nllspec::harness::run_guarded(imp, &Request { id: "fuzz", call: &call, grad_output: None });
+            let o = nllspec::execution::run_guarded(imp, &Request { id: "fuzz", call: &call, grad_output: None });
             if let Outcome::Broken(d) = &o {
                 prop_assert!(!d.is_empty());
             }
@@ -192,7 +192,7 @@ fn regression_candle_integer_exp_panics_are_contained() {
         input: x,
         dim: Some(1),
     };
-    let o = nllspec::harness::run_guarded(
+    let o = nllspec::execution::run_guarded(
         &nllspec::impls::candle_nn::CandleNn,
         &Request {
             id: "r",

@@ -8,7 +8,7 @@ use nllspec::golden::format::Expected;
 use nllspec::golden::load::load_all;
 use nllspec::impls::Outcome;
 use nllspec::impls::protocol::parse_response;
-use nllspec::judge::{Verdict, judge};
+use nllspec::judge::{Messages, Verdict, judge};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -57,21 +57,21 @@ fn torch_snippets_reproduce_every_case(py: &str) -> Result<(), Failed> {
                 if same {
                     Verdict::Pass
                 } else {
-                    Verdict::Skip(format!(
+                    Verdict::Unsupported(format!(
                         "raised {got}, expected {}: {}",
                         e.type_name(),
                         e.message
                     ))
                 }
             }
-            (_, Some(got)) => Verdict::Skip(format!("raised {got}")),
+            (_, Some(got)) => Verdict::Unsupported(format!("raised {got}")),
             (_, None) => {
                 let mut response = serde_json::json!({"id": c.case.id, "output": v["output"]});
                 if let Some(g) = v.get("grad_input") {
                     response["grad_input"] = g.clone();
                 }
                 let outcome = parse_response(&response).unwrap_or_else(Outcome::Broken);
-                judge(&c.case, &outcome, true)
+                judge(&c.case, &outcome, Messages::Verbatim)
             }
         };
         if verdict != Verdict::Pass {
@@ -156,7 +156,7 @@ fn request_into_the_numpy_example(py: &str) -> Result<(), Failed> {
         .ok_or("no such case")?
         .case;
     let outcome = parse_response(&response).map_err(|e| e.to_string())?;
-    match judge(case, &outcome, false) {
+    match judge(case, &outcome, Messages::Kind) {
         Verdict::Fail(f)
             if Some(f.cause().as_str()) == row["cause"].as_str()
                 && detail.starts_with(&f.detail()) =>

@@ -7,7 +7,7 @@ use crate::tensor::fmt_shape;
 
 /// One call of an op, with what advice needs to talk about it.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub struct SnippetCall {
     pub op: &'static str,
     pub line: usize,
     /// The call's source text.
@@ -105,7 +105,7 @@ pub fn size_one_dim(op: &str, s: &[usize], d: usize) -> String {
 }
 
 /// Mistakes a loss call lets through.
-pub fn loss_warnings(call: &Call) -> Vec<String> {
+pub fn loss_warnings(call: &SnippetCall) -> Vec<String> {
     let x = &call.input;
     let mut out = Vec::new();
     if x.t.ndim() == 0 {
@@ -159,7 +159,7 @@ pub fn loss_warnings(call: &Call) -> Vec<String> {
 }
 
 /// Why PyTorch rejected the call, in the snippet's own terms, and the corrected line.
-pub fn explain(e: &OpError, call: &Call, source: &str) -> (String, Option<String>) {
+pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option<String>) {
     let x = &call.input;
     let op = name(call.op);
     let cd = class_dim(x.t.ndim());

@@ -2,7 +2,7 @@
 //! spec/EXPLAIN.md, evaluated on the native ops. Anything outside it stops with
 //! [`Stop::Unsupported`] naming the construct and its line: never a guess.
 
-use super::advice::{self, Call};
+use super::advice::{self, SnippetCall};
 use super::args::{
     Args, dim_of, dtype_kw, dtype_named, flatten, float_of, int_of, requires_grad_kw, shape_of,
     stand_in, tensor_from, tensor_of,
@@ -243,7 +243,7 @@ impl<'a> Interp<'a> {
                     "a loss target",
                 )?;
                 a.done()?;
-                let call = Call {
+                let call = SnippetCall {
                     op: if cross_entropy {
                         "cross_entropy"
                     } else {
@@ -449,7 +449,7 @@ impl<'a> Interp<'a> {
                 let (reduction, ignore_index, label_smoothing) =
                     self.loss_attrs(&mut a, cross_entropy)?;
                 a.done()?;
-                let call = Call {
+                let call = SnippetCall {
                     op: if cross_entropy {
                         "cross_entropy"
                     } else {
@@ -485,7 +485,7 @@ impl<'a> Interp<'a> {
                     return Err(Stop::Raise {
                         error,
                         line,
-                        call: Box::new(Call {
+                        call: Box::new(SnippetCall {
                             op: "one_hot",
                             line,
                             source,
@@ -744,7 +744,7 @@ impl<'a> Interp<'a> {
         source: String,
         op: &'static str,
     ) -> R<Box<TensorVal>> {
-        let call = Call {
+        let call = SnippetCall {
             op,
             line,
             source,
@@ -802,14 +802,14 @@ impl<'a> Interp<'a> {
 
     fn loss(
         &mut self,
-        call: Call,
+        call: SnippetCall,
         weight: Option<Tensor>,
         reduction: &str,
         ignore_index: i64,
         ls: f64,
     ) -> R<Box<TensorVal>> {
         let line = call.line;
-        let raise = |error: OpError, call: Call| {
+        let raise = |error: OpError, call: SnippetCall| {
             Err(Stop::Raise {
                 error,
                 line,

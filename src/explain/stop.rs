@@ -1,7 +1,7 @@
 //! Why evaluation stops: PyTorch raises (with what the advice needs), or the snippet leaves
 //! the Python subset.
 
-use super::advice::Call;
+use super::advice::SnippetCall;
 use crate::error::OpError;
 
 /// Why evaluation stopped.
@@ -11,7 +11,7 @@ pub enum Stop {
     Raise {
         error: OpError,
         line: usize,
-        call: Box<Call>,
+        call: Box<SnippetCall>,
     },
     Unsupported(String),
 }

@@ -131,7 +131,7 @@ fn every_seed_question_case_explains_as_pytorch_ran_it() {
                         output: tensor,
                         reason: "explain".into(),
                     },
-                    false,
+                    crate::judge::Messages::Kind,
                 );
                 assert!(
                     matches!(v, Verdict::Pass | Verdict::ForwardOnly(_)),

@@ -13,7 +13,7 @@ pub mod strategy;
 
 use crate::golden::format::{Case, Expected, ExpectedError, Values, parse_tensor};
 use crate::impls::Implementation;
-use crate::judge::{Verdict, judge};
+use crate::judge::{Messages, Verdict, judge};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use shrink::{Shrunk, Subject};
@@ -212,7 +212,7 @@ pub fn confirm(
         Err(why) => Confirmed::No(why),
         Ok(case) => {
             let outcome = crate::execution::run_guarded(imp, &crate::impls::Request::of(&case));
-            match judge(&case, &outcome, false) {
+            match judge(&case, &outcome, Messages::Kind) {
                 Verdict::Fail(f) if f.cause() == cause => Confirmed::Yes,
                 Verdict::Fail(f) => Confirmed::No(format!("against PyTorch it fails otherwise: {}", f.cause())),
                 _ => Confirmed::No("PyTorch's own answer is the implementation's: native differs from PyTorch here".into()),
@@ -294,7 +294,7 @@ pub fn shrink_golden(
     budget: Duration,
 ) -> Result<Shrunk, String> {
     let outcome = crate::execution::run_guarded(imp, &crate::impls::Request::of(case));
-    let cause = match judge(case, &outcome, false) {
+    let cause = match judge(case, &outcome, Messages::Kind) {
         Verdict::Fail(f) => f.cause(),
         v => return Err(format!("{} does not fail {}: {v:?}", imp.name(), case.id)),
     };

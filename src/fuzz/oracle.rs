@@ -5,7 +5,7 @@
 
 use crate::golden::format::{Case, Expected, ExpectedError, Values};
 use crate::impls::{Implementation, Request};
-use crate::judge::{Failure, Verdict, judge};
+use crate::judge::{Failure, Messages, Verdict, judge};
 use crate::ops::Call;
 use crate::tensor::{DType, Tensor};
 
@@ -70,7 +70,7 @@ pub fn case(id: &str, call: Call, grad_output: Option<Tensor>) -> Case {
 /// skips: a case it cannot express is not a disagreement), else the failure.
 pub fn disagreement(imp: &dyn Implementation, case: &Case) -> Option<Failure> {
     let outcome = crate::execution::run_guarded(imp, &Request::of(case));
-    match judge(case, &outcome, false) {
+    match judge(case, &outcome, Messages::Kind) {
         Verdict::Fail(f) => Some(f),
         _ => None,
     }

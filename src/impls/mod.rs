@@ -221,12 +221,18 @@ const INTERPRETERS: [&str; 12] = [
 
 /// A short name for an unnamed `exec:` command: the script's file stem when an interpreter
 /// runs one (`python3 /home/me/adapters/ort_impl.py --x` is `ort_impl`), else the program's
-/// (`/opt/bin/my-gate --fast` is `my-gate`). Leading `VAR=value` assignments are skipped.
+/// (`/opt/bin/my-gate --fast` is `my-gate`). `VAR=value` assignments before the program (or
+/// after `env`) are skipped; later words are the program's own and never looked at.
 pub fn short_name(command: &str) -> String {
-    let words: Vec<&str> = command
-        .split_whitespace()
-        .filter(|w| !w.contains('=') || w.starts_with('-'))
-        .collect();
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let assignment = |w: &str| {
+        w.split_once('=').is_some_and(|(name, _)| {
+            name.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
     let stem = |w: &str| -> String {
         let base = w
             .trim_matches(|c| c == '"' || c == '\'')
@@ -240,6 +246,9 @@ pub fn short_name(command: &str) -> String {
     };
     let mut name = String::new();
     for w in &words {
+        if assignment(w) {
+            continue;
+        }
         let s = stem(w);
         let interpreter = INTERPRETERS.iter().any(|i| {
             s == *i
@@ -265,3 +274,22 @@ pub fn short_name(command: &str) -> String {
 }
 
 pub const BUILTIN: [&str; 3] = ["native", "candle", "candle-nn"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_skip_leading_assignments_only() {
+        assert_eq!(
+            short_name("FOO=1 python3 /a/b/ort_impl.py --x=1"),
+            "ort_impl"
+        );
+        assert_eq!(
+            short_name("env CUDA_VISIBLE_DEVICES=0 python adapters/torch_impl.py"),
+            "torch_impl"
+        );
+        assert_eq!(short_name("/opt/bin/my-gate --fast"), "my-gate");
+        assert_eq!(short_name("python3 -u run.py"), "run");
+    }
+}

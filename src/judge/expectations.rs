@@ -301,7 +301,7 @@ impl Expectations {
             (Verdict::Pass, None) => (Status::Pass, String::new()),
             (Verdict::ForwardOnly(r), None) => (Status::ForwardOnly, format!("forward only: {r}")),
             (Verdict::Fail(f), None) => (Status::Fail, f.detail()),
-            (Verdict::Skip(r), _) => (Status::Skip, r.clone()),
+            (Verdict::Unsupported(r), _) => (Status::Skip, r.clone()),
             (Verdict::Pass | Verdict::ForwardOnly(_), Some(e)) if e.flaky => (
                 Status::Flaky,
                 format!("flaky ({}): passed this time", e.reason),
@@ -407,7 +407,10 @@ mod tests {
             (Status::Flaky, "flaky (heap): failed this time: bad".into())
         );
         assert_eq!(e.apply("f/1", &Verdict::Pass).0, Status::Flaky);
-        assert_eq!(e.apply("f/1", &Verdict::Skip("no".into())).0, Status::Skip);
+        assert_eq!(
+            e.apply("f/1", &Verdict::Unsupported("no".into())).0,
+            Status::Skip
+        );
         assert!(Status::Flaky.ok());
         for s in Status::ALL {
             assert_eq!(Status::ALL[s as usize], s, "ALL is in discriminant order");

@@ -11,6 +11,27 @@ use crate::impls::Outcome;
 use crate::tensor::{DType, Tensor};
 use compare::{Mismatch, compare, default_tolerance};
 
+/// How an error answer is judged. The contract matches errors by kind; the native
+/// implementation, which reproduces PyTorch's messages, is held to them word for word too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Messages {
+    /// The error kind must match (every implementation but the native one).
+    Kind,
+    /// The kind and PyTorch's message, verbatim.
+    Verbatim,
+}
+
+impl Messages {
+    /// The policy for the implementation called `name`: verbatim for the built-in native one.
+    pub fn for_builtin(name: &str) -> Messages {
+        if name == "native" {
+            Messages::Verbatim
+        } else {
+            Messages::Kind
+        }
+    }
+}
+
 /// The judgement of one outcome, before expectations are applied.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -18,7 +39,8 @@ pub enum Verdict {
     /// The output is right and the implementation said it cannot compute the gradient (why).
     ForwardOnly(String),
     Fail(Failure),
-    Skip(String),
+    /// The implementation does not cover the case (reported as `skip`), and why.
+    Unsupported(String),
 }
 
 /// Why a case failed. Reports print [`Failure::detail`], this case's whole story, and group
@@ -28,7 +50,7 @@ pub enum Failure {
     /// The implementation crashed, hung or answered garbage, in its own words.
     Broken(String),
     /// PyTorch raised; the implementation raised another kind (`None`: no contract kind).
-    ErrorKind {
+    WrongKind {
         expected: ExpectedError,
         got: Option<ErrorKind>,
         message: String,
@@ -63,7 +85,7 @@ impl Failure {
     pub fn cause(&self) -> String {
         match self {
             Failure::Broken(detail) => generalize(detail.lines().next().unwrap_or("")),
-            Failure::ErrorKind { expected, got, .. } => format!(
+            Failure::WrongKind { expected, got, .. } => format!(
                 "expected error kind {}, got {}",
                 expected.kind,
                 got_kind(*got)
@@ -93,7 +115,7 @@ impl Failure {
     pub fn detail(&self) -> String {
         match self {
             Failure::Broken(detail) => detail.clone(),
-            Failure::ErrorKind { expected: e, got, message } => format!(
+            Failure::WrongKind { expected: e, got, message } => format!(
                 "expected error kind {} (torch: {}: {}), got {}: {message}",
                 e.kind,
                 e.type_name(),
@@ -177,10 +199,10 @@ pub struct Loosen {
     pub grad_input: Option<Tolerance>,
 }
 
-/// Judges `outcome` against `case`. Errors are matched by kind; with `exact_messages` the
-/// message must also be PyTorch's, verbatim, as `Type: message`.
-pub fn judge(case: &Case, outcome: &Outcome, exact_messages: bool) -> Verdict {
-    judge_with(case, outcome, exact_messages, &Loosen::default())
+/// Judges `outcome` against `case`. Errors are matched by kind; with [`Messages::Verbatim`] the
+/// exception type and message must also be PyTorch's, as far as the case records them.
+pub fn judge(case: &Case, outcome: &Outcome, messages: Messages) -> Verdict {
+    judge_with(case, outcome, messages, &Loosen::default())
 }
 
 /// The tolerance a case is judged with when it states none: `torch.testing.assert_close`'s for
@@ -220,14 +242,9 @@ fn wider(a: Tolerance, b: Option<Tolerance>) -> Tolerance {
 }
 
 /// [`judge`], with each field's tolerance widened to `loosen`'s where it has one.
-pub fn judge_with(
-    case: &Case,
-    outcome: &Outcome,
-    exact_messages: bool,
-    loosen: &Loosen,
-) -> Verdict {
+pub fn judge_with(case: &Case, outcome: &Outcome, messages: Messages, loosen: &Loosen) -> Verdict {
     let (torch, reference, output, grad_input, forward_only) = match (&case.expected, outcome) {
-        (_, Outcome::Unsupported(reason)) => return Verdict::Skip(reason.clone()),
+        (_, Outcome::Unsupported(reason)) => return Verdict::Unsupported(reason.clone()),
         (_, Outcome::Broken(detail)) => return Verdict::Fail(Failure::Broken(detail.clone())),
         (
             Expected::Error(e),
@@ -238,7 +255,7 @@ pub fn judge_with(
             },
         ) => {
             if *kind != Some(e.kind) {
-                return Verdict::Fail(Failure::ErrorKind {
+                return Verdict::Fail(Failure::WrongKind {
                     expected: e.clone(),
                     got: *kind,
                     message: message.clone(),
@@ -248,7 +265,7 @@ pub fn judge_with(
             // message (a file may leave either out: then there is nothing to compare).
             let type_differs = e.py_type.is_some() && *py_type != e.py_type;
             let message_differs = !e.message.is_empty() && *message != e.message;
-            if exact_messages && (type_differs || message_differs) {
+            if messages == Messages::Verbatim && (type_differs || message_differs) {
                 let got = match py_type {
                     Some(t) => format!("{t}: {message}"),
                     None => message.clone(),
@@ -357,9 +374,9 @@ mod tests {
             grad_input: torch.grad_input.clone(),
         };
         assert!(
-            matches!(judge(&case, &outcome, false), Verdict::Pass),
+            matches!(judge(&case, &outcome, Messages::Kind), Verdict::Pass),
             "{:?}",
-            judge(&case, &outcome, false)
+            judge(&case, &outcome, Messages::Kind)
         );
         let strict = Loosen::default();
         let mut float32_only = case.clone();
@@ -368,7 +385,7 @@ mod tests {
             "the output dtype's".into(),
         ));
         assert!(matches!(
-            judge_with(&float32_only, &outcome, false, &strict),
+            judge_with(&float32_only, &outcome, Messages::Kind, &strict),
             Verdict::Fail(_)
         ));
     }
@@ -394,7 +411,7 @@ mod tests {
             judge(
                 c,
                 &crate::impls::native::Native.run(&crate::impls::Request::of(c)),
-                true,
+                Messages::Verbatim,
             )
         };
         assert_eq!(

@@ -1,7 +1,9 @@
 //! One op applied to its arguments: [`Call`], a variant per op carrying exactly that op's
 //! inputs and attributes (a log_softmax has no target; a loss always has one), so that code
 //! taking a call never meets a combination the contract does not have. Golden cases, the
-//! implementations' requests and `nllspec explain` all speak it.
+//! implementations' requests, and the cases `nllspec shrink` and `fuzz` make all speak it
+//! (`nllspec explain` calls the ops directly and describes a snippet's call in its own
+//! `explain::advice::SnippetCall`, the Python spelling of the arguments).
 
 use super::{Outputs, Reduction, cross_entropy, log_softmax, nll_loss};
 use crate::error::OpError;
@@ -20,7 +22,11 @@ impl Op {
     pub const ALL: [Op; 3] = [Op::LogSoftmax, Op::NllLoss, Op::CrossEntropy];
 
     pub fn name(self) -> &'static str {
-        ["log_softmax", "nll_loss", "cross_entropy"][self as usize]
+        match self {
+            Op::LogSoftmax => "log_softmax",
+            Op::NllLoss => "nll_loss",
+            Op::CrossEntropy => "cross_entropy",
+        }
     }
 
     pub fn parse(s: &str) -> Option<Op> {

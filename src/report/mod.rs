@@ -30,36 +30,36 @@ pub struct ResultRow {
 }
 
 impl ResultRow {
-    pub fn new(case: &LoadedCase, implementation: &str, result: CaseResult) -> ResultRow {
+    pub fn new(loaded: &LoadedCase, implementation: &str, result: CaseResult) -> ResultRow {
         ResultRow {
-            id: case.case.id.clone(),
+            id: loaded.case.id.clone(),
             implementation: implementation.to_string(),
             status: result.status,
             detail: result.detail,
             cause: result.cause,
             loosened_by: result.loosened_by,
-            op: case.case.call.op().name().to_string(),
-            dtype: case.case.call.input().dtype().name().to_string(),
-            file: case.file.clone(),
+            op: loaded.case.call.op().name().to_string(),
+            dtype: loaded.case.call.input().dtype().name().to_string(),
+            file: loaded.file.clone(),
         }
     }
 
     /// A case the run never judged (it was interrupted).
     pub fn not_run(
-        case: &Case,
+        loaded: &Case,
         file: &std::path::Path,
         implementation: &str,
         why: &str,
     ) -> ResultRow {
         ResultRow {
-            id: case.id.clone(),
+            id: loaded.id.clone(),
             implementation: implementation.to_string(),
             status: Status::NotRun,
             detail: why.to_string(),
             cause: None,
             loosened_by: vec![],
-            op: case.call.op().name().to_string(),
-            dtype: case.call.input().dtype().name().to_string(),
+            op: loaded.call.op().name().to_string(),
+            dtype: loaded.call.input().dtype().name().to_string(),
             file: file.to_path_buf(),
         }
     }
