@@ -138,11 +138,40 @@ impl std::error::Error for OpError {}
 mod tests {
     use super::*;
 
+    /// Every kind, by an exhaustive match: a kind added to the enum must be added here (the
+    /// match does not compile otherwise), and then the test fails unless it is in `ALL` too.
+    fn position(k: ErrorKind) -> usize {
+        match k {
+            ErrorKind::InputRank => 0,
+            ErrorKind::BatchSizeMismatch => 1,
+            ErrorKind::TargetShape => 2,
+            ErrorKind::TargetOutOfBounds => 3,
+            ErrorKind::TargetDtype => 4,
+            ErrorKind::WeightShape => 5,
+            ErrorKind::DtypeMismatch => 6,
+            ErrorKind::InputDtype => 7,
+            ErrorKind::InvalidReduction => 8,
+            ErrorKind::DimOutOfRange => 9,
+            ErrorKind::InvalidArgument => 10,
+        }
+    }
+    const KINDS: usize = 11;
+
     #[test]
     fn kind_names_round_trip() {
+        let listed: std::collections::BTreeSet<usize> =
+            ErrorKind::ALL.iter().map(|k| position(*k)).collect();
+        assert_eq!(
+            listed,
+            (0..KINDS).collect(),
+            "ErrorKind::ALL lists every kind once"
+        );
         for k in ErrorKind::ALL {
             assert_eq!(ErrorKind::parse(k.name()), Some(k));
         }
+        let names: std::collections::BTreeSet<&str> =
+            ErrorKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), KINDS, "names are distinct");
         assert_eq!(ErrorKind::parse("TargetOutOfBounds"), None);
     }
 }

@@ -33,12 +33,11 @@ fn rel(p: &Path, base: &Path) -> String {
         .replace('\\', "/")
 }
 
-#[test]
-fn every_spec_file_has_a_current_golden_file() {
-    let spec_dir = root().join("spec/cases");
-    let golden_dir = root().join("golden");
-    let specs = discover(std::slice::from_ref(&spec_dir)).unwrap();
-    let goldens = discover(std::slice::from_ref(&golden_dir)).unwrap();
+/// What is wrong between a spec tree and a golden tree: missing, stale or orphaned files, and
+/// case ids that do not match their spec cases.
+fn problems(spec_dir: &Path, golden_dir: &Path) -> Vec<String> {
+    let specs = discover(&[spec_dir.to_path_buf()]).unwrap();
+    let goldens = discover(&[golden_dir.to_path_buf()]).unwrap();
     assert!(
         !specs.is_empty() && !goldens.is_empty(),
         "no spec or golden files: refusing to pass on nothing"
@@ -46,7 +45,7 @@ fn every_spec_file_has_a_current_golden_file() {
     let tags = tags();
     let mut problems = Vec::new();
     for spec_path in &specs {
-        let r = rel(spec_path, &spec_dir);
+        let r = rel(spec_path, spec_dir);
         let prefix = format!("{}/", r.trim_end_matches(".json"));
         let spec = match read_spec(spec_path, &prefix, &tags) {
             Ok(s) => s,
@@ -84,22 +83,61 @@ fn every_spec_file_has_a_current_golden_file() {
         }
     }
     for g in &goldens {
-        let r = rel(g, &golden_dir);
+        let r = rel(g, golden_dir);
         if !spec_dir.join(&r).exists() {
             problems.push(format!("golden/{r}: no spec file spec/cases/{r}"));
         }
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    problems
 }
 
 #[test]
-fn a_stale_golden_is_detected() {
-    // The check above must be able to fail: a spec file's hash changes with one byte.
-    let spec = root().join("spec/cases/nll_loss/seed.json");
-    let bytes = std::fs::read(&spec).unwrap();
-    let mut edited = bytes.clone();
-    edited.push(b' ');
-    assert_ne!(sha256_hex(&bytes), sha256_hex(&edited));
+fn every_spec_file_has_a_current_golden_file() {
+    let found = problems(&root().join("spec/cases"), &root().join("golden"));
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn a_stale_or_mismatched_golden_is_detected() {
+    // The check above must be able to fail: a tree of one spec file and its golden file,
+    // broken in each way the check names.
+    let tree = |name: &str,
+                edit_spec: &dyn Fn(&mut Vec<u8>),
+                edit_golden: &dyn Fn(&mut serde_json::Value)| {
+        let d = std::env::temp_dir().join(format!(
+            "nllspec-golden-check-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        for sub in ["spec/nll_loss", "golden/nll_loss"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let mut spec = std::fs::read(root().join("spec/cases/nll_loss/seed.json")).unwrap();
+        edit_spec(&mut spec);
+        std::fs::write(d.join("spec/nll_loss/seed.json"), spec).unwrap();
+        let mut golden: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(root().join("golden/nll_loss/seed.json")).unwrap(),
+        )
+        .unwrap();
+        edit_golden(&mut golden);
+        std::fs::write(d.join("golden/nll_loss/seed.json"), golden.to_string()).unwrap();
+        problems(&d.join("spec"), &d.join("golden"))
+    };
+    assert!(
+        tree("intact", &|_| {}, &|_| {}).is_empty(),
+        "the copied tree is current"
+    );
+    let stale = tree("stale", &|s| s.push(b' '), &|_| {});
+    assert!(stale.iter().any(|p| p.contains("stale")), "{stale:?}");
+    let missing = tree("missing", &|_| {}, &|g| {
+        g["cases"].as_array_mut().unwrap().remove(0);
+    });
+    assert!(
+        missing
+            .iter()
+            .any(|p| p.contains("no golden case nll_loss/seed/")),
+        "{missing:?}"
+    );
 }
 
 fn digest(t: &Tensor) -> String {

@@ -412,9 +412,23 @@ mod tests {
             Status::Skip
         );
         assert!(Status::Flaky.ok());
-        for s in Status::ALL {
-            assert_eq!(Status::ALL[s as usize], s, "ALL is in discriminant order");
-        }
+        // every status once in ALL, by an exhaustive match (a new status must be added here)
+        let position = |s: Status| match s {
+            Status::Pass => 0,
+            Status::Fail => 1,
+            Status::Skip => 2,
+            Status::Xfail => 3,
+            Status::Xpass => 4,
+            Status::ForwardOnly => 5,
+            Status::Flaky => 6,
+            Status::NotRun => 7,
+        };
+        let listed: std::collections::BTreeSet<usize> =
+            Status::ALL.iter().map(|s| position(*s)).collect();
+        assert_eq!(listed, (0..8).collect());
+        let names: std::collections::BTreeSet<&str> =
+            Status::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names.len(), 8);
     }
 
     #[test]

@@ -237,7 +237,7 @@ impl Report {
 
     /// Rows op x dtype, columns implementations; cells "passed/total" with xfail and skip noted.
     pub fn matrix(&self) -> (Vec<String>, Vec<(String, Vec<String>)>) {
-        let mut cells: BTreeMap<(String, String), BTreeMap<String, [usize; Status::ALL.len()]>> =
+        let mut cells: BTreeMap<(String, String), BTreeMap<String, BTreeMap<Status, usize>>> =
             BTreeMap::new();
         for r in &self.results {
             let c = cells
@@ -245,7 +245,7 @@ impl Report {
                 .or_default()
                 .entry(r.implementation.clone())
                 .or_default();
-            c[r.status as usize] += 1;
+            *c.entry(r.status).or_default() += 1;
         }
         let rows = cells
             .into_iter()
@@ -254,9 +254,10 @@ impl Report {
                     .implementations
                     .iter()
                     .map(|i| {
-                        let c = per_impl.get(i).copied().unwrap_or_default();
-                        let total: usize = c.iter().sum();
-                        let mut s = format!("{}/{total}", c[Status::Pass as usize]);
+                        let c = per_impl.get(i).cloned().unwrap_or_default();
+                        let n = |s: Status| c.get(&s).copied().unwrap_or(0);
+                        let total: usize = c.values().sum();
+                        let mut s = format!("{}/{total}", n(Status::Pass));
                         for (status, word) in [
                             (Status::Xfail, "xfail"),
                             (Status::ForwardOnly, "fwd-only"),
@@ -264,11 +265,11 @@ impl Report {
                             (Status::Flaky, "flaky"),
                             (Status::NotRun, "not run"),
                         ] {
-                            if c[status as usize] > 0 {
-                                write!(s, " ({} {word})", c[status as usize]).unwrap();
+                            if n(status) > 0 {
+                                write!(s, " ({} {word})", n(status)).unwrap();
                             }
                         }
-                        let bad = c[Status::Fail as usize] + c[Status::Xpass as usize];
+                        let bad = n(Status::Fail) + n(Status::Xpass);
                         if bad > 0 {
                             write!(s, " ({bad} FAIL)").unwrap();
                         }
