@@ -466,15 +466,13 @@ impl Subject {
 
     /// A gradient of the output's shape: ones where the one carried along does not fit.
     fn fit_gradient(mut self) -> Subject {
-        if let Some(g) = &self.grad_output {
-            if let Ok(out) = self.call.run(None) {
-                if out.output.shape() != g.shape() {
-                    let n = out.output.numel();
-                    self.grad_output =
-                        Tensor::from_f64(g.dtype(), out.output.shape().to_vec(), &vec![1.0; n])
-                            .ok();
-                }
-            }
+        if let Some(g) = &self.grad_output
+            && let Ok(out) = self.call.run(None)
+            && out.output.shape() != g.shape()
+        {
+            let n = out.output.numel();
+            self.grad_output =
+                Tensor::from_f64(g.dtype(), out.output.shape().to_vec(), &vec![1.0; n]).ok();
         }
         self
     }

@@ -216,14 +216,14 @@ pub fn audit(
     if ran > 0 && passed == 0 {
         out.push(finding(None, None, Problem::NothingPassed { ran }));
     }
-    if let (true, Some(min_passed)) = (whole, expectations.min_passed) {
-        if passed < min_passed {
-            out.push(finding(
-                None,
-                None,
-                Problem::BelowFloor { min_passed, passed },
-            ));
-        }
+    if let (true, Some(min_passed)) = (whole, expectations.min_passed)
+        && passed < min_passed
+    {
+        out.push(finding(
+            None,
+            None,
+            Problem::BelowFloor { min_passed, passed },
+        ));
     }
     out
 }

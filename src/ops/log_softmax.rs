@@ -118,13 +118,13 @@ pub fn log_softmax_with_grad(
     let l = Lanes::along(input.shape(), d);
     let n = input.numel();
     let data = match input.data() {
-        // SAFETY: the kernels write every element of their output
-        // (tests/written.rs checks it).
         Data::F32(x) => {
+            // SAFETY: the kernels write every element of their output
+            // (tests/written.rs checks it).
             Data::F32(unsafe { written(n, |y| kernels::fast::log_softmax_f32_uninit(x, y, l)) })
         }
-        // SAFETY: as above.
         Data::F64(x) => {
+            // SAFETY: as above.
             Data::F64(unsafe { written(n, |y| kernels::double::log_softmax_f64_uninit(x, y, l)) })
         }
         // SAFETY: as above.

@@ -250,8 +250,8 @@ fn row_max_and_sum_match_the_portable_code() {
     // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     let (m, mn, k) = unsafe { row_max(&[f32::NAN, 1.0, f32::NAN, 3.0, 3.0], None) };
     assert_eq!((m, mn, k), (3.0, 1.0, 3));
-    // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     assert_eq!(
+        // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
         unsafe { row_max(&[f32::NAN; 20], None) },
         (f32::NEG_INFINITY, f32::INFINITY, 0)
     );
@@ -406,10 +406,8 @@ fn shifted_lanes_stay_within_an_ulp() {
         .filter(|&at| unsafe { shifted(&x, len, inner, at) })
         .count();
     // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
-    assert!(
-        groups >= 1 && unsafe { shifted(&x, len, inner, 48) },
-        "{groups} groups took the shifted path"
-    );
+    let shifted_at_48 = groups >= 1 && unsafe { shifted(&x, len, inner, 48) };
+    assert!(shifted_at_48, "{groups} groups took the shifted path");
     let mut out = vec![0f32; x.len()];
     // SAFETY: the tests call the AVX-512 code only after `available()` found the features; every slice is as long as the lengths passed with it.
     unsafe { block_log_softmax(&x, as_uninit(&mut out), len, inner, &mut Vec::new()) };
