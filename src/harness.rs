@@ -183,6 +183,7 @@ mod tests {
     use super::*;
     use crate::golden::load::load_all;
 
+    #[cfg(feature = "candle")]
     #[test]
     fn a_failure_says_where_a_known_divergence_is_recorded() {
         let golden =

@@ -14,6 +14,10 @@
 //! | [`execution`] | one case under one implementation, judged: the path both drivers take |
 //! | [`harness`] | the libtest-mimic matrix and the one-call gate for other crates |
 //!
+//! Built with `default-features = false` (a framework's gate), the crate is those modules and
+//! the runner and reports; the `cli` feature (the default) adds the Candle implementations,
+//! explain, fuzz and shrink, the embedded suite and the binary.
+//!
 //! The command line's own modules (`kernels`, `fuzz`, `interrupt`, `repro`, `runner`, `report`, `accuracy`, `spec`,
 //! `explain`) are reachable for its binary, benchmarks and tests but hidden from the
 //! documentation: they are not a stable interface.
@@ -29,10 +33,13 @@ pub mod judge;
 pub mod ops;
 pub mod tensor;
 
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod accuracy;
+#[cfg(feature = "explain")]
 #[doc(hidden)]
 pub mod explain;
+#[cfg(feature = "fuzz")]
 #[doc(hidden)]
 pub mod fuzz;
 #[doc(hidden)]
@@ -45,6 +52,7 @@ pub mod report;
 pub mod repro;
 #[doc(hidden)]
 pub mod runner;
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod spec;
 

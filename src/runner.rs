@@ -321,7 +321,10 @@ pub fn run(
         }
     }
     report.interrupted = crate::interrupt::requested();
-    report.suite = default_suite.then_some(crate::golden::embedded::DIGEST);
+    #[cfg(feature = "embedded")]
+    {
+        report.suite = default_suite.then_some(crate::golden::embedded::DIGEST);
+    }
     report.implementations = targets
         .iter()
         .map(|t| t.implementation.name().to_string())

@@ -172,6 +172,7 @@ pub fn for_each_case(files: &[PathBuf], mut f: impl FnMut(&Path, Case)) -> Resul
 /// repository it was built from and those files are still exactly the ones embedded (reports
 /// then name golden/'s files), else from the embedded copy (written out once to a cache
 /// directory, [`super::embedded`]). `NLLSPEC_GOLDEN=embedded` forces the latter.
+#[cfg(feature = "embedded")]
 pub fn default_golden_dir() -> PathBuf {
     let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
     let forced = std::env::var_os("NLLSPEC_GOLDEN").is_some_and(|v| v == "embedded");
@@ -183,4 +184,11 @@ pub fn default_golden_dir() -> PathBuf {
     }
     // An unwritable cache leaves the checkout's path, whose absence the loader reports.
     super::embedded::directory().unwrap_or(checkout)
+}
+
+/// The golden suite `--golden` defaults to, built without the `embedded` feature (a
+/// framework's gate): the golden/ of the nllspec package it was built from.
+#[cfg(not(feature = "embedded"))]
+pub fn default_golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden")
 }

@@ -6,8 +6,11 @@
 //! are; `exec:COMMAND` any program speaking protocol 1 (spec/PROTOCOL.md). Another Rust crate
 //! implements [`Implementation`] and runs the suite with [`crate::harness`].
 
+#[cfg(feature = "candle")]
 pub mod candle;
+#[cfg(feature = "candle")]
 mod candle_bridge;
+#[cfg(feature = "candle")]
 pub mod candle_nn;
 pub mod external;
 pub mod native;
@@ -196,7 +199,9 @@ impl ImplSpec {
 
     pub fn build(&self, limits: external::Limits) -> Box<dyn Implementation> {
         match self {
+            #[cfg(feature = "candle")]
             ImplSpec::Builtin("candle") => Box::new(candle::CandleReference),
+            #[cfg(feature = "candle")]
             ImplSpec::Builtin("candle-nn") => Box::new(candle_nn::CandleNn),
             ImplSpec::Builtin(_) => Box::new(native::Native),
             ImplSpec::Exec { name, command } => {
@@ -273,7 +278,14 @@ pub fn short_name(command: &str) -> String {
     }
 }
 
-pub const BUILTIN: [&str; 3] = ["native", "candle", "candle-nn"];
+/// The built-in implementations this build has (`candle` and `candle-nn` with the `candle`
+/// feature).
+#[cfg(feature = "candle")]
+pub const BUILTIN: &[&str] = &["native", "candle", "candle-nn"];
+/// The built-in implementations this build has (`candle` and `candle-nn` with the `candle`
+/// feature).
+#[cfg(not(feature = "candle"))]
+pub const BUILTIN: &[&str] = &["native"];
 
 #[cfg(test)]
 mod tests {

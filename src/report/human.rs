@@ -190,6 +190,7 @@ impl Report {
             writeln!(out).unwrap();
         }
         writeln!(out).unwrap();
+        #[cfg(feature = "embedded")]
         let suite = self.suite.map_or(String::new(), |d| {
             use crate::golden::embedded::{CASES, TORCH};
             format!(
@@ -197,6 +198,8 @@ impl Report {
                 &d[..12]
             )
         });
+        #[cfg(not(feature = "embedded"))]
+        let suite = "";
         writeln!(
             out,
             "{} results in {:.2} s{suite}",

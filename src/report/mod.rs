@@ -346,6 +346,7 @@ impl Report {
             if let Some(sig) = self.interrupted {
                 m.insert("interrupted".into(), signal_name(sig).into());
             }
+            #[cfg(feature = "embedded")]
             if let Some(digest) = self.suite {
                 use crate::golden::embedded::{CASES, TORCH};
                 m.insert(
