@@ -12,7 +12,7 @@
 //! the avx512 line equals the avx2 one).
 
 use nllspec::golden::load::{default_golden_dir, discover, load_all};
-use nllspec::impls::{Outcome, Request, by_name};
+use nllspec::impls::{ImplSpec, Outcome, Request};
 use nllspec::ops::{Reduction, cross_entropy, log_softmax, nll_loss};
 use nllspec::tensor::{DType, Data, Tensor};
 use sha2::{Digest, Sha256};
@@ -71,7 +71,13 @@ fn main() {
     let golden = load_all(&discover(&[default_golden_dir()]).expect("golden dir"))
         .expect("golden suite loads");
     for name in ["native", "candle", "candle-nn"] {
-        let imp = by_name(name, Duration::from_secs(60)).expect("built-in");
+        let imp =
+            ImplSpec::parse(name)
+                .expect("built-in")
+                .build(nllspec::impls::external::Limits {
+                    timeout: Duration::from_secs(60),
+                    ..Default::default()
+                });
         let mut h = Sha256::new();
         for c in &golden {
             h.update(&c.case.id);

@@ -6,7 +6,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nllspec::golden::load::LoadError;
 use nllspec::golden::load::{default_golden_dir, discover, load_file};
-use nllspec::report::{CaseCounts, Format, Report};
+use nllspec::report::{CaseCounts, Exit, Format, Report};
 use nllspec::runner::{RunError, RunOptions, run};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -159,9 +159,9 @@ struct RunArgs {
     /// native (default), candle, candle-nn, exec:COMMAND (protocol 1), or NAME=exec:COMMAND
     /// (NAME is what reports and expectations files use; an unnamed exec: is called after its
     /// script or program)
-    #[arg(long = "impl", value_name = "NAME")]
+    #[arg(long = "impl", value_name = "SPEC")]
     impls: Vec<String>,
-    /// Only cases whose id contains TEXT
+    /// Only cases whose id contains TEXT (tag:NAME: the cases tagged NAME)
     #[arg(long, value_name = "TEXT")]
     filter: Option<String>,
     /// Per-answer limit for exec: implementations
@@ -211,11 +211,17 @@ struct ListArgs {
 #[derive(Args)]
 struct AccuracyArgs {
     /// Implementations to measure (default: native and candle)
-    #[arg(long = "impl", value_name = "NAME")]
+    #[arg(long = "impl", value_name = "SPEC")]
     impls: Vec<String>,
     /// Golden file or directory (default: the golden/ shipped with nllspec)
     #[arg(long, value_name = "PATH")]
     golden: Vec<PathBuf>,
+    /// Per-answer limit for exec: implementations
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    timeout: Duration,
+    /// Added to --timeout for a fresh exec: process's first answer
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = seconds)]
+    startup_timeout: Duration,
     /// Elements per synthetic measurement
     #[arg(long, value_name = "N", default_value_t = 1 << 19, value_parser = clap::value_parser!(u64).range(1..=1 << 26))]
     elements: u64,
@@ -269,7 +275,7 @@ fn seconds(value: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match (cli.version, cli.command) {
-        (true, _) => version().and_then(|v| say(&v)).map(|_| 0),
+        (true, _) => version().and_then(|v| say(&v)).map(|_| Exit::Ok),
         (false, Some(Command::Run(a))) => run_command(a),
         (false, Some(Command::List(a))) => list_command(a),
         (false, Some(Command::Accuracy(a))) => accuracy_command(a),
@@ -277,15 +283,18 @@ fn main() -> ExitCode {
         (false, Some(Command::Show(a))) => show_command(a),
         (false, Some(Command::Shrink(a))) => shrink_command(a),
         (false, Some(Command::Fuzz(a))) => fuzz_command(a),
-        (false, None) => Err(UsageError(
-            "no command (run, list, accuracy; --help)".into(),
-        )),
+        // `nllspec -V` alone is the only way here without a command (clap answers a bare
+        // `nllspec` with its help): print the help, as for a bare command
+        (false, None) => {
+            let _ = <Cli as clap::CommandFactory>::command().print_help();
+            Ok(Exit::Unusable)
+        }
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             eprintln!("nllspec: {e}");
-            ExitCode::from(2)
+            ExitCode::from(Exit::Unusable.code())
         }
     }
 }
@@ -319,7 +328,7 @@ fn version() -> Result<String, UsageError> {
     ))
 }
 
-fn run_command(a: RunArgs) -> Result<u8, UsageError> {
+fn run_command(a: RunArgs) -> Result<Exit, UsageError> {
     let format = match Format::from(a.format) {
         Format::Human if a.summary => Format::Summary,
         f => f,
@@ -381,9 +390,12 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
             }
             .json();
             match &a.out {
-                Some(path) => {
-                    let _ = std::fs::write(path, &text);
-                }
+                Some(path) => std::fs::write(path, &text).map_err(|w| {
+                    UsageError(format!(
+                        "{e}; and --out {}: cannot write: {w}",
+                        path.display()
+                    ))
+                })?,
                 None => say(&text)?,
             }
             return Err(e.into());
@@ -405,7 +417,7 @@ fn run_command(a: RunArgs) -> Result<u8, UsageError> {
     if a.shrink && report.interrupted.is_none() {
         shrink_behaviours(&report, &opts)?;
     }
-    Ok(u8::try_from(report.exit_code()).unwrap_or(1))
+    Ok(report.exit())
 }
 
 /// `run --shrink`: one failing case per behaviour (the implementation, the cause, the case
@@ -477,7 +489,7 @@ fn shrink_behaviours(report: &Report, opts: &RunOptions) -> Result<(), UsageErro
     Ok(())
 }
 
-fn list_command(a: ListArgs) -> Result<u8, UsageError> {
+fn list_command(a: ListArgs) -> Result<Exit, UsageError> {
     let files = discover(&goldens(a.golden))?;
     let mut ids = Vec::new();
     let mut counts = CaseCounts::default();
@@ -515,10 +527,10 @@ fn list_command(a: ListArgs) -> Result<u8, UsageError> {
     } else {
         say(&(ids.join("\n") + "\n"))?;
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
-fn accuracy_command(a: AccuracyArgs) -> Result<u8, UsageError> {
+fn accuracy_command(a: AccuracyArgs) -> Result<Exit, UsageError> {
     let names = if a.impls.is_empty() {
         vec!["native".to_string(), "candle".to_string()]
     } else {
@@ -526,10 +538,7 @@ fn accuracy_command(a: AccuracyArgs) -> Result<u8, UsageError> {
     };
     let impls = names
         .iter()
-        .map(|n| {
-            nllspec::impls::by_name(n, Duration::from_secs(30))
-                .ok_or_else(|| UsageError(format!("unknown implementation \"{n}\"")))
-        })
+        .map(|n| implementation(n, a.timeout, a.startup_timeout).map(|(_, imp)| imp))
         .collect::<Result<Vec<_>, _>>()?;
     let refs: Vec<&dyn nllspec::impls::Implementation> = impls.iter().map(|b| b.as_ref()).collect();
     let cases = nllspec::golden::load::load_all(&goldens(a.golden))?;
@@ -538,10 +547,10 @@ fn accuracy_command(a: AccuracyArgs) -> Result<u8, UsageError> {
         &cases,
         a.elements as usize,
     ))?;
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
-fn explain_command(a: ExplainArgs) -> Result<u8, UsageError> {
+fn explain_command(a: ExplainArgs) -> Result<Exit, UsageError> {
     let source = match (a.code, a.file) {
         (Some(c), _) => c,
         (None, Some(p)) if p.as_os_str() != "-" => {
@@ -560,14 +569,14 @@ fn explain_command(a: ExplainArgs) -> Result<u8, UsageError> {
     // 0 for an answer (a snippet that raises is still answered), 2 when it cannot be evaluated
     Ok(
         if matches!(answer, nllspec::explain::Answer::Unsupported(_)) {
-            2
+            Exit::Unusable
         } else {
-            0
+            Exit::Ok
         },
     )
 }
 
-fn show_command(a: ShowArgs) -> Result<u8, UsageError> {
+fn show_command(a: ShowArgs) -> Result<Exit, UsageError> {
     use nllspec::golden::format::Expected;
     use nllspec::impls::protocol::attrs_to_json;
     use nllspec::tensor::fmt_shape;
@@ -577,11 +586,11 @@ fn show_command(a: ShowArgs) -> Result<u8, UsageError> {
         };
         if a.request {
             say(&nllspec::repro::request(&c))?;
-            return Ok(0);
+            return Ok(Exit::Ok);
         }
         if a.torch {
             say(&nllspec::repro::torch_snippet(&c))?;
-            return Ok(0);
+            return Ok(Exit::Ok);
         }
         let mut out = format!(
             "{}\n  file:     {}\n  op:       {}\n  attrs:    {}\n",
@@ -635,7 +644,7 @@ fn show_command(a: ShowArgs) -> Result<u8, UsageError> {
             out.push_str(&format!("  note:     {n}\n"));
         }
         say(&out)?;
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     Err(UsageError(format!(
         "no case {:?} (nllspec list prints the ids)",
@@ -654,7 +663,7 @@ fn implementation(
     Ok((spec.name().to_string(), spec.build(limits)))
 }
 
-fn shrink_command(a: ShrinkArgs) -> Result<u8, UsageError> {
+fn shrink_command(a: ShrinkArgs) -> Result<Exit, UsageError> {
     use nllspec::fuzz::{describe, elements, shrink::Subject, shrink_golden, spec_out};
     let (name, imp) = implementation(&a.imp, a.timeout, a.startup_timeout)?;
     let mut found = None;
@@ -711,10 +720,10 @@ fn shrink_command(a: ShrinkArgs) -> Result<u8, UsageError> {
         path.display()
     ));
     say(&out)?;
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
-fn fuzz_command(a: FuzzArgs) -> Result<u8, UsageError> {
+fn fuzz_command(a: FuzzArgs) -> Result<Exit, UsageError> {
     use nllspec::fuzz::{Budget, Confirmed, FuzzOptions, describe, elements, fuzz, spec_out};
     let (name, imp) = implementation(&a.imp, a.timeout, a.startup_timeout)?;
     let seed = a.seed.unwrap_or_else(|| {
@@ -817,10 +826,10 @@ fn fuzz_command(a: FuzzArgs) -> Result<u8, UsageError> {
     out.push_str(&format!("\n{found} behaviours found\n"));
     say(&out)?;
     Ok(if report.interrupted {
-        130
+        Exit::Interrupted(nllspec::interrupt::requested().unwrap_or(2))
     } else if found > 0 {
-        1
+        Exit::Failed
     } else {
-        0
+        Exit::Ok
     })
 }

@@ -72,12 +72,27 @@ fn usage_errors_exit_2_and_say_why() {
 
 #[test]
 fn help_and_version_go_to_stdout_with_exit_0() {
-    for args in [
-        vec!["--help"],
-        vec!["run", "--help"],
-        vec!["list", "--help"],
-        vec!["accuracy", "--help"],
-    ] {
+    // every subcommand clap knows, so that a new one cannot miss its help
+    let top = String::from_utf8(nllspec(&["--help"]).stdout).unwrap();
+    let commands: Vec<&str> = top
+        .split("Commands:")
+        .nth(1)
+        .unwrap_or("")
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .take_while(|w| !w.ends_with(':'))
+        .filter(|w| *w != "help")
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "run", "list", "accuracy", "show", "explain", "shrink", "fuzz"
+        ],
+        "{top}"
+    );
+    let mut all = vec![vec!["--help"]];
+    all.extend(commands.iter().map(|c| vec![*c, "--help"]));
+    for args in all {
         let out = nllspec(&args);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         assert!(
@@ -86,6 +101,10 @@ fn help_and_version_go_to_stdout_with_exit_0() {
         );
     }
     let help = String::from_utf8(nllspec(&["run", "--help"]).stdout).unwrap();
+    assert!(
+        help.contains("tag:NAME") && help.contains("--impl <SPEC>"),
+        "{help}"
+    );
     assert!(
         help.contains("--startup-timeout") && help.contains("NAME=exec:COMMAND"),
         "{help}"

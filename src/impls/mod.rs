@@ -102,16 +102,6 @@ pub trait Implementation: Send + Sync {
     }
 }
 
-/// The built-in implementation called `name`, or an `exec:COMMAND` external one (optionally
-/// named: `NAME=exec:COMMAND`), with the default start-up allowance.
-pub fn by_name(name: &str, timeout: std::time::Duration) -> Option<Box<dyn Implementation>> {
-    let spec = ImplSpec::parse(name).ok()?;
-    Some(spec.build(external::Limits {
-        timeout,
-        ..external::Limits::default()
-    }))
-}
-
 /// An `--impl` argument: a built-in name, `exec:COMMAND`, or `NAME=exec:COMMAND`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImplSpec {

@@ -562,6 +562,31 @@ impl Report {
     }
 }
 
+/// How a command ends (contract section 3): the process's exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: every case ended as expected (or the command did what it was asked).
+    Ok,
+    /// 1: a case did not end as expected, the audit failed, or `fuzz` found something.
+    Failed,
+    /// 2: the input was unusable, or an implementation could not start.
+    Unusable,
+    /// 128 + the signal: interrupted by SIGINT (130) or SIGTERM (143).
+    Interrupted(i32),
+}
+
+impl Exit {
+    /// The process exit status.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failed => 1,
+            Exit::Unusable => 2,
+            Exit::Interrupted(sig) => u8::try_from(128 + sig).unwrap_or(1),
+        }
+    }
+}
+
 /// A signal's name as people know it.
 pub fn signal_name(sig: i32) -> String {
     match sig {
@@ -670,13 +695,15 @@ impl CaseCounts {
 }
 
 impl Report {
-    /// 0 when every case ended as expected and the audit found nothing that fails, 1
-    /// otherwise (contract section 3); 128 + the signal for an interrupted run.
-    pub fn exit_code(&self) -> i32 {
+    /// The run's exit status (contract section 3): ok when every case ended as expected and
+    /// the audit found nothing that fails.
+    pub fn exit(&self) -> Exit {
         match self.interrupted {
-            Some(sig) => 128 + sig,
-            None if self.results.iter().all(|r| r.status.ok()) && self.audit_failed() == 0 => 0,
-            None => 1,
+            Some(sig) => Exit::Interrupted(sig),
+            None if self.results.iter().all(|r| r.status.ok()) && self.audit_failed() == 0 => {
+                Exit::Ok
+            }
+            None => Exit::Failed,
         }
     }
 
