@@ -64,6 +64,22 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// An error and its causes on one line, for a report: `error: cause: cause`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    causes(e).join(": ")
+}
+
+/// An error and each of its causes ([`std::error::Error::source`]), outermost first.
+pub fn causes(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push(s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 /// The Python exception class PyTorch raises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PyType {

@@ -25,8 +25,9 @@ impl std::fmt::Display for UsageError {
 }
 
 impl From<RunError> for UsageError {
+    /// The error and its causes, a line each (`caused by: ...`), as wasmtime's runner prints them.
     fn from(e: RunError) -> UsageError {
-        UsageError(e.to_string())
+        UsageError(nllspec::error::causes(&e).join("\n  caused by: "))
     }
 }
 
@@ -385,7 +386,7 @@ fn run_command(a: RunArgs) -> Result<Exit, UsageError> {
             // The contract's JSON object is printed whatever the exit status: an unusable
             // input gives an empty report carrying the error.
             let text = Report {
-                error: Some(e.to_string()),
+                error: Some(nllspec::error::chain(&e)),
                 ..Default::default()
             }
             .json();

@@ -70,9 +70,12 @@ pub enum RunError {
 impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RunError::Load(e) => e.fmt(f),
-            RunError::Expectations(e) => e.fmt(f),
-            RunError::Implementation(e) => e.fmt(f),
+            // the cause follows in the chain (`source`): here only what was being done
+            RunError::Load(_) => f.write_str("the golden suite cannot be used"),
+            RunError::Expectations(_) => f.write_str("an expectations file cannot be used"),
+            RunError::Implementation(_) => {
+                f.write_str("an --impl argument names no implementation")
+            }
             RunError::SameName(name) => {
                 write!(
                     f,
@@ -100,16 +103,24 @@ impl std::fmt::Display for RunError {
                     "--write-expectations writes one implementation's expectations: give one --impl, not {n}"
                 )
             }
-            RunError::Write { file, error } => write!(
-                f,
-                "--write-expectations {}: cannot write: {error}",
-                file.display()
-            ),
+            RunError::Write { file, .. } => {
+                write!(f, "--write-expectations {}: cannot write", file.display())
+            }
         }
     }
 }
 
-impl std::error::Error for RunError {}
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Load(e) => Some(e),
+            RunError::Expectations(e) => Some(e),
+            RunError::Implementation(e) => Some(e),
+            RunError::Write { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 impl From<LoadError> for RunError {
     fn from(e: LoadError) -> RunError {

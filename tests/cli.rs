@@ -71,6 +71,36 @@ fn usage_errors_exit_2_and_say_why() {
 }
 
 #[test]
+fn an_error_prints_its_chain_of_causes() {
+    // as wasmtime's runner does: what was being done, then each cause on a line of its own
+    let out = nllspec(&["run", "--expectations", "/nonexistent/mine.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "nllspec: an expectations file cannot be used\n  caused by: /nonexistent/mine.json: cannot read\n  caused by: No such file"
+        ),
+        "{err}"
+    );
+    // the JSON report carries the same chain on one line
+    let out = nllspec(&[
+        "run",
+        "--expectations",
+        "/nonexistent/mine.json",
+        "--format",
+        "json",
+    ]);
+    let r = report(&out);
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read: No such file"),
+        "{r}"
+    );
+}
+
+#[test]
 fn help_and_version_go_to_stdout_with_exit_0() {
     // every subcommand clap knows, so that a new one cannot miss its help
     let top = String::from_utf8(nllspec(&["--help"]).stdout).unwrap();

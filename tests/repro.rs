@@ -70,7 +70,8 @@ fn torch_snippets_reproduce_every_case(py: &str) -> Result<(), Failed> {
                 if let Some(g) = v.get("grad_input") {
                     response["grad_input"] = g.clone();
                 }
-                let outcome = parse_response(&response).unwrap_or_else(Outcome::Broken);
+                let outcome =
+                    parse_response(&response).unwrap_or_else(|e| Outcome::Broken(e.to_string()));
                 judge(&c.case, &outcome, Messages::Verbatim)
             }
         };

@@ -26,7 +26,7 @@
 //! What a process wrote before it read its first request is its start-up output, kept once
 //! ([`Implementation::startup_log`]).
 
-use super::protocol::{not_json, parse_response, preview, request_line};
+use super::protocol::{Malformed, not_json, parse_response, preview, request_line};
 use super::{Implementation, Outcome, Request};
 use serde_json::Value;
 use std::fs::File;
@@ -151,8 +151,82 @@ enum NoAnswer {
     Timeout(Duration, String),
     /// The run is being interrupted.
     Interrupted,
-    /// Anything else, with its detail.
-    Other(String),
+    /// The request could not be sent.
+    Send(std::io::Error),
+    /// The answer could not be read (not UTF-8, too long).
+    Unreadable(std::io::Error),
+    /// An answer that breaks the protocol.
+    Malformed(Malformed),
+    /// An answer for another request.
+    WrongId { got: String, expected: String },
+    /// An answer without a string id.
+    NoId(String),
+}
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoAnswer::NeverRead => f.write_str("the process exited without reading the request"),
+            NoAnswer::Exited(status, cut) => {
+                match status {
+                    Some(s) if s.code().is_none() => {
+                        write!(f, "the process crashed ({s}) without answering")?
+                    }
+                    Some(s) => write!(f, "the process exited ({s}) without answering")?,
+                    None => f.write_str("the process closed its stdout without answering")?,
+                }
+                match cut {
+                    Some(cut) => write!(
+                        f,
+                        "\nits stdout ended in the middle of a line, {} bytes: {}",
+                        cut.len(),
+                        preview(&String::from_utf8_lossy(cut))
+                    ),
+                    None => Ok(()),
+                }
+            }
+            NoAnswer::Timeout(limit, why) => write!(f, "no response within {limit:.1?}: {why}"),
+            NoAnswer::Interrupted => f.write_str("the run was interrupted"),
+            NoAnswer::Send(e) => write!(f, "cannot send the request: {e}"),
+            NoAnswer::Unreadable(e) => write!(f, "unreadable response: {e}"),
+            NoAnswer::Malformed(m) => m.fmt(f),
+            NoAnswer::WrongId { got, expected } => {
+                write!(f, "response for id \"{got}\", expected \"{expected}\"")
+            }
+            NoAnswer::NoId(line) => write!(f, "response without a string \"id\": {line}"),
+        }
+    }
+}
+
+/// Why a process could not be started.
+#[derive(Debug)]
+pub enum StartError {
+    Spawn {
+        command: String,
+        error: std::io::Error,
+    },
+    /// The child's stdin, stdout or stderr pipe was not there.
+    NoPipes,
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Spawn { command, error } => {
+                write!(f, "cannot start `sh -c {command}`: {error}")
+            }
+            StartError::NoPipes => f.write_str("the process's pipes were not created"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Spawn { error, .. } => Some(error),
+            StartError::NoPipes => None,
+        }
+    }
 }
 
 impl Drop for Process {
@@ -285,7 +359,7 @@ impl External {
         }
     }
 
-    fn start(&self) -> Result<Process, String> {
+    fn start(&self) -> Result<Process, StartError> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&self.command)
@@ -294,11 +368,14 @@ impl External {
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot start `sh -c {}`: {e}", self.command))?;
+            .map_err(|error| StartError::Spawn {
+                command: self.command.clone(),
+                error,
+            })?;
         let (Some(stdin), Some(stdout), Some(stderr_end)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err("the process's pipes were not created".into());
+            return Err(StartError::NoPipes);
         };
         let stderr_pipe = Arc::new(File::from(OwnedFd::from(stderr_end)));
         let stderr_idle = Arc::new(AtomicBool::new(true));
@@ -409,7 +486,7 @@ impl External {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                     return Err(NoAnswer::Exited(process.exit_status(), None));
                 }
-                Err(e) => return Err(NoAnswer::Other(format!("cannot send the request: {e}"))),
+                Err(e) => return Err(NoAnswer::Send(e)),
             }
         }
         let _ = process.stdin.flush();
@@ -434,7 +511,7 @@ impl External {
                     return Err(NoAnswer::Exited(process.exit_status(), Some(bytes)));
                 }
                 Ok(Received::Error(e)) => {
-                    return Err(NoAnswer::Other(format!("unreadable response: {e}")));
+                    return Err(NoAnswer::Unreadable(e));
                 }
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => {
@@ -447,16 +524,14 @@ impl External {
             }
         };
         let v: Value = serde_json::from_str(answer.trim_end())
-            .map_err(|e| NoAnswer::Other(not_json(&answer, &e)))?;
+            .map_err(|e| NoAnswer::Malformed(not_json(&answer, e)))?;
         match v.get("id").and_then(Value::as_str) {
             Some(got) if got == id => Ok(v),
-            Some(other) => Err(NoAnswer::Other(format!(
-                "response for id \"{other}\", expected \"{id}\""
-            ))),
-            None => Err(NoAnswer::Other(format!(
-                "response without a string \"id\": {}",
-                preview(&answer)
-            ))),
+            Some(other) => Err(NoAnswer::WrongId {
+                got: other.to_string(),
+                expected: id.to_string(),
+            }),
+            None => Err(NoAnswer::NoId(preview(&answer))),
         }
     }
 
@@ -517,7 +592,7 @@ impl Implementation for External {
             if state.process.is_none() {
                 match self.start() {
                     Ok(p) => state.process = Some(p),
-                    Err(e) => return (Outcome::Broken(e), None),
+                    Err(e) => return (Outcome::Broken(e.to_string()), None),
                 }
             }
             let allowance = startup_allowance(self.limits, &state.startups);
@@ -574,7 +649,8 @@ impl Implementation for External {
                     });
                     return match parse_response(&v) {
                         Ok(outcome) => (outcome, log),
-                        Err(detail) => {
+                        Err(malformed) => {
+                            let detail = malformed.to_string();
                             state.process = None; // it may be out of step: the next case gets a fresh one
                             (Outcome::Broken(detail), log)
                         }
@@ -598,31 +674,17 @@ impl Implementation for External {
                 return (Outcome::Broken("the run was interrupted".into()), log);
             }
             // A garbled answer is still an answer: only silence counts against starting up.
-            let silent = !matches!(no_answer, NoAnswer::Other(_));
+            let silent = matches!(
+                no_answer,
+                NoAnswer::NeverRead | NoAnswer::Exited(..) | NoAnswer::Timeout(..)
+            );
             let timed_out = matches!(no_answer, NoAnswer::Timeout(..));
-            let detail = match no_answer {
-                NoAnswer::NeverRead => "the process exited without reading the request".to_string(),
-                NoAnswer::Exited(s, cut) => {
-                    let mut d = match s.or(status) {
-                        Some(s) if s.code().is_none() => {
-                            format!("the process crashed ({s}) without answering")
-                        }
-                        Some(s) => format!("the process exited ({s}) without answering"),
-                        None => "the process closed its stdout without answering".to_string(),
-                    };
-                    if let Some(cut) = cut {
-                        d.push_str(&format!(
-                            "\nits stdout ended in the middle of a line, {} bytes: {}",
-                            cut.len(),
-                            preview(&String::from_utf8_lossy(&cut))
-                        ));
-                    }
-                    d
-                }
-                NoAnswer::Timeout(limit, why) => format!("no response within {limit:.1?}: {why}"),
-                NoAnswer::Interrupted => "the run was interrupted".to_string(),
-                NoAnswer::Other(d) => d,
+            // the exit status may only be visible now that the process was finished
+            let no_answer = match no_answer {
+                NoAnswer::Exited(None, cut) => NoAnswer::Exited(status, cut),
+                other => other,
             };
+            let detail = no_answer.to_string();
             // A process that read its request started: the case, not the start-up, choked it.
             if fresh && silent && !read {
                 state.failed_starts += 1;

@@ -58,14 +58,85 @@ pub fn inputs_to_json(call: &Call, grad_output: Option<&crate::tensor::Tensor>) 
     Value::Object(m)
 }
 
-/// The detail for a line that is not JSON, with the fix when the cause is a common one.
-pub(crate) fn not_json(line: &str, e: &serde_json::Error) -> String {
-    match bare_non_finite(line) {
-        Some(word) => format!(
-            "malformed response: bare {word} is not JSON: write \"{word}\" (a string), as golden files do: {}",
-            preview(line)
-        ),
-        None => format!("malformed response (not JSON: {e}): {}", preview(line)),
+/// A response line that breaks protocol 1: what is wrong, and the fix where the cause is a
+/// common one (the detail a failing case shows).
+#[derive(Debug)]
+pub enum Malformed {
+    /// Not JSON; `bare` names a non-finite word written outside a string (Python's default).
+    NotJson {
+        bare: Option<&'static str>,
+        error: serde_json::Error,
+        preview: String,
+    },
+    NotAnObject,
+    UnknownKey(String),
+    ErrorWithoutKind,
+    /// None of `output`, `error`, `unsupported`.
+    NoAnswer,
+    /// `output` or `grad_input` is not a golden tensor of its dtype.
+    Tensor {
+        field: &'static str,
+        error: crate::golden::format::FormatError,
+    },
+    BothGradientKeys,
+    ReasonNotAString,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Malformed::NotJson {
+                bare: Some(word),
+                preview,
+                ..
+            } => write!(
+                f,
+                "malformed response: bare {word} is not JSON: write \"{word}\" (a string), as golden files do: {preview}"
+            ),
+            Malformed::NotJson {
+                bare: None,
+                error,
+                preview,
+            } => {
+                write!(f, "malformed response (not JSON: {error}): {preview}")
+            }
+            Malformed::NotAnObject => f.write_str("response is not an object"),
+            Malformed::UnknownKey(k) => write!(f, "unknown key \"{k}\" in the response"),
+            Malformed::ErrorWithoutKind => f.write_str("error without a string \"kind\""),
+            Malformed::NoAnswer => f.write_str("response has none of output, error, unsupported"),
+            Malformed::Tensor { error, .. } => {
+                let fix = if error.message.contains("is not exactly a") {
+                    ": round answers to the output dtype"
+                } else {
+                    ""
+                };
+                write!(f, "malformed response: {error}{fix}")
+            }
+            Malformed::BothGradientKeys => {
+                f.write_str("response has both grad_input and grad_input_unsupported")
+            }
+            Malformed::ReasonNotAString => {
+                f.write_str("grad_input_unsupported must be a string (the reason)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Malformed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Malformed::NotJson { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A line that is not JSON, with the fix when the cause is a common one.
+pub(crate) fn not_json(line: &str, error: serde_json::Error) -> Malformed {
+    Malformed::NotJson {
+        bare: bare_non_finite(line),
+        error,
+        preview: preview(line),
     }
 }
 
@@ -107,9 +178,9 @@ pub(crate) fn preview(s: &str) -> String {
 }
 
 /// Reads a response object (already checked to be for this id).
-pub fn parse_response(v: &Value) -> Result<Outcome, String> {
+pub fn parse_response(v: &Value) -> Result<Outcome, Malformed> {
     let Some(m) = v.as_object() else {
-        return Err("response is not an object".into());
+        return Err(Malformed::NotAnObject);
     };
     for k in m.keys() {
         if ![
@@ -122,7 +193,7 @@ pub fn parse_response(v: &Value) -> Result<Outcome, String> {
         ]
         .contains(&k.as_str())
         {
-            return Err(format!("unknown key \"{k}\" in the response"));
+            return Err(Malformed::UnknownKey(k.clone()));
         }
     }
     if let Some(reason) = m.get("unsupported") {
@@ -134,7 +205,7 @@ pub fn parse_response(v: &Value) -> Result<Outcome, String> {
         let kind_s = e
             .get("kind")
             .and_then(Value::as_str)
-            .ok_or("error without a string \"kind\"")?;
+            .ok_or(Malformed::ErrorWithoutKind)?;
         let message = e
             .get("message")
             .and_then(Value::as_str)
@@ -145,30 +216,19 @@ pub fn parse_response(v: &Value) -> Result<Outcome, String> {
             None => Outcome::error(None, format!("(unknown kind \"{kind_s}\") {message}")),
         });
     }
-    let tensor = |key: &str, v: &Value| {
-        parse_tensor(v, key).map_err(|e| {
-            let fix = if e.message.contains("is not exactly a") {
-                ": round answers to the output dtype"
-            } else {
-                ""
-            };
-            format!("malformed response: {e}{fix}")
-        })
+    let tensor = |field: &'static str, v: &Value| {
+        parse_tensor(v, field).map_err(|error| Malformed::Tensor { field, error })
     };
-    let output = m
-        .get("output")
-        .ok_or("response has none of output, error, unsupported")?;
+    let output = m.get("output").ok_or(Malformed::NoAnswer)?;
     let output = tensor("output", output)?;
     match (m.get("grad_input"), m.get("grad_input_unsupported")) {
-        (Some(_), Some(_)) => Err("response has both grad_input and grad_input_unsupported".into()),
+        (Some(_), Some(_)) => Err(Malformed::BothGradientKeys),
         (Some(g), None) => Ok(Outcome::Values {
             output,
             grad_input: Some(tensor("grad_input", g)?),
         }),
         (None, Some(reason)) => {
-            let reason = reason
-                .as_str()
-                .ok_or("grad_input_unsupported must be a string (the reason)")?;
+            let reason = reason.as_str().ok_or(Malformed::ReasonNotAString)?;
             Ok(Outcome::ForwardOnly {
                 output,
                 reason: reason.to_string(),

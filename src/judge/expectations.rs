@@ -159,8 +159,8 @@ impl std::fmt::Display for ExpectationsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let file = self.file.display();
         match &self.problem {
-            Problem::Read(e) => write!(f, "{file}: cannot read: {e}"),
-            Problem::Json(e) => write!(f, "{file}: {e}"),
+            Problem::Read(_) => write!(f, "{file}: cannot read"),
+            Problem::Json(_) => write!(f, "{file}: not an expectations file (spec/FORMAT.md)"),
             Problem::NoReason {
                 list,
                 index,
@@ -179,7 +179,15 @@ impl std::fmt::Display for ExpectationsError {
     }
 }
 
-impl std::error::Error for ExpectationsError {}
+impl std::error::Error for ExpectationsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.problem {
+            Problem::Read(e) => Some(e),
+            Problem::Json(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl Expectations {
     pub fn none(implementation: &str) -> Expectations {
