@@ -3,7 +3,7 @@
 //! Exit status: 0 every case ended as expected, 1 some did not, 2 unusable input or usage
 //! (clap's own usage errors exit 2 as well).
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use nllspec::golden::load::LoadError;
 use nllspec::golden::load::{default_golden_dir, discover, load_file};
 use nllspec::report::{CaseCounts, Exit, Format, Report};
@@ -172,8 +172,8 @@ struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = seconds, allow_hyphen_values = true)]
     startup_timeout: Duration,
     /// Report format
-    #[arg(long, value_enum, default_value_t = FormatArg::Human)]
-    format: FormatArg,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
     /// Write the report to FILE instead of stdout
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -226,25 +226,6 @@ struct AccuracyArgs {
     /// Elements per synthetic measurement
     #[arg(long, value_name = "N", default_value_t = 1 << 19, value_parser = clap::value_parser!(u64).range(1..=1 << 26))]
     elements: u64,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Human,
-    Json,
-    Junit,
-    Markdown,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::Human => Format::Human,
-            FormatArg::Json => Format::Json,
-            FormatArg::Junit => Format::Junit,
-            FormatArg::Markdown => Format::Markdown,
-        }
-    }
 }
 
 /// `60s`, `2m`, `1h` or plain seconds.
@@ -330,7 +311,7 @@ fn version() -> Result<String, UsageError> {
 }
 
 fn run_command(a: RunArgs) -> Result<Exit, UsageError> {
-    let format = match Format::from(a.format) {
+    let format = match a.format {
         Format::Human if a.summary => Format::Summary,
         f => f,
     };

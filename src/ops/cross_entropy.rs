@@ -98,17 +98,17 @@ pub fn cross_entropy_with_grad(
         ignore_index,
         label_smoothing,
     )? {
-        Checked::Prob { cd, c, out_dtype } => prob_target(
+        Checked::Prob { cd, c, out_dtype } => prob_target(ProbTarget {
             input,
             target,
             weight,
             reduction,
             label_smoothing,
             grad_output,
-            cd,
-            c,
+            class_dim: cd,
+            classes: c,
             out_dtype,
-        ),
+        }),
         Checked::Index { cd, plan } => {
             index_target(input, reduction, label_smoothing, grad_output, cd, plan)
         }
@@ -202,18 +202,32 @@ fn class_dim(ndim: usize) -> usize {
     if ndim == 1 { 0 } else { 1 }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn prob_target(
-    input: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
+/// A cross entropy with class probabilities, its arguments checked: the call's own, and the
+/// class dimension, the class count and the output dtype the checks found.
+struct ProbTarget<'a> {
+    input: &'a Tensor,
+    target: &'a Tensor,
+    weight: Option<&'a Tensor>,
     reduction: Reduction,
-    ls: f64,
-    grad_output: Option<&Tensor>,
-    cd: usize,
-    c: usize,
+    label_smoothing: f64,
+    grad_output: Option<&'a Tensor>,
+    class_dim: usize,
+    classes: usize,
     out_dtype: DType,
-) -> Result<Outputs, OpError> {
+}
+
+fn prob_target(p: ProbTarget<'_>) -> Result<Outputs, OpError> {
+    let ProbTarget {
+        input,
+        target,
+        weight,
+        reduction,
+        label_smoothing: ls,
+        grad_output,
+        class_dim: cd,
+        classes: c,
+        out_dtype,
+    } = p;
     let lanes = Lanes::along(input.shape(), cd);
     let logp = log_softmax::forward_f64(input, cd);
     let t = target.to_f64_vec();

@@ -116,7 +116,9 @@ fn first_ids(rows: &[&ResultRow], n: usize) -> String {
     s.join(", ")
 }
 
+/// A report's format (`--format`; `summary` is the human report's `--summary`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Format {
     Human,
     /// The human report's summary, audit and failure groups only (`--summary`).
