@@ -9,20 +9,32 @@ use std::fmt;
 /// Contract section 2. Closed: an unknown kind in a file or a response is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
+    /// A loss on a 0-d input.
     InputRank,
+    /// `input.size(0) != target.size(0)` for a batched input.
     BatchSizeMismatch,
+    /// The target's shape does not fit the input's.
     TargetShape,
+    /// A target outside `[0, C)` that is not `ignore_index`.
     TargetOutOfBounds,
+    /// A target of a dtype the op does not take.
     TargetDtype,
+    /// A weight that is not 1-D with C elements.
     WeightShape,
+    /// A weight whose dtype differs from the input's.
     DtypeMismatch,
+    /// A non-float input with work to do.
     InputDtype,
+    /// A reduction other than `none`, `mean` and `sum`.
     InvalidReduction,
+    /// A dim outside `[-ndim, ndim)`.
     DimOutOfRange,
+    /// Any other rejected argument (a label_smoothing above 1, say).
     InvalidArgument,
 }
 
 impl ErrorKind {
+    /// Every kind, in the contract's order.
     pub const ALL: [ErrorKind; 11] = [
         ErrorKind::InputRank,
         ErrorKind::BatchSizeMismatch,
@@ -37,6 +49,7 @@ impl ErrorKind {
         ErrorKind::InvalidArgument,
     ];
 
+    /// The kind's name in golden files and protocol 1 (`target_out_of_bounds`).
     pub fn name(self) -> &'static str {
         match self {
             ErrorKind::InputRank => "input_rank",
@@ -53,6 +66,7 @@ impl ErrorKind {
         }
     }
 
+    /// The kind called `s`.
     pub fn parse(s: &str) -> Option<ErrorKind> {
         ErrorKind::ALL.into_iter().find(|k| k.name() == s)
     }
@@ -83,13 +97,18 @@ pub fn causes(e: &dyn std::error::Error) -> Vec<String> {
 /// The Python exception class PyTorch raises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PyType {
+    /// Python's `ValueError`.
     ValueError,
+    /// Python's `RuntimeError`.
     RuntimeError,
+    /// Python's `IndexError`.
     IndexError,
+    /// Python's `NotImplementedError`.
     NotImplementedError,
 }
 
 impl PyType {
+    /// Every exception type PyTorch raises for the three ops.
     pub const ALL: [PyType; 4] = [
         PyType::ValueError,
         PyType::RuntimeError,
@@ -102,6 +121,7 @@ impl PyType {
         PyType::ALL.into_iter().find(|t| t.name() == s)
     }
 
+    /// The exception's Python name.
     pub fn name(self) -> &'static str {
         match self {
             PyType::ValueError => "ValueError",
@@ -121,12 +141,16 @@ impl std::fmt::Display for PyType {
 /// An op's rejection of its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpError {
+    /// What the contract judges.
     pub kind: ErrorKind,
+    /// The exception PyTorch raises.
     pub py_type: PyType,
+    /// PyTorch's message, word for word.
     pub message: String,
 }
 
 impl OpError {
+    /// A rejection.
     pub fn new(kind: ErrorKind, py_type: PyType, message: impl Into<String>) -> OpError {
         OpError {
             kind,

@@ -17,8 +17,11 @@ use std::sync::{Arc, Once};
 /// An implementation, the divergences it is known to have, and how its errors are judged.
 #[derive(Clone)]
 pub struct Target {
+    /// What answers the requests.
     pub implementation: Arc<dyn Implementation>,
+    /// Its known divergences and tolerance entries.
     pub expectations: Arc<Expectations>,
+    /// How its error answers are judged.
     pub messages: Messages,
 }
 
@@ -129,6 +132,7 @@ pub fn run_guarded_logged(
 /// One case's end for one target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseResult {
+    /// The case's status in reports.
     pub status: Status,
     /// Why (empty for a plain pass).
     pub detail: String,

@@ -23,6 +23,7 @@
 //! documentation: they are not a stable interface.
 
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+#![warn(missing_docs)]
 
 pub mod error;
 pub mod execution;

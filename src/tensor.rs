@@ -12,16 +12,24 @@ use std::mem::MaybeUninit;
 /// The element types of the golden format (contract section 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
+    /// IEEE 754 half precision.
     F16,
+    /// bfloat16 (8 exponent bits, 7 mantissa bits).
     BF16,
+    /// IEEE 754 single precision.
     F32,
+    /// IEEE 754 double precision.
     F64,
+    /// 64-bit signed integers (PyTorch's Long).
     I64,
+    /// 32-bit signed integers (Int).
     I32,
+    /// 8-bit unsigned integers (Byte).
     U8,
 }
 
 impl DType {
+    /// Every dtype.
     pub const ALL: [DType; 7] = [
         DType::F16,
         DType::BF16,
@@ -31,6 +39,7 @@ impl DType {
         DType::I32,
         DType::U8,
     ];
+    /// The floating dtypes.
     pub const FLOATS: [DType; 4] = [DType::F16, DType::BF16, DType::F32, DType::F64];
 
     /// The golden-format name (`float32`, ...).
@@ -59,10 +68,12 @@ impl DType {
         }
     }
 
+    /// The dtype called `s` (`float16`).
     pub fn parse(s: &str) -> Option<DType> {
         DType::ALL.into_iter().find(|d| d.name() == s)
     }
 
+    /// Whether it is a floating dtype.
     pub fn is_float(self) -> bool {
         matches!(self, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
     }
@@ -88,28 +99,43 @@ impl fmt::Display for DType {
 /// Typed row-major storage.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Data {
+    /// float16 elements.
     F16(Vec<f16>),
+    /// bfloat16 elements.
     BF16(Vec<bf16>),
+    /// float32 elements.
     F32(Vec<f32>),
+    /// float64 elements.
     F64(Vec<f64>),
+    /// int64 elements.
     I64(Vec<i64>),
+    /// int32 elements.
     I32(Vec<i32>),
+    /// uint8 elements.
     U8(Vec<u8>),
 }
 
 /// Storage borrowed for writing in place: the elements can change, the length cannot.
 #[derive(Debug, PartialEq)]
 pub enum DataMut<'a> {
+    /// float16 elements.
     F16(&'a mut [f16]),
+    /// bfloat16 elements.
     BF16(&'a mut [bf16]),
+    /// float32 elements.
     F32(&'a mut [f32]),
+    /// float64 elements.
     F64(&'a mut [f64]),
+    /// int64 elements.
     I64(&'a mut [i64]),
+    /// int32 elements.
     I32(&'a mut [i32]),
+    /// uint8 elements.
     U8(&'a mut [u8]),
 }
 
 impl Data {
+    /// The elements' dtype.
     pub fn dtype(&self) -> DType {
         match self {
             Data::F16(_) => DType::F16,
@@ -122,6 +148,7 @@ impl Data {
         }
     }
 
+    /// How many elements.
     pub fn len(&self) -> usize {
         match self {
             Data::F16(v) => v.len(),
@@ -134,6 +161,7 @@ impl Data {
         }
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -155,6 +183,7 @@ pub fn checked_numel(shape: &[usize]) -> Option<usize> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// A shape that does not fit its data, or is too large.
 pub struct ShapeError(pub String);
 
 impl fmt::Display for ShapeError {
@@ -166,6 +195,7 @@ impl fmt::Display for ShapeError {
 impl std::error::Error for ShapeError {}
 
 #[derive(Debug, Clone, PartialEq)]
+/// A dense, row-major tensor of one dtype.
 pub struct Tensor {
     shape: Vec<usize>,
     data: Data,
@@ -224,26 +254,32 @@ impl Tensor {
         Tensor::new(shape, data)
     }
 
+    /// A 0-d tensor holding `value` rounded into `dtype`.
     pub fn scalar(dtype: DType, value: f64) -> Tensor {
         Tensor::from_f64(dtype, vec![], &[value]).expect("one element for a 0-d shape")
     }
 
+    /// Its shape (`[]` for a 0-d tensor).
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
 
+    /// Its number of dimensions.
     pub fn ndim(&self) -> usize {
         self.shape.len()
     }
 
+    /// Its number of elements.
     pub fn numel(&self) -> usize {
         self.data.len()
     }
 
+    /// Its dtype.
     pub fn dtype(&self) -> DType {
         self.data.dtype()
     }
 
+    /// Its elements.
     pub fn data(&self) -> &Data {
         &self.data
     }
@@ -262,6 +298,7 @@ impl Tensor {
         }
     }
 
+    /// Its elements, owned.
     pub fn into_data(self) -> Data {
         self.data
     }

@@ -11,19 +11,26 @@ use crate::tensor::{DType, Data, MAX_ELEMENTS, Tensor, checked_numel};
 use serde_json::{Map, Number, Value};
 use std::fmt;
 
+/// The `format` of a version 1 golden file.
 pub const FORMAT_V1: &str = "nllspec-golden-v1";
 
 #[derive(Debug, Clone, PartialEq)]
+/// An op's values: the output, and the gradient for a backward case.
 pub struct Values {
+    /// The op's result.
     pub output: Tensor,
+    /// The gradient with respect to the input (a backward case).
     pub grad_input: Option<Tensor>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// A rejection PyTorch made.
 pub struct ExpectedError {
+    /// What every implementation must match.
     pub kind: ErrorKind,
     /// The Python exception type PyTorch raised (`type`; optional in the format).
     pub py_type: Option<PyType>,
+    /// PyTorch's message, verbatim (optional in the format: empty when absent).
     pub message: String,
 }
 
@@ -35,37 +42,53 @@ impl ExpectedError {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// What PyTorch did with a case.
 pub enum Expected {
+    /// It answered.
     Values {
+        /// PyTorch's own values.
         torch: Values,
+        /// The same op in float64, rounded to the dtype (float16, bfloat16 and float32 cases).
         reference: Option<Values>,
     },
+    /// It raised.
     Error(ExpectedError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
+/// `|actual - expected| <= atol + rtol * |expected|`.
 pub struct Tolerance {
+    /// Relative tolerance.
     pub rtol: f64,
+    /// Absolute tolerance.
     pub atol: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// One golden case.
 pub struct Case {
+    /// The case's identity: its test name, filter and expectations key.
     pub id: String,
     /// The op and its inputs and attributes.
     pub call: Call,
     /// The gradient of the output to propagate back (a backward case), if any.
     pub grad_output: Option<Tensor>,
+    /// What PyTorch did.
     pub expected: Expected,
     /// A per-case override and its reason.
     pub tolerance: Option<(Tolerance, String)>,
+    /// Its tags (spec/tags.json).
     pub tags: Vec<String>,
+    /// Why the case exists, for a person.
     pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// A golden file.
 pub struct GoldenFile {
+    /// Free-form provenance (torch and exporter versions); not interpreted.
     pub generator: Value,
+    /// Its cases, in file order.
     pub cases: Vec<Case>,
 }
 
@@ -74,7 +97,9 @@ pub struct GoldenFile {
 pub struct FormatError {
     /// The case id, once known.
     pub case_id: Option<String>,
+    /// Where in the document (`cases[3].inputs.input.data`).
     pub path: String,
+    /// What is wrong there.
     pub message: String,
 }
 
@@ -194,6 +219,7 @@ pub fn parse_document(doc: &Value) -> R<GoldenFile> {
     Ok(GoldenFile { generator, cases })
 }
 
+/// Whether `id` uses only the characters an id may have (`[A-Za-z0-9_./@=-]`).
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id
@@ -612,6 +638,7 @@ pub fn tensor_to_json(t: &Tensor) -> Value {
     serde_json::json!({"dtype": t.dtype().name(), "shape": t.shape(), "data": data})
 }
 
+/// A float as golden files write it: a number, or `"NaN"`, `"Infinity"`, `"-Infinity"`.
 pub fn float_to_json(x: f64) -> Value {
     if x.is_nan() {
         Value::from("NaN")

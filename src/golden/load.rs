@@ -13,9 +13,13 @@ pub const MAX_FILE_BYTES: u64 = 256 << 20;
 /// Why a golden file or set of files cannot be used. Exit status 2 in the CLI.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadError {
+    /// The file.
     pub file: PathBuf,
+    /// The case, when the problem is one case's.
     pub case_id: Option<String>,
+    /// The field within it.
     pub field: Option<String>,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -57,7 +61,9 @@ impl LoadError {
 /// A case and the file it came from.
 #[derive(Debug, Clone)]
 pub struct LoadedCase {
+    /// The golden file it came from.
     pub file: PathBuf,
+    /// The case.
     pub case: Case,
 }
 

@@ -16,6 +16,7 @@ use crate::ops::{Call, Op, Reduction, promote_float};
 use crate::tensor::{DType, Tensor};
 use candle_core::{D, DType as CDType, Device, Tensor as CTensor};
 
+/// The Candle reference: the three ops composed of candle-core and candle-nn tensor ops.
 pub struct CandleReference;
 
 impl Implementation for CandleReference {

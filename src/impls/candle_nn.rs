@@ -12,6 +12,7 @@ use super::{Implementation, Outcome, Request};
 use crate::ops::{Call, Op};
 use candle_core::{Tensor as CTensor, Var};
 
+/// candle-nn's own `ops::log_softmax`, `loss::nll` and `loss::cross_entropy`.
 pub struct CandleNn;
 
 impl Implementation for CandleNn {

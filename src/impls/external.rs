@@ -66,6 +66,7 @@ impl Default for Limits {
     }
 }
 
+/// An `exec:COMMAND` implementation: a process speaking protocol 1.
 pub struct External {
     command: String,
     name: String,
@@ -201,8 +202,11 @@ impl std::fmt::Display for NoAnswer {
 /// Why a process could not be started.
 #[derive(Debug)]
 pub enum StartError {
+    /// `sh -c COMMAND` could not be spawned.
     Spawn {
+        /// The command.
         command: String,
+        /// Why.
         error: std::io::Error,
     },
     /// The child's stdin, stdout or stderr pipe was not there.
@@ -350,6 +354,7 @@ fn unread(fd: RawFd) -> Option<usize> {
 }
 
 impl External {
+    /// An implementation called `name`, run as `sh -c command`, within `limits`.
     pub fn new(name: &str, command: &str, limits: Limits) -> External {
         External {
             command: command.to_string(),

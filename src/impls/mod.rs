@@ -24,6 +24,7 @@ use crate::tensor::Tensor;
 /// What an implementation is asked: the case without its expectations.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
+    /// The case's id.
     pub id: &'a str,
     /// The op with exactly its inputs and attributes.
     pub call: &'a Call,
@@ -32,6 +33,7 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
+    /// The request a case makes.
     pub fn of(case: &'a Case) -> Request<'a> {
         Request {
             id: &case.id,
@@ -46,7 +48,9 @@ impl<'a> Request<'a> {
 pub enum Outcome {
     /// The op's result; `grad_input` is required when the request carried a `grad_output`.
     Values {
+        /// The op's result.
         output: Tensor,
+        /// The gradient with respect to the input.
         grad_input: Option<Tensor>,
     },
     /// A rejection. `kind: None` is an error outside the contract's list (say, a library's
@@ -54,14 +58,22 @@ pub enum Outcome {
     /// `py_type` is the Python exception PyTorch would raise, where the implementation knows it
     /// (native does): only implementations whose messages are judged verbatim need it.
     Error {
+        /// The contract's kind, if the error has one.
         kind: Option<ErrorKind>,
+        /// The Python exception type, where known.
         py_type: Option<crate::error::PyType>,
+        /// The message, in the implementation's words.
         message: String,
     },
     /// The op's result without a gradient, which the implementation cannot compute (it has no
     /// autograd, say), with the reason. The output is judged as ever; a right one is reported
     /// as `forward_only`, never as a pass, and does not fail the run.
-    ForwardOnly { output: Tensor, reason: String },
+    ForwardOnly {
+        /// The op's result.
+        output: Tensor,
+        /// Why there is no gradient.
+        reason: String,
+    },
     /// The implementation does not cover this case (counted as skipped), with the reason.
     Unsupported(String),
     /// The implementation misbehaved (crashed, hung, answered garbage): always a failure.
@@ -83,6 +95,7 @@ impl Outcome {
 pub trait Implementation: Send + Sync {
     /// The name used in test names (`native/nll_loss/...`) and expectations files.
     fn name(&self) -> &str;
+    /// Answers one request.
     fn run(&self, request: &Request<'_>) -> Outcome;
     /// [`Implementation::run`] and what the implementation logged while it ran (an external
     /// process's stderr), shown with the case when it fails.
@@ -105,8 +118,15 @@ pub trait Implementation: Send + Sync {
 /// An `--impl` argument: a built-in name, `exec:COMMAND`, or `NAME=exec:COMMAND`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImplSpec {
+    /// One of [`BUILTIN`].
     Builtin(&'static str),
-    Exec { name: String, command: String },
+    /// A program speaking protocol 1.
+    Exec {
+        /// What reports and expectations files call it.
+        name: String,
+        /// The command, run through `sh -c`.
+        command: String,
+    },
 }
 
 /// Why an `--impl` argument names no implementation.
@@ -115,7 +135,12 @@ pub enum ImplSpecError {
     /// Neither a built-in name nor `exec:COMMAND`.
     Unknown(String),
     /// `NAME=exec:COMMAND` with a name that cannot be used.
-    BadName { spec: String, name: String },
+    BadName {
+        /// The whole argument.
+        spec: String,
+        /// The name in it.
+        name: String,
+    },
 }
 
 impl std::fmt::Display for ImplSpecError {
@@ -140,6 +165,7 @@ impl std::fmt::Display for ImplSpecError {
 impl std::error::Error for ImplSpecError {}
 
 impl ImplSpec {
+    /// Parses an `--impl` argument.
     pub fn parse(s: &str) -> Result<ImplSpec, ImplSpecError> {
         if let Some(b) = BUILTIN.iter().find(|b| **b == s) {
             return Ok(ImplSpec::Builtin(b));
@@ -187,6 +213,7 @@ impl ImplSpec {
         }
     }
 
+    /// The implementation, with `limits` for an external one.
     pub fn build(&self, limits: external::Limits) -> Box<dyn Implementation> {
         match self {
             #[cfg(feature = "candle")]

@@ -2,6 +2,7 @@
 
 use super::{Implementation, Outcome, Request};
 
+/// nllspec's own ops ([`crate::ops`]).
 pub struct Native;
 
 impl Implementation for Native {

@@ -64,21 +64,31 @@ pub fn inputs_to_json(call: &Call, grad_output: Option<&crate::tensor::Tensor>) 
 pub enum Malformed {
     /// Not JSON; `bare` names a non-finite word written outside a string (Python's default).
     NotJson {
+        /// The bare word, when that is why.
         bare: Option<&'static str>,
+        /// The parser's error.
         error: serde_json::Error,
+        /// The line's beginning.
         preview: String,
     },
+    /// A JSON value that is not an object.
     NotAnObject,
+    /// A key protocol 1 does not have.
     UnknownKey(String),
+    /// An `error` without a string `kind`.
     ErrorWithoutKind,
     /// None of `output`, `error`, `unsupported`.
     NoAnswer,
     /// `output` or `grad_input` is not a golden tensor of its dtype.
     Tensor {
+        /// `output` or `grad_input`.
         field: &'static str,
+        /// Why it is not a tensor.
         error: crate::golden::format::FormatError,
     },
+    /// Both `grad_input` and `grad_input_unsupported`.
     BothGradientKeys,
+    /// A `grad_input_unsupported` that is not a reason (a string).
     ReasonNotAString,
 }
 

@@ -12,7 +12,9 @@ use super::expectations::{Expectations, Status, wildcard};
 /// One case's end, as the audit needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct Judged<'a> {
+    /// The case's id.
     pub id: &'a str,
+    /// Its status.
     pub status: Status,
     /// The tolerance entries (`pattern (field)`) the case needed.
     pub loosened_by: &'a [String],
@@ -28,28 +30,44 @@ pub enum Problem {
     /// An expected failure that matched passing cases (they are `xpass`): `failing` cases
     /// still fail under it, so it needs narrowing; with none, removing.
     MatchesPassing {
+        /// The passing cases it matched.
         passing: Vec<String>,
+        /// How many failing cases it matched besides.
         failing: usize,
     },
     /// An expected failure whose every case was skipped: unneeded, not a failure.
-    OnlySkipped { skipped: usize },
+    OnlySkipped {
+        /// How many.
+        skipped: usize,
+    },
     /// A tolerance entry whose cases all passed without it: unneeded, not a failure (a GPU's
     /// reductions are not always deterministic, so a run may not need what another did).
     ToleranceUnneeded,
     /// No case passed (nor answered forward-only): a gate that tests nothing.
-    NothingPassed { ran: usize },
+    NothingPassed {
+        /// How many cases ran.
+        ran: usize,
+    },
     /// Fewer cases passed than the expectations file's `min_passed`.
-    BelowFloor { min_passed: usize, passed: usize },
+    BelowFloor {
+        /// The floor.
+        min_passed: usize,
+        /// How many passed.
+        passed: usize,
+    },
 }
 
 /// A finding: the implementation, the entry it is about (`None`: the implementation as a
 /// whole) with its reason, and the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// Whose expectations.
     pub implementation: String,
     /// The entry's pattern (a tolerance entry's `pattern (field)`).
     pub entry: Option<String>,
+    /// The entry's reason.
     pub reason: Option<String>,
+    /// What is wrong.
     pub problem: Problem,
 }
 

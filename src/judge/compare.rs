@@ -25,30 +25,44 @@ pub fn default_tolerance(dtype: DType) -> Tolerance {
 /// Why `actual` is not close to `expected`, with what a user needs to act on it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mismatch {
+    /// The dtype differs.
     Dtype {
+        /// PyTorch's.
         expected: DType,
+        /// The answer's.
         actual: DType,
     },
+    /// The shape differs.
     Shape {
+        /// PyTorch's.
         expected: Vec<usize>,
+        /// The answer's.
         actual: Vec<usize>,
     },
+    /// Values are not close.
     Values {
         /// How many elements fail, of how many.
         failing: usize,
+        /// Elements in all.
         total: usize,
         /// The worst element (largest excess over its allowance).
         index: Vec<usize>,
+        /// The worst element's value in the answer.
         actual: f64,
+        /// PyTorch's value there.
         expected: f64,
+        /// The float64 reference there, when the case has one.
         reference: Option<f64>,
         /// The errors below are against the reference (nearer to the answer than PyTorch's
         /// value), not against PyTorch's value.
         against_reference: bool,
+        /// Absolute error against the nearer of PyTorch's value and the reference.
         abs_err: f64,
+        /// Relative error, likewise.
         rel_err: f64,
         /// `None` when one side is NaN and the other is not.
         ulp: Option<u64>,
+        /// The tolerance it was judged with.
         tolerance: Tolerance,
     },
 }

@@ -14,8 +14,11 @@ use std::path::Path;
 /// The final status of a case for one implementation (contract section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
+    /// Passed.
     Pass,
+    /// Failed: the run is red.
     Fail,
+    /// Not covered by the implementation (`unsupported`).
     Skip,
     /// Failed, as its expectation says.
     Xfail,
@@ -31,6 +34,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status's name in reports (`forward_only`).
     pub fn name(self) -> &'static str {
         match self {
             Status::Pass => "pass",
@@ -65,6 +69,7 @@ impl Status {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+/// A known divergence: the cases it matches are expected to fail (or, `flaky`, to do anything).
 pub struct Entry {
     /// A case id, or a pattern where `*` stands for any run of characters.
     #[serde(rename = "match")]
@@ -81,8 +86,11 @@ pub struct Entry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
+    /// The output.
     Output,
+    /// The gradient.
     GradInput,
+    /// Both.
     Both,
 }
 
@@ -92,10 +100,15 @@ pub enum Field {
 #[serde(deny_unknown_fields)]
 pub struct ToleranceEntry {
     #[serde(rename = "match")]
+    /// A case id, or a pattern where `*` stands for any run of characters.
     pub pattern: String,
+    /// Which results it loosens.
     pub field: Field,
+    /// The relative tolerance at least.
     pub rtol: f64,
+    /// The absolute tolerance at least.
     pub atol: f64,
+    /// Why the default does not fit.
     pub reason: String,
 }
 
@@ -113,17 +126,22 @@ impl ToleranceEntry {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+/// An implementation's expectations file (spec/FORMAT.md, "Expectations files").
 pub struct Expectations {
+    /// The implementation's name (or its whole `exec:COMMAND`).
     pub implementation: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Free text for a person.
     pub note: Option<String>,
     /// The fewest cases that must pass (or answer forward-only) on a whole-suite run: an
     /// adapter upgrade that turns answers into skips fails the gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_passed: Option<usize>,
     #[serde(default)]
+    /// Known divergences.
     pub expected_failures: Vec<Entry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Looser tolerances.
     pub tolerances: Vec<ToleranceEntry>,
     /// The file it was read from.
     #[serde(skip)]
@@ -133,24 +151,33 @@ pub struct Expectations {
 /// An expectations file that cannot be used: the file and what is wrong with it.
 #[derive(Debug)]
 pub struct ExpectationsError {
+    /// The file.
     pub file: std::path::PathBuf,
+    /// What is wrong with it.
     pub problem: Problem,
 }
 
 /// What is wrong with an expectations file.
 #[derive(Debug)]
 pub enum Problem {
+    /// It cannot be read.
     Read(std::io::Error),
+    /// It is not an expectations file.
     Json(serde_json::Error),
     /// An entry of `list` (`expected_failures` or `tolerances`) without a reason.
     NoReason {
+        /// `expected_failures` or `tolerances`.
         list: &'static str,
+        /// The entry's position.
         index: usize,
+        /// The entry's pattern.
         pattern: String,
     },
     /// A tolerance entry whose rtol or atol is negative or not finite.
     BadTolerance {
+        /// The entry's position.
         index: usize,
+        /// The entry's pattern.
         pattern: String,
     },
 }
@@ -190,6 +217,7 @@ impl std::error::Error for ExpectationsError {
 }
 
 impl Expectations {
+    /// No expectations: every case is expected to pass.
     pub fn none(implementation: &str) -> Expectations {
         Expectations {
             implementation: implementation.to_string(),
@@ -201,6 +229,7 @@ impl Expectations {
         }
     }
 
+    /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<Expectations, ExpectationsError> {
         let err = |problem| ExpectationsError {
             file: path.to_path_buf(),

@@ -35,9 +35,11 @@ impl Messages {
 /// The judgement of one outcome, before expectations are applied.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
+    /// Within tolerance, or the right rejection.
     Pass,
     /// The output is right and the implementation said it cannot compute the gradient (why).
     ForwardOnly(String),
+    /// Not, and why.
     Fail(Failure),
     /// The implementation does not cover the case (reported as `skip`), and why.
     Unsupported(String),
@@ -51,28 +53,39 @@ pub enum Failure {
     Broken(String),
     /// PyTorch raised; the implementation raised another kind (`None`: no contract kind).
     WrongKind {
+        /// PyTorch's rejection.
         expected: ExpectedError,
+        /// The kind answered (`None`: no contract kind).
         got: Option<ErrorKind>,
+        /// The implementation's message.
         message: String,
     },
     /// The right kind with other words, where messages are judged verbatim.
     Message {
+        /// PyTorch's rejection.
         expected: ExpectedError,
+        /// The type and message answered.
         got: String,
     },
     /// PyTorch raised; the implementation answered with an output of this shape.
     ValuesNotError {
+        /// PyTorch's rejection.
         expected: ExpectedError,
+        /// The shape of the output answered instead.
         shape: Vec<usize>,
     },
     /// PyTorch answered; the implementation raised.
     ErrorNotValues {
+        /// The kind answered.
         kind: Option<ErrorKind>,
+        /// The implementation's message.
         message: String,
     },
     /// A field (`output` or `grad_input`) is not close to PyTorch's.
     Values {
+        /// `output` or `grad_input`.
         field: &'static str,
+        /// How it differs.
         mismatch: Mismatch,
     },
     /// A backward case answered without `grad_input`.
@@ -195,7 +208,9 @@ fn generalize(line: &str) -> String {
 /// Looser tolerances for one case (an expectations file's `tolerances` entries), per field.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Loosen {
+    /// For the output.
     pub output: Option<Tolerance>,
+    /// For the gradient.
     pub grad_input: Option<Tolerance>,
 }
 

@@ -18,7 +18,9 @@ use std::collections::{HashMap, HashSet};
 /// One case's end, as the writer needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct Ran<'a> {
+    /// The case's id.
     pub id: &'a str,
+    /// Its status under the expectations it was judged with.
     pub status: Status,
     /// A failure's cause (also for an expected failure).
     pub cause: Option<&'a str>,
@@ -36,8 +38,11 @@ impl Ran<'_> {
 /// The expectations written, and what changed.
 #[derive(Debug, Clone)]
 pub struct Written {
+    /// The file's new content.
     pub expectations: Expectations,
+    /// Entries kept as they were.
     pub kept: Vec<Entry>,
+    /// Entries added.
     pub added: Vec<Entry>,
     /// Each removed entry with why.
     pub removed: Vec<(Entry, String)>,

@@ -13,14 +13,19 @@ use std::fmt;
 /// The three ops of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
+    /// `torch.log_softmax`.
     LogSoftmax,
+    /// `torch.nn.functional.nll_loss`.
     NllLoss,
+    /// `torch.nn.functional.cross_entropy`.
     CrossEntropy,
 }
 
 impl Op {
+    /// The three ops.
     pub const ALL: [Op; 3] = [Op::LogSoftmax, Op::NllLoss, Op::CrossEntropy];
 
+    /// The op's name in golden files and protocol 1.
     pub fn name(self) -> &'static str {
         match self {
             Op::LogSoftmax => "log_softmax",
@@ -29,6 +34,7 @@ impl Op {
         }
     }
 
+    /// The op called `s`.
     pub fn parse(s: &str) -> Option<Op> {
         Op::ALL.into_iter().find(|o| o.name() == s)
     }
@@ -45,25 +51,44 @@ impl fmt::Display for Op {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     /// `dim: None` is PyTorch's implicit rule.
-    LogSoftmax { input: Tensor, dim: Option<i64> },
-    NllLoss {
+    LogSoftmax {
+        /// Any shape, any dtype (an integer one is rejected unless empty).
         input: Tensor,
+        /// The dimension to normalise over, negative counting from the end.
+        dim: Option<i64>,
+    },
+    /// `nll_loss(input, target, weight, reduction=..., ignore_index=...)`.
+    NllLoss {
+        /// Log-probabilities: `(C)`, `(N, C)` or `(N, C, d1, ...)`.
+        input: Tensor,
+        /// Class indices.
         target: Tensor,
+        /// A weight per class.
         weight: Option<Tensor>,
+        /// `none`, `mean`, `sum` (another string is rejected in its turn).
         reduction: String,
+        /// The target value that contributes nothing.
         ignore_index: i64,
     },
+    /// `cross_entropy(input, target, weight, reduction=..., ignore_index=..., label_smoothing=...)`.
     CrossEntropy {
+        /// Raw scores: `(C)`, `(N, C)` or `(N, C, d1, ...)`.
         input: Tensor,
+        /// Class indices, or class probabilities of the input's shape.
         target: Tensor,
+        /// A weight per class.
         weight: Option<Tensor>,
+        /// `none`, `mean`, `sum` (another string is rejected in its turn).
         reduction: String,
+        /// The target value that contributes nothing (class indices only).
         ignore_index: i64,
+        /// The share of each target spread uniformly over the classes.
         label_smoothing: f64,
     },
 }
 
 impl Call {
+    /// Which op.
     pub fn op(&self) -> Op {
         match self {
             Call::LogSoftmax { .. } => Op::LogSoftmax,
@@ -72,6 +97,7 @@ impl Call {
         }
     }
 
+    /// The input tensor.
     pub fn input(&self) -> &Tensor {
         match self {
             Call::LogSoftmax { input, .. }

@@ -81,6 +81,7 @@ pub fn cross_entropy_backward(
     Ok(r.grad_input.expect("a grad_output yields a grad_input"))
 }
 
+/// `cross_entropy`, and with a `grad_output` its gradient with respect to the input.
 pub fn cross_entropy_with_grad(
     input: &Tensor,
     target: &Tensor,

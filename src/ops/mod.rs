@@ -30,8 +30,11 @@ use crate::tensor::{DType, Tensor};
 /// How a loss reduces over its elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reduction {
+    /// Per element.
     None,
+    /// Weighted mean over the targets not ignored.
     Mean,
+    /// Sum.
     Sum,
 }
 
@@ -57,7 +60,9 @@ impl Reduction {
 /// to `input`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outputs {
+    /// The op's result.
     pub output: Tensor,
+    /// The gradient with respect to the input, when a `grad_output` was given.
     pub grad_input: Option<Tensor>,
 }
 

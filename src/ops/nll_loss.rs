@@ -490,6 +490,7 @@ pub fn nll_loss_backward(
     Ok(r.grad_input.expect("a grad_output yields a grad_input"))
 }
 
+/// `nll_loss`, and with a `grad_output` its gradient with respect to the input.
 pub fn nll_loss_with_grad(
     input: &Tensor,
     target: &Tensor,
