@@ -11,24 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{answers, nllspec, replay, seed, temp_dir, write};
-
-/// `nllspec run --golden <seed> ARGS --format json`: exit status, report, stderr.
-fn run(args: &[&str]) -> (Option<i32>, Value, String) {
-    let golden = seed();
-    let mut all = vec!["run", "--golden", golden.as_str()];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--format", "json"]);
-    let out = nllspec(&all);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let r = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}): {}\nstderr: {stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    (out.status.code(), r, stderr)
-}
+use common::{answers, nllspec, replay, run_seed as run, seed, temp_dir, write};
 
 fn with_status<'a>(r: &'a Value, status: &str) -> Vec<&'a str> {
     r["results"]

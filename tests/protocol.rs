@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 
 mod common;
-use common::{answers, nllspec, python, replay, seed, temp_dir, write};
+use common::{answers, nllspec, python, replay, run_seed as run, seed, temp_dir, write};
 
 /// The seed file's cases: all, those with a gradient, and those with a gradient whose id ends
 /// with `suffix` (counted from the file, so that a new seed case breaks no test here).
@@ -29,23 +29,6 @@ fn seed_counts(suffix: &str) -> (u64, u64, u64) {
         "the seed file has float32 gradients and errors"
     );
     (cases.len() as u64, grad.len() as u64, with_suffix as u64)
-}
-
-fn run(args: &[&str]) -> (Option<i32>, Value, String) {
-    let mut all = vec!["run", "--golden"];
-    let golden = seed();
-    all.push(&golden);
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--format", "json"]);
-    let out = nllspec(&all);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let r = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}): {}\nstderr: {stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    (out.status.code(), r, stderr)
 }
 
 fn results_with<'a>(r: &'a Value, status: &str) -> Vec<&'a Value> {

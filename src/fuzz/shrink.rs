@@ -282,128 +282,76 @@ impl Subject {
         }
     }
 
+    /// The subject with one attribute back to its default: no weight, `mean`, -100, no smoothing.
     fn default_attrs(&self) -> Vec<Subject> {
-        let mut out = Vec::new();
-        let mut push = |call: Call| {
-            out.push(Subject {
-                call,
-                grad_output: self.grad_output.clone(),
+        let steps: [fn(&mut Call) -> bool; 4] = [
+            |c| match c {
+                Call::NllLoss { weight, .. } | Call::CrossEntropy { weight, .. } => {
+                    weight.take().is_some()
+                }
+                Call::LogSoftmax { .. } => false,
+            },
+            |c| match c {
+                Call::NllLoss { reduction, .. } | Call::CrossEntropy { reduction, .. }
+                    if reduction != "mean" =>
+                {
+                    *reduction = "mean".into();
+                    true
+                }
+                _ => false,
+            },
+            |c| match c {
+                Call::NllLoss { ignore_index, .. } | Call::CrossEntropy { ignore_index, .. }
+                    if *ignore_index != -100 =>
+                {
+                    *ignore_index = -100;
+                    true
+                }
+                _ => false,
+            },
+            |c| match c {
+                Call::CrossEntropy {
+                    label_smoothing, ..
+                } if *label_smoothing != 0.0 => {
+                    *label_smoothing = 0.0;
+                    true
+                }
+                _ => false,
+            },
+        ];
+        steps
+            .iter()
+            .filter_map(|step| {
+                let mut call = self.call.clone();
+                step(&mut call).then(|| Subject {
+                    call,
+                    grad_output: self.grad_output.clone(),
+                })
             })
-        };
-        match &self.call {
-            Call::LogSoftmax { .. } => {}
-            Call::NllLoss {
-                input,
-                target,
-                weight,
-                reduction,
-                ignore_index,
-            } => {
-                let base =
-                    |weight: Option<Tensor>, reduction: &str, ignore_index: i64| Call::NllLoss {
-                        input: input.clone(),
-                        target: target.clone(),
-                        weight,
-                        reduction: reduction.to_string(),
-                        ignore_index,
-                    };
-                if weight.is_some() {
-                    push(base(None, reduction, *ignore_index));
-                }
-                if reduction != "mean" {
-                    push(base(weight.clone(), "mean", *ignore_index));
-                }
-                if *ignore_index != -100 {
-                    push(base(weight.clone(), reduction, -100));
-                }
-            }
-            Call::CrossEntropy {
-                input,
-                target,
-                weight,
-                reduction,
-                ignore_index,
-                label_smoothing,
-            } => {
-                let base = |weight: Option<Tensor>,
-                            reduction: &str,
-                            ignore_index: i64,
-                            label_smoothing: f64| Call::CrossEntropy {
-                    input: input.clone(),
-                    target: target.clone(),
-                    weight,
-                    reduction: reduction.to_string(),
-                    ignore_index,
-                    label_smoothing,
-                };
-                if weight.is_some() {
-                    push(base(None, reduction, *ignore_index, *label_smoothing));
-                }
-                if reduction != "mean" {
-                    push(base(
-                        weight.clone(),
-                        "mean",
-                        *ignore_index,
-                        *label_smoothing,
-                    ));
-                }
-                if *ignore_index != -100 {
-                    push(base(weight.clone(), reduction, -100, *label_smoothing));
-                }
-                if *label_smoothing != 0.0 {
-                    push(base(weight.clone(), reduction, *ignore_index, 0.0));
-                }
-            }
-        }
-        out
+            .collect()
     }
 
     /// The subject with the input's slices cut out, and every tensor that follows that dim
     /// (targets, weight, probabilities, the gradient) alike.
     fn remove(&self, cut: Cut) -> Option<Subject> {
         let new_input = without(self.call.input(), cut.dim, cut.start, cut.end)?;
-        let call = match &self.call {
-            Call::LogSoftmax { dim, .. } => Call::LogSoftmax {
-                input: new_input,
-                dim: *dim,
-            },
-            Call::NllLoss {
-                target,
-                weight,
-                reduction,
-                ignore_index,
-                ..
-            } => {
-                let (target, weight) =
-                    self.loss_tensors(cut, target, weight.as_ref(), *ignore_index)?;
-                Call::NllLoss {
-                    input: new_input,
-                    target,
-                    weight,
-                    reduction: reduction.clone(),
-                    ignore_index: *ignore_index,
-                }
-            }
-            Call::CrossEntropy {
-                target,
-                weight,
-                reduction,
-                ignore_index,
-                label_smoothing,
-                ..
-            } => {
-                let (target, weight) =
-                    self.loss_tensors(cut, target, weight.as_ref(), *ignore_index)?;
-                Call::CrossEntropy {
-                    input: new_input,
-                    target,
-                    weight,
-                    reduction: reduction.clone(),
-                    ignore_index: *ignore_index,
-                    label_smoothing: *label_smoothing,
-                }
-            }
-        };
+        let mut call = with_input(&self.call, new_input);
+        if let Call::NllLoss {
+            target,
+            weight,
+            ignore_index,
+            ..
+        }
+        | Call::CrossEntropy {
+            target,
+            weight,
+            ignore_index,
+            ..
+        } = &mut call
+        {
+            let (t, w) = self.loss_tensors(cut, target, weight.as_ref(), *ignore_index)?;
+            (*target, *weight) = (t, w);
+        }
         let grad_output = self.grad_output.as_ref().map(|g| self.follow(g, cut));
         Some(Subject { call, grad_output }.fit_gradient())
     }

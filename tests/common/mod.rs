@@ -73,3 +73,20 @@ pub fn replay(dir: &Path, answers: &Value, flags: &str) -> String {
     let script = root().join("tests/fixtures/replay_impl.py");
     format!("exec:{} {} {file} {flags}", python(), script.display())
 }
+
+/// `nllspec run --golden <the seed file> ARGS --format json`: exit status, report, stderr.
+pub fn run_seed(args: &[&str]) -> (Option<i32>, Value, String) {
+    let golden = seed();
+    let mut all = vec!["run", "--golden", golden.as_str()];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--format", "json"]);
+    let out = nllspec(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let r = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code(), r, stderr)
+}
