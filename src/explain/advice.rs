@@ -73,6 +73,81 @@ fn reassign(t: &TensorVal, replacement: &str, source: &str, line: usize) -> Opti
         .then(|| text.replacen(expr, replacement, 1))
 }
 
+/// The reduction a mistyped one meant: `avg` and `average` are `mean`; otherwise the closest
+/// by edit distance.
+pub(super) fn nearest_reduction(given: &str) -> &'static str {
+    let g = given.to_ascii_lowercase();
+    if ["avg", "average", "elementwise_mean", "mean_reduce"].contains(&g.as_str()) {
+        return "mean";
+    }
+    let distance = |a: &str, b: &str| {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for i in 1..=a.len() {
+            let mut prev = row[0];
+            row[0] = i;
+            for j in 1..=b.len() {
+                let here = row[j];
+                row[j] = (row[j] + 1)
+                    .min(row[j - 1] + 1)
+                    .min(prev + usize::from(a[i - 1] != b[j - 1]));
+                prev = here;
+            }
+        }
+        row[b.len()]
+    };
+    ["none", "mean", "sum"]
+        .into_iter()
+        .min_by_key(|r| distance(&g, r))
+        .unwrap_or("mean")
+}
+
+/// The line that makes the loss, with `kwarg` added to its arguments: the functional call on the
+/// failing line (`F.cross_entropy(out, y)`), or the module's construction (`nn.CrossEntropyLoss()`).
+fn with_kwarg(call: &SnippetCall, source: &str, kwarg: &str) -> Option<String> {
+    let (functional, module) = match call.op {
+        "nll_loss" => ("nll_loss(", "NLLLoss("),
+        _ => ("cross_entropy(", "CrossEntropyLoss("),
+    };
+    let insert = |line: &str, name: &str| -> Option<String> {
+        let open = line.find(name)? + name.len();
+        let mut depth = 1;
+        for (i, ch) in line[open..].char_indices() {
+            match ch {
+                '(' | '[' => depth += 1,
+                ')' | ']' => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 {
+                let at = open + i;
+                let sep = if line[open..at].trim().is_empty() {
+                    ""
+                } else {
+                    ", "
+                };
+                return Some(
+                    format!("{}{sep}{kwarg}{}", &line[..at], &line[at..])
+                        .trim()
+                        .to_string(),
+                );
+            }
+        }
+        None
+    };
+    let failing = source
+        .lines()
+        .nth(call.line.saturating_sub(1))
+        .unwrap_or("");
+    insert(failing, functional)
+        .or_else(|| insert(failing, module))
+        .or_else(|| {
+            source
+                .lines()
+                .find(|l| l.contains(module))
+                .and_then(|l| insert(l, module))
+        })
+}
+
 /// How the snippet names `t`: its variable, or the expression that made it inline.
 fn var_or(t: &TensorVal, fallback: &str) -> String {
     t.var
@@ -220,6 +295,23 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
             if expect.len() > 1 {
                 expect.remove(1);
             }
+            // a sequence model's (N, T, C) logits beside an (N, T) target: the classes are last
+            let dims = x.t.ndim();
+            if dims >= 3 && t.t.shape() == &x.t.shape()[..dims - 1] {
+                let moved = if dims == 3 { ".permute(0, 2, 1)" } else { ".movedim(-1, 1)" };
+                let c = x.t.shape()[dims - 1];
+                return (
+                    format!(
+                        "The input {} looks like a sequence model's logits, (N, T, C) with C = {c} classes last, beside a target {} of one class index per position. {op} wants the classes in dimension 1: (N, C, T), and reads this input as C = {} classes at {} positions. Move the class dimension: {}{moved}.",
+                        shape(x),
+                        shape(t),
+                        x.t.shape()[1],
+                        x.t.shape()[2..].iter().product::<usize>(),
+                        var_or(x, "logits")
+                    ),
+                    reassign(x, &format!("{}{moved}", var_or(x, "logits")), source, call.line),
+                );
+            }
             (
                 format!(
                     "For an input of shape {} the classes are dimension 1 (C = {}), and the target holds a class index \
@@ -253,13 +345,53 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
         }
         ErrorKind::TargetOutOfBounds => {
             let c = classes.unwrap_or(0);
+            let head = format!(
+                "Class indices run from 0 to C - 1 = {} (C = {c}, the size of dimension {cd} of the input {}). {}.",
+                c as i64 - 1,
+                shape(x),
+                e.message.trim_end_matches('.').replace("Target", "The target holds")
+            );
+            let labels = target.filter(|t| t.known).and_then(|t| t.t.to_i64_vec().map(|v| (t, v)));
+            let Some((t, v)) = labels else {
+                return (head + " Either a label is wrong, or the model needs more outputs (classes start at 0, not 1).", None);
+            };
+            let (lo, hi) = (v.iter().copied().min().unwrap_or(0), v.iter().copied().max().unwrap_or(0));
+            let c = c as i64;
+            if c == 1 && v.iter().all(|&k| k == 0 || k == 1) {
+                return (
+                    head + &format!(
+                        " The labels are 0 and 1, a two-class problem, but the model gives one score per sample: {op} needs one score per class, two here (an output layer of 2 units, e.g. nn.Linear(..., 2)). With one output per sample, the loss for 0/1 labels is nn.BCEWithLogitsLoss on {}.squeeze(1) and float labels.",
+                        var_or(x, "output")
+                    ),
+                    None,
+                );
+            }
+            if lo >= 1 && hi == c {
+                let tv = var_or(t, "target");
+                return (
+                    head + &format!(
+                        " The labels run from 1 to {c}: numbered from 1, where {op} numbers classes from 0. Subtract 1 ({tv} - 1), or give the model {} outputs if class {c} is real.",
+                        c + 1
+                    ),
+                    reassign(t, &format!("{tv} - 1"), source, call.line),
+                );
+            }
+            let bad: Vec<i64> = v.iter().copied().filter(|&k| k < 0 || k >= c).collect();
+            if lo < 0 && bad.iter().all(|&k| k == lo) {
+                return (
+                    head + &format!(
+                        " Every label outside 0..{} is {lo}: that looks like padding (positions to leave out). {op} leaves out the targets equal to its ignore_index, -100 by default: pass ignore_index={lo}.",
+                        c - 1
+                    ),
+                    with_kwarg(call, source, &format!("ignore_index={lo}")),
+                );
+            }
             (
-                format!(
-                    "Class indices run from 0 to C - 1 = {} (C = {c}, the size of dimension {cd} of the input {}). {}",
-                    c as i64 - 1,
-                    shape(x),
-                    e.message.trim_end_matches('.').replace("Target", "The target holds")
-                ) + ". Either a label is wrong, or the model needs more outputs (classes start at 0, not 1).",
+                head + &format!(
+                    " The labels run from {lo} to {hi}, and the model has {c} outputs, classes 0 to {}: either the labels are wrong, or the model needs {} outputs.",
+                    c - 1,
+                    hi + 1
+                ),
                 None,
             )
         }
@@ -318,7 +450,17 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
             None,
         ),
         ErrorKind::DtypeMismatch => ("The weight must have the input's dtype.".into(), None),
-        ErrorKind::InvalidReduction => ("reduction is one of 'none', 'mean' (the default) and 'sum'.".into(), None),
+        ErrorKind::InvalidReduction => {
+            let given = e.message.trim_end_matches(" is not a valid value for reduction");
+            let nearest = nearest_reduction(given);
+            let fix = source.lines().find_map(|l| {
+                let (d, s) = (format!("\"{given}\""), format!("'{given}'"));
+                l.contains(&d).then(|| l.trim().replace(&d, &format!("\"{nearest}\""))).or_else(|| {
+                    l.contains(&s).then(|| l.trim().replace(&s, &format!("'{nearest}'")))
+                })
+            });
+            (format!("reduction is one of 'none', 'mean' (the default) and 'sum'; '{given}' is nearest to '{nearest}'."), fix)
+        }
         ErrorKind::InvalidArgument if e.message.starts_with("label_smoothing") => {
             ("label_smoothing is the probability mass spread over all classes: a number from 0.0 to 1.0.".into(), None)
         }

@@ -128,6 +128,37 @@ impl<'a> Interp<'a> {
                     _ => unsupported(line, "this unary operator"),
                 }
             }
+            // a tensor shifted by a number (`labels - 1`), as a fix writes it
+            Expr::BinOp(b) if matches!(b.op, ast::Operator::Add | ast::Operator::Sub) => {
+                let (l, r) = (self.expr(&b.left)?, self.expr(&b.right)?);
+                let sign = if matches!(b.op, ast::Operator::Sub) {
+                    -1.0
+                } else {
+                    1.0
+                };
+                match (l, r) {
+                    (Val::Int(x), Val::Int(y)) => {
+                        Ok(Val::Int(if sign < 0.0 { x - y } else { x + y }))
+                    }
+                    (Val::Tensor(t), Val::Int(k)) => {
+                        let v: Vec<f64> =
+                            t.t.to_f64_vec()
+                                .iter()
+                                .map(|x| x + sign * k as f64)
+                                .collect();
+                        Ok(Val::Tensor(Box::new(TensorVal {
+                            t: tensor_from(t.t.dtype(), t.t.shape().to_vec(), &v, line)?,
+                            var: None,
+                            expr: None,
+                            ..*t
+                        })))
+                    }
+                    _ => unsupported(
+                        line,
+                        "this arithmetic (a tensor plus or minus an integer is evaluated)",
+                    ),
+                }
+            }
             Expr::List(l) => Ok(Val::List(
                 l.elts.iter().map(|x| self.expr(x)).collect::<R<_>>()?,
             )),
@@ -625,6 +656,48 @@ impl<'a> Interp<'a> {
                     ..t
                 })))
             }
+            "permute" | "transpose" | "movedim" => {
+                let n = t.t.ndim();
+                let ints: Vec<i64> = match std::mem::take(&mut a.pos).as_slice() {
+                    [Val::Tuple(v) | Val::List(v)] => v
+                        .iter()
+                        .map(|x| int_of(x, line, "a dim"))
+                        .collect::<R<_>>()?,
+                    other => other
+                        .iter()
+                        .map(|x| int_of(x, line, "a dim"))
+                        .collect::<R<_>>()?,
+                };
+                let dims: Vec<usize> = ints
+                    .iter()
+                    .map(|&d| self.norm_dim(d, n, line))
+                    .collect::<R<_>>()?;
+                let order: Vec<usize> = match (m, dims.as_slice()) {
+                    ("permute", d) if d.len() == n && (0..n).all(|i| d.contains(&i)) => d.to_vec(),
+                    ("transpose", [x, y]) => (0..n)
+                        .map(|i| {
+                            if i == *x {
+                                *y
+                            } else if i == *y {
+                                *x
+                            } else {
+                                i
+                            }
+                        })
+                        .collect(),
+                    ("movedim", [from, to]) => {
+                        let mut o: Vec<usize> = (0..n).filter(|i| i != from).collect();
+                        o.insert(*to, *from);
+                        o
+                    }
+                    _ => return unsupported(line, format!("this .{m}()")),
+                };
+                Ok(Val::Tensor(Box::new(TensorVal {
+                    t: permuted(&t.t, &order, line)?,
+                    var: None,
+                    ..t
+                })))
+            }
             "unsqueeze" | "squeeze" => {
                 let mut shape = t.t.shape().to_vec();
                 match (m, a.get(0, "dim")) {
@@ -871,4 +944,34 @@ fn stmt_name(s: &Stmt) -> &'static str {
         Stmt::Delete(_) => "del",
         _ => "a statement",
     }
+}
+
+/// `t` with its dimensions in `order` (`permute`): element `[i0, i1, ...]` of the result is
+/// element `[i_order^-1...]` of `t`.
+fn permuted(t: &Tensor, order: &[usize], line: usize) -> R<Tensor> {
+    let shape = t.shape();
+    let new_shape: Vec<usize> = order.iter().map(|&d| shape[d]).collect();
+    let strides: Vec<usize> = (0..shape.len())
+        .map(|d| shape[d + 1..].iter().product())
+        .collect();
+    let v = t.to_f64_vec();
+    let mut out = Vec::with_capacity(v.len());
+    let mut index = vec![0usize; new_shape.len()];
+    for _ in 0..v.len() {
+        out.push(
+            v[index
+                .iter()
+                .zip(order)
+                .map(|(i, &d)| i * strides[d])
+                .sum::<usize>()],
+        );
+        for k in (0..index.len()).rev() {
+            index[k] += 1;
+            if index[k] < new_shape[k] {
+                break;
+            }
+            index[k] = 0;
+        }
+    }
+    tensor_from(t.dtype(), new_shape, &out, line)
 }

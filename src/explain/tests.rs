@@ -396,3 +396,133 @@ fn outside_the_subset_is_said_with_its_line() {
         }
     }
 }
+
+/// Runs `code` under real torch where .venv (or NLLSPEC_TORCH_PYTHON) has it: whether it ran
+/// without raising; `None` without torch.
+fn torch_runs(code: &str) -> Option<bool> {
+    let py = std::env::var("NLLSPEC_TORCH_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").into());
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let has = *HAS.get_or_init(|| {
+        std::process::Command::new(&py)
+            .args(["-c", "import torch"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    has.then(|| {
+        std::process::Command::new(&py)
+            .args(["-c", code])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// The rejection, its fix, and the snippet with the fix applied by `apply` running cleanly in
+/// explain and (where it is installed) in torch.
+fn fixed_by(
+    code: &str,
+    message: &str,
+    kind: crate::ErrorKind,
+    want_fix: &str,
+    apply: impl Fn(&str) -> String,
+) -> String {
+    let (got, got_kind, why, fix) = error(code);
+    assert_eq!((got.as_str(), got_kind), (message, kind), "{code}");
+    assert_eq!(fix.as_deref(), Some(want_fix), "{why}");
+    let corrected = apply(code);
+    assert!(
+        matches!(explain(&corrected), Answer::Ok { .. }),
+        "{:?}\n{corrected}",
+        explain(&corrected)
+    );
+    assert_ne!(
+        torch_runs(&corrected),
+        Some(false),
+        "torch raises on\n{corrected}"
+    );
+    why
+}
+
+#[test]
+fn sequence_logits_with_classes_last_are_permuted() {
+    // torch 2.15: RuntimeError: Expected target size [8, 100], got [8, 20]
+    let code = "import torch\nimport torch.nn as nn\nlogits = torch.randn(8, 20, 100)\ny = torch.randint(0, 100, (8, 20))\nloss = nn.CrossEntropyLoss()(logits, y)\n";
+    let why = fixed_by(
+        code,
+        "Expected target size [8, 100], got [8, 20]",
+        crate::ErrorKind::TargetShape,
+        "logits = logits.permute(0, 2, 1)",
+        |c| c.replace("loss = ", "logits = logits.permute(0, 2, 1)\nloss = "),
+    );
+    assert!(why.contains("(N, T, C) with C = 100 classes last"), "{why}");
+}
+
+#[test]
+fn labels_numbered_from_1_padding_and_one_output_binary_tasks() {
+    use crate::ErrorKind::TargetOutOfBounds;
+    let head = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\nout = torch.randn(4, 3)\n";
+    // torch 2.15: IndexError: Target 3 is out of bounds.
+    let code = format!(
+        "{head}labels = torch.tensor([1, 2, 3, 3])\nloss = nn.CrossEntropyLoss()(out, labels)\n"
+    );
+    let why = fixed_by(
+        &code,
+        "Target 3 is out of bounds.",
+        TargetOutOfBounds,
+        "labels = labels - 1",
+        |c| c.replace("loss = ", "labels = labels - 1\nloss = "),
+    );
+    assert!(why.contains("numbered from 1"), "{why}");
+    // torch 2.15: IndexError: Target -1 is out of bounds. (padding marked -1), module and functional
+    let code = format!(
+        "{head}labels = torch.tensor([0, 2, -1, -1])\ncriterion = nn.CrossEntropyLoss()\nloss = criterion(out, labels)\n"
+    );
+    let why = fixed_by(
+        &code,
+        "Target -1 is out of bounds.",
+        TargetOutOfBounds,
+        "criterion = nn.CrossEntropyLoss(ignore_index=-1)",
+        |c| {
+            c.replace(
+                "nn.CrossEntropyLoss()",
+                "nn.CrossEntropyLoss(ignore_index=-1)",
+            )
+        },
+    );
+    assert!(why.contains("looks like padding"), "{why}");
+    let code = format!(
+        "{head}labels = torch.tensor([0, 2, -1, -1])\nprint(F.nll_loss(out.log_softmax(1), labels))\n"
+    );
+    fixed_by(
+        &code,
+        "Target -1 is out of bounds.",
+        TargetOutOfBounds,
+        "print(F.nll_loss(out.log_softmax(1), labels, ignore_index=-1))",
+        |c| c.replace("labels))", "labels, ignore_index=-1))"),
+    );
+    // torch 2.15: IndexError: Target 1 is out of bounds. (one output, 0/1 labels): explained, no
+    // safe one-line fix (a second output unit, or another loss)
+    let code = "import torch\nimport torch.nn as nn\nout = torch.randn(4, 1)\nlabels = torch.tensor([0, 1, 1, 0])\nloss = nn.CrossEntropyLoss()(out, labels)\n";
+    let (message, _, why, fix) = error(code);
+    assert_eq!(message, "Target 1 is out of bounds.");
+    assert!(
+        why.contains("two-class problem") && why.contains("BCEWithLogitsLoss"),
+        "{why}"
+    );
+    assert_eq!(fix, None);
+}
+
+#[test]
+fn a_mistyped_reduction_gets_the_nearest_one() {
+    // torch 2.15: ValueError: avg is not a valid value for reduction
+    let code = "import torch\nimport torch.nn.functional as F\nout = torch.randn(4, 3)\nlabels = torch.tensor([0, 1, 2, 0])\nloss = F.cross_entropy(out, labels, reduction=\"avg\")\n";
+    fixed_by(
+        code,
+        "avg is not a valid value for reduction",
+        crate::ErrorKind::InvalidReduction,
+        "loss = F.cross_entropy(out, labels, reduction=\"mean\")",
+        |c| c.replace("\"avg\"", "\"mean\""),
+    );
+    assert_eq!(super::advice::nearest_reduction("summ"), "sum");
+    assert_eq!(super::advice::nearest_reduction("None"), "none");
+}
