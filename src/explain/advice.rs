@@ -461,6 +461,20 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
             });
             (format!("reduction is one of 'none', 'mean' (the default) and 'sum'; '{given}' is nearest to '{nearest}'."), fix)
         }
+        ErrorKind::InvalidArgument if e.message.starts_with("Boolean value of Tensor") => {
+            let module = if call.op == "nll_loss" { "nn.NLLLoss" } else { "nn.CrossEntropyLoss" };
+            let (xv, tv) = (var_or(x, "input"), target.map_or("target".into(), |t| var_or(t, "target")));
+            let why = format!(
+                "{module}(...) builds the loss, it does not compute it: its arguments are options, and PyTorch binds the two tensors by position to weight ({xv}) and size_average ({tv}). The deprecated size_average check then asks whether {tv}, {} values, is true, which no tensor of more than one value can say. Build the loss, then call it: {module}()({xv}, {tv}).",
+                target.map_or(0, |t| t.t.numel())
+            );
+            let text = source.lines().nth(call.line.saturating_sub(1)).unwrap_or("").trim();
+            let fix = text.find(&format!("{module}(")).map(|at| {
+                let open = at + module.len();
+                text[..open].to_string() + "()" + &text[open..]
+            });
+            (why, fix)
+        }
         ErrorKind::InvalidArgument if e.message.starts_with("label_smoothing") => {
             ("label_smoothing is the probability mass spread over all classes: a number from 0.0 to 1.0.".into(), None)
         }

@@ -434,6 +434,34 @@ impl<'a> Interp<'a> {
             }
             "nn.NLLLoss" | "nn.CrossEntropyLoss" => {
                 let cross_entropy = short == "CrossEntropyLoss";
+                // The loss built with the tensors: PyTorch binds them as it binds any positional
+                // arguments, to weight and size_average, and the legacy size_average check asks
+                // for the truth of a many-element tensor.
+                if let [Val::Tensor(x), Val::Tensor(y), ..] = a.pos.as_slice()
+                    && y.t.numel() > 1
+                {
+                    let error = OpError::new(
+                        crate::ErrorKind::InvalidArgument,
+                        crate::error::PyType::RuntimeError,
+                        "Boolean value of Tensor with more than one value is ambiguous",
+                    );
+                    return Err(Stop::Raise {
+                        error,
+                        line,
+                        call: Box::new(SnippetCall {
+                            op: if cross_entropy {
+                                "cross_entropy"
+                            } else {
+                                "nll_loss"
+                            },
+                            line,
+                            source,
+                            input: (**x).clone(),
+                            target: Some((**y).clone()),
+                            dim: None,
+                        }),
+                    });
+                }
                 let weight = match a.get(0, "weight") {
                     None | Some(Val::None) => None,
                     Some(w) => Some(tensor_of(w, line, "a weight")?),

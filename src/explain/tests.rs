@@ -526,3 +526,28 @@ fn a_mistyped_reduction_gets_the_nearest_one() {
     assert_eq!(super::advice::nearest_reduction("summ"), "sum");
     assert_eq!(super::advice::nearest_reduction("None"), "none");
 }
+
+#[test]
+fn a_loss_built_with_the_tensors_is_explained_and_fixed() {
+    // torch 2.15: RuntimeError: Boolean value of Tensor with more than one value is ambiguous
+    // (nn.CrossEntropyLoss(out, y) binds out to weight and y to size_average)
+    let code = "import torch\nimport torch.nn as nn\nout = torch.randn(4, 3)\ny = torch.tensor([0, 1, 2, 0])\nloss = nn.CrossEntropyLoss(out, y)\n";
+    let why = fixed_by(
+        code,
+        "Boolean value of Tensor with more than one value is ambiguous",
+        crate::ErrorKind::InvalidArgument,
+        "loss = nn.CrossEntropyLoss()(out, y)",
+        |c| {
+            c.replace(
+                "nn.CrossEntropyLoss(out, y)",
+                "nn.CrossEntropyLoss()(out, y)",
+            )
+        },
+    );
+    assert!(why.contains("weight (out) and size_average (y)"), "{why}");
+    let nll = code.replace("CrossEntropyLoss", "NLLLoss");
+    assert_eq!(
+        error(&nll).3.as_deref(),
+        Some("loss = nn.NLLLoss()(out, y)")
+    );
+}
