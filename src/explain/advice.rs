@@ -295,6 +295,20 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
             if expect.len() > 1 {
                 expect.remove(1);
             }
+            // a segmentation mask with a channel dimension: (N, 1, H, W) for an (N, C, H, W) input
+            let ts = t.t.shape();
+            if ts.len() == x.t.ndim() && ts.len() >= 3 && ts[1] == 1 && ts[0] == x.t.shape()[0] && ts[2..] == x.t.shape()[2..] {
+                let tv = var_or(t, "target");
+                return (
+                    format!(
+                        "The target {} is a mask with a channel dimension of size 1, laid out like the input {}. {op} takes one class index per position, without a channel dimension: shape {}. Remove it: {tv}.squeeze(1).",
+                        shape(t),
+                        shape(x),
+                        fmt_shape(&expect)
+                    ),
+                    reassign(t, &format!("{tv}.squeeze(1)"), source, call.line),
+                );
+            }
             // a sequence model's (N, T, C) logits beside an (N, T) target: the classes are last
             let dims = x.t.ndim();
             if dims >= 3 && t.t.shape() == &x.t.shape()[..dims - 1] {
@@ -419,10 +433,21 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                 reassign(t, &format!("{}.long()", var_or(t, "target")), source, call.line),
             )
         }
-        ErrorKind::InputRank => (
-            "A 0-d input has no class dimension: a single sample's scores are a 1-D tensor of C entries.".into(),
-            None,
-        ),
+        ErrorKind::InputRank => {
+            let why = "A 0-d input has no class dimension: a single sample's scores are a 1-D tensor of C entries."
+                .to_string();
+            match target {
+                // one sample of one class, as the caller wrote it: give the score its class dimension
+                Some(t) if t.t.ndim() == 0 => {
+                    let xv = var_or(x, "input");
+                    (
+                        why + &format!(" Give this score a class dimension ({xv}.unsqueeze(0): C = 1), or pass all C scores of the sample."),
+                        reassign(x, &format!("{xv}.unsqueeze(0)"), source, call.line),
+                    )
+                }
+                _ => (why, None),
+            }
+        }
         ErrorKind::DimOutOfRange => {
             let k = x.t.ndim().max(1) as i64;
             let why = format!(

@@ -551,3 +551,27 @@ fn a_loss_built_with_the_tensors_is_explained_and_fixed() {
         Some("loss = nn.NLLLoss()(out, y)")
     );
 }
+
+#[test]
+fn a_mask_with_a_channel_dimension_and_a_0d_input() {
+    // torch 2.15: RuntimeError: only batches of spatial targets supported (3D tensors) but got
+    // targets of dimension: 4
+    let code = "import torch\nimport torch.nn as nn\nx = torch.randn(2, 3, 4, 4)\nmask = torch.randint(0, 3, (2, 1, 4, 4))\nloss = nn.CrossEntropyLoss()(x, mask)\n";
+    let why = fixed_by(
+        code,
+        "only batches of spatial targets supported (3D tensors) but got targets of dimension: 4",
+        crate::ErrorKind::TargetShape,
+        "mask = mask.squeeze(1)",
+        |c| c.replace("loss = ", "mask = mask.squeeze(1)\nloss = "),
+    );
+    assert!(why.contains("channel dimension of size 1"), "{why}");
+    // torch 2.15: ValueError: Expected 1 or more dimensions (got 0)
+    let code = "import torch\nimport torch.nn.functional as F\nscore = torch.tensor(0.5)\nloss = F.nll_loss(score, torch.tensor(0))\n";
+    fixed_by(
+        code,
+        "Expected 1 or more dimensions (got 0)",
+        crate::ErrorKind::InputRank,
+        "score = score.unsqueeze(0)",
+        |c| c.replace("loss = ", "score = score.unsqueeze(0)\nloss = "),
+    );
+}
