@@ -14,6 +14,8 @@ pub struct SnippetCall {
     pub source: String,
     pub input: TensorVal,
     pub target: Option<TensorVal>,
+    /// A loss's class weights, as the snippet gave them.
+    pub weight: Option<TensorVal>,
     pub dim: Option<i64>,
 }
 
@@ -470,11 +472,45 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
             format!("{op} computes in floating point; this input is {}. Convert the scores with .float().", x.t.dtype().name()),
             reassign(x, &format!("{}.float()", var_or(x, "input")), source, call.line),
         ),
-        ErrorKind::WeightShape => (
-            format!("The weight gives one factor per class: a 1-D tensor of C = {} entries.", classes.unwrap_or(0)),
-            None,
-        ),
-        ErrorKind::DtypeMismatch => ("The weight must have the input's dtype.".into(), None),
+        ErrorKind::WeightShape => {
+            let got = call.weight.as_ref().map_or(String::new(), |w| format!("; this one has shape {}", shape(w)));
+            (
+                format!(
+                    "The weight gives one factor per class: a 1-D tensor of C = {} entries, in class order{got}. Which \
+                     class a missing factor belongs to only the snippet's author knows, so there is no one-line fix: \
+                     give one weight per class.",
+                    classes.unwrap_or(0)
+                ),
+                None,
+            )
+        }
+        ErrorKind::DtypeMismatch => {
+            let Some(w) = call.weight.as_ref() else {
+                return ("The weight must have the input's dtype.".into(), None);
+            };
+            let wv = var_or(w, "weight");
+            let cast = if x.t.dtype() == crate::tensor::DType::F32 { format!("{wv}.float()") } else { format!("{wv}.to({}.dtype)", var_or(x, "input")) };
+            let integers = if w.t.dtype().is_float() {
+                ""
+            } else {
+                " (class weights written as integers, torch.tensor([1, 2, 3]), are int64)"
+            };
+            let why = format!(
+                "The weight is {}, the input {}: {op} needs the weight in the input's dtype{integers}. Convert it: \
+                 {cast}.",
+                w.t.dtype().name(),
+                x.t.dtype().name()
+            );
+            // the line that made the weight: its assignment, or where it was written inline
+            let fix = match &w.var {
+                Some((var, _)) => Some(format!("{var} = {cast}")),
+                None => w.expr.as_deref().and_then(|e| {
+                    source.lines().find(|l| l.contains(e)).map(|l| l.trim().replacen(e, &cast, 1))
+                }),
+            };
+            (why, fix)
+        }
+
         ErrorKind::InvalidReduction => {
             let given = e.message.trim_end_matches(" is not a valid value for reduction");
             let nearest = nearest_reduction(given);

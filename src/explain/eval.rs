@@ -284,6 +284,7 @@ impl<'a> Interp<'a> {
                     source,
                     input: *input,
                     target: Some(*target),
+                    weight: weight.clone().map(|w| *w),
                     dim: None,
                 };
                 self.loss(
@@ -458,6 +459,7 @@ impl<'a> Interp<'a> {
                             source,
                             input: (**x).clone(),
                             target: Some((**y).clone()),
+                            weight: None,
                             dim: None,
                         }),
                     });
@@ -501,10 +503,11 @@ impl<'a> Interp<'a> {
                     line,
                     "a loss target",
                 )?;
-                let weight = match a.get(2, "weight") {
+                let weight_val = match a.get(2, "weight") {
                     None | Some(Val::None) => None,
-                    Some(w) => Some(tensor_of(w, line, "a weight")?.t),
+                    Some(w) => Some(*tensor_of(w, line, "a weight")?),
                 };
+                let weight = weight_val.as_ref().map(|w| w.t.clone());
                 let (reduction, ignore_index, label_smoothing) =
                     self.loss_attrs(&mut a, cross_entropy)?;
                 a.done()?;
@@ -518,6 +521,7 @@ impl<'a> Interp<'a> {
                     source,
                     input: *input,
                     target: Some(*target),
+                    weight: weight_val,
                     dim: None,
                 };
                 self.loss(call, weight, &reduction, ignore_index, label_smoothing)
@@ -550,6 +554,7 @@ impl<'a> Interp<'a> {
                             source,
                             input: *t,
                             target: None,
+                            weight: None,
                             dim: None,
                         }),
                     });
@@ -851,6 +856,7 @@ impl<'a> Interp<'a> {
             source,
             input: x,
             target: None,
+            weight: None,
             dim,
         };
         let x = &call.input;

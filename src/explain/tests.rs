@@ -575,3 +575,48 @@ fn a_mask_with_a_channel_dimension_and_a_0d_input() {
         |c| c.replace("loss = ", "score = score.unsqueeze(0)\nloss = "),
     );
 }
+
+#[test]
+fn a_weight_of_another_dtype_is_converted_and_a_short_one_explained() {
+    use crate::ErrorKind::{DtypeMismatch, WeightShape};
+    let head = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\nout = torch.randn(4, 3)\ny = torch.tensor([0, 1, 2, 0])\n";
+    // torch 2.15: RuntimeError: expected scalar type Float but found Long
+    let code = format!(
+        "{head}w = torch.tensor([1, 2, 3])\nloss = nn.CrossEntropyLoss(weight=w)(out, y)\n"
+    );
+    let why = fixed_by(
+        &code,
+        "expected scalar type Float but found Long",
+        DtypeMismatch,
+        "w = w.float()",
+        |c| c.replace("loss = ", "w = w.float()\nloss = "),
+    );
+    assert!(why.contains("are int64"), "{why}");
+    // torch 2.15: RuntimeError: expected scalar type Float but found Double (written inline)
+    let code = format!(
+        "{head}criterion = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))\nloss = criterion(out, y)\n"
+    );
+    fixed_by(
+        &code,
+        "expected scalar type Float but found Double",
+        DtypeMismatch,
+        "criterion = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64).float())",
+        |c| c.replace("dtype=torch.float64))", "dtype=torch.float64).float())"),
+    );
+    // torch 2.15: RuntimeError: weight tensor should be defined either for all 3 classes or no
+    // classes but got weight tensor of shape: [2] (no safe one-line fix)
+    let code = format!("{head}loss = F.cross_entropy(out, y, weight=torch.tensor([1.0, 2.0]))\n");
+    let (message, kind, why, fix) = error(&code);
+    assert_eq!(
+        (message.as_str(), kind),
+        (
+            "weight tensor should be defined either for all 3 classes or no classes but got weight tensor of shape: [2]",
+            WeightShape
+        )
+    );
+    assert!(
+        why.contains("C = 3 entries") && why.contains("shape [2]"),
+        "{why}"
+    );
+    assert_eq!(fix, None);
+}
