@@ -419,7 +419,10 @@ fn interrupted(signal: &str, format: &str) -> (Option<i32>, String, String) {
     let imp = replay(
         &d,
         &answers(&seed(), |_, a| a),
-        &format!("--answer-delay 0.2 --pid-file {pid_file}"),
+        &format!(
+            "--answer-delay 0.2 --pid-file {pid_file} --answered-file {}",
+            d.join("answered").display()
+        ),
     );
     let out = d.join("report").display().to_string();
     let golden = seed();
@@ -431,7 +434,15 @@ fn interrupted(signal: &str, format: &str) -> (Option<i32>, String, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // once two answers are in (however slowly the interpreter started), with a dozen to go
+    let began = Instant::now();
+    while std::fs::read_to_string(d.join("answered")).map_or(0, |s| s.lines().count()) < 2 {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the implementation never answered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let status = Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
