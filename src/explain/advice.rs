@@ -244,8 +244,13 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
     let target = call.target.as_ref();
     let tdesc = |t: &TensorVal| values(t).unwrap_or_else(|| format!("of shape {}", shape(t)));
     match e.kind {
-        ErrorKind::TargetShape if e.message.starts_with("For 1D input, 1D target must have size 1") => {
-            let (Some(t), Some(c)) = (target, classes) else { return generic(e) };
+        ErrorKind::TargetShape
+            if e.message
+                .starts_with("For 1D input, 1D target must have size 1") =>
+        {
+            let (Some(t), Some(c)) = (target, classes) else {
+                return generic(e);
+            };
             let n = t.t.numel();
             let mut why = format!(
                 "Your input has shape {}: one sample with C = {c} class scores (a 1-D input is unbatched, its classes \
@@ -261,7 +266,9 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                      class index (here {k}, the position of the 1)"
                 ));
                 if n != c {
-                    why.push_str(&format!(", and a one-hot row has one entry per class: {n} here, but C = {c}"));
+                    why.push_str(&format!(
+                        ", and a one-hot row has one entry per class: {n} here, but C = {c}"
+                    ));
                 }
                 why.push('.');
                 if call.op == "cross_entropy" {
@@ -270,12 +277,21 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                          one-hot row of {c} floats.)"
                     ));
                 }
-                return (why, reassign(t, &format!("torch.tensor({k})"), source, call.line));
+                return (
+                    why,
+                    reassign(t, &format!("torch.tensor({k})"), source, call.line),
+                );
             }
             why.push_str(&format!(
                 " If the {n} entries are the labels of {n} samples, the input needs a batch dimension: shape ({n}, {c})."
             ));
-            (why, Some(format!("{} has shape ({n}, {c}), e.g. torch.randn({n}, {c})", var_or(x, "the input"))))
+            (
+                why,
+                Some(format!(
+                    "{} has shape ({n}, {c}), e.g. torch.randn({n}, {c})",
+                    var_or(x, "the input")
+                )),
+            )
         }
         ErrorKind::TargetShape if e.message.starts_with("0D or 1D target tensor expected") => {
             let Some(t) = target else { return generic(e) };
@@ -288,7 +304,12 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                 x.t.shape()[0],
                 shape(t)
             );
-            let fix = reassign(t, &format!("{}.argmax(dim=1)", var_or(t, "target")), source, call.line);
+            let fix = reassign(
+                t,
+                &format!("{}.argmax(dim=1)", var_or(t, "target")),
+                source,
+                call.line,
+            );
             (why, fix)
         }
         ErrorKind::TargetShape => {
@@ -299,7 +320,12 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
             }
             // a segmentation mask with a channel dimension: (N, 1, H, W) for an (N, C, H, W) input
             let ts = t.t.shape();
-            if ts.len() == x.t.ndim() && ts.len() >= 3 && ts[1] == 1 && ts[0] == x.t.shape()[0] && ts[2..] == x.t.shape()[2..] {
+            if ts.len() == x.t.ndim()
+                && ts.len() >= 3
+                && ts[1] == 1
+                && ts[0] == x.t.shape()[0]
+                && ts[2..] == x.t.shape()[2..]
+            {
                 let tv = var_or(t, "target");
                 return (
                     format!(
@@ -314,7 +340,11 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
             // a sequence model's (N, T, C) logits beside an (N, T) target: the classes are last
             let dims = x.t.ndim();
             if dims >= 3 && t.t.shape() == &x.t.shape()[..dims - 1] {
-                let moved = if dims == 3 { ".permute(0, 2, 1)" } else { ".movedim(-1, 1)" };
+                let moved = if dims == 3 {
+                    ".permute(0, 2, 1)"
+                } else {
+                    ".movedim(-1, 1)"
+                };
                 let c = x.t.shape()[dims - 1];
                 return (
                     format!(
@@ -325,7 +355,12 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                         x.t.shape()[2..].iter().product::<usize>(),
                         var_or(x, "logits")
                     ),
-                    reassign(x, &format!("{}{moved}", var_or(x, "logits")), source, call.line),
+                    reassign(
+                        x,
+                        &format!("{}{moved}", var_or(x, "logits")),
+                        source,
+                        call.line,
+                    ),
                 );
             }
             (
@@ -355,7 +390,10 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                 why.push_str(&format!(
                     " The target looks like a one-hot row: {op} takes the class index instead (here {k})."
                 ));
-                return (why, reassign(t, &format!("torch.tensor([{k}])"), source, call.line));
+                return (
+                    why,
+                    reassign(t, &format!("torch.tensor([{k}])"), source, call.line),
+                );
             }
             (why, None)
         }
@@ -365,13 +403,23 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                 "Class indices run from 0 to C - 1 = {} (C = {c}, the size of dimension {cd} of the input {}). {}.",
                 c as i64 - 1,
                 shape(x),
-                e.message.trim_end_matches('.').replace("Target", "The target holds")
+                e.message
+                    .trim_end_matches('.')
+                    .replace("Target", "The target holds")
             );
-            let labels = target.filter(|t| t.known).and_then(|t| t.t.to_i64_vec().map(|v| (t, v)));
+            let labels = target
+                .filter(|t| t.known)
+                .and_then(|t| t.t.to_i64_vec().map(|v| (t, v)));
             let Some((t, v)) = labels else {
-                return (head + " Either a label is wrong, or the model needs more outputs (classes start at 0, not 1).", None);
+                return (
+                    head + " Either a label is wrong, or the model needs more outputs (classes start at 0, not 1).",
+                    None,
+                );
             };
-            let (lo, hi) = (v.iter().copied().min().unwrap_or(0), v.iter().copied().max().unwrap_or(0));
+            let (lo, hi) = (
+                v.iter().copied().min().unwrap_or(0),
+                v.iter().copied().max().unwrap_or(0),
+            );
             let c = c as i64;
             if c == 1 && v.iter().all(|&k| k == 0 || k == 1) {
                 return (
@@ -413,7 +461,9 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
         }
         ErrorKind::TargetDtype => {
             let Some(t) = target else { return generic(e) };
-            if e.message.starts_with("Expected floating point type for target with class probabilities") {
+            if e.message
+                .starts_with("Expected floating point type for target with class probabilities")
+            {
                 return (
                     format!(
                         "The target has the input's shape {}, so {op} reads it as class probabilities, which must be \
@@ -423,7 +473,12 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                         t.t.dtype().torch_name(),
                         var_or(t, "target")
                     ),
-                    reassign(t, &format!("{}.float()", var_or(t, "target")), source, call.line),
+                    reassign(
+                        t,
+                        &format!("{}.float()", var_or(t, "target")),
+                        source,
+                        call.line,
+                    ),
                 );
             }
             (
@@ -432,7 +487,12 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                      floats convert with .long().",
                     t.t.dtype().name()
                 ),
-                reassign(t, &format!("{}.long()", var_or(t, "target")), source, call.line),
+                reassign(
+                    t,
+                    &format!("{}.long()", var_or(t, "target")),
+                    source,
+                    call.line,
+                ),
             )
         }
         ErrorKind::InputRank => {
@@ -443,7 +503,9 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                 Some(t) if t.t.ndim() == 0 => {
                     let xv = var_or(x, "input");
                     (
-                        why + &format!(" Give this score a class dimension ({xv}.unsqueeze(0): C = 1), or pass all C scores of the sample."),
+                        why + &format!(
+                            " Give this score a class dimension ({xv}.unsqueeze(0): C = 1), or pass all C scores of the sample."
+                        ),
                         reassign(x, &format!("{xv}.unsqueeze(0)"), source, call.line),
                     )
                 }
@@ -457,23 +519,42 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                 shape(x),
                 -k,
                 k - 1,
-                if x.t.ndim() <= 1 { "an unbatched (C,) input" } else { "dim 1 of an (N, C, ...) batch" }
+                if x.t.ndim() <= 1 {
+                    "an unbatched (C,) input"
+                } else {
+                    "dim 1 of an (N, C, ...) batch"
+                }
             );
             // the line that chose the dim: the call itself, or where its module was built
             let fix = call.dim.and_then(|d| {
                 let from = format!("dim={d}");
                 let chose = |l: &&str| l.contains(&from) && l.contains("oftmax");
-                let line = source.lines().skip(call.line.saturating_sub(1)).take(1).find(chose).or_else(|| source.lines().find(chose));
+                let line = source
+                    .lines()
+                    .skip(call.line.saturating_sub(1))
+                    .take(1)
+                    .find(chose)
+                    .or_else(|| source.lines().find(chose));
                 line.map(|l| l.trim().replace(&from, &format!("dim={cd}")))
             });
             (why, fix)
         }
         ErrorKind::InputDtype => (
-            format!("{op} computes in floating point; this input is {}. Convert the scores with .float().", x.t.dtype().name()),
-            reassign(x, &format!("{}.float()", var_or(x, "input")), source, call.line),
+            format!(
+                "{op} computes in floating point; this input is {}. Convert the scores with .float().",
+                x.t.dtype().name()
+            ),
+            reassign(
+                x,
+                &format!("{}.float()", var_or(x, "input")),
+                source,
+                call.line,
+            ),
         ),
         ErrorKind::WeightShape => {
-            let got = call.weight.as_ref().map_or(String::new(), |w| format!("; this one has shape {}", shape(w)));
+            let got = call.weight.as_ref().map_or(String::new(), |w| {
+                format!("; this one has shape {}", shape(w))
+            });
             (
                 format!(
                     "The weight gives one factor per class: a 1-D tensor of C = {} entries, in class order{got}. Which \
@@ -489,7 +570,11 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                 return ("The weight must have the input's dtype.".into(), None);
             };
             let wv = var_or(w, "weight");
-            let cast = if x.t.dtype() == crate::tensor::DType::F32 { format!("{wv}.float()") } else { format!("{wv}.to({}.dtype)", var_or(x, "input")) };
+            let cast = if x.t.dtype() == crate::tensor::DType::F32 {
+                format!("{wv}.float()")
+            } else {
+                format!("{wv}.to({}.dtype)", var_or(x, "input"))
+            };
             let integers = if w.t.dtype().is_float() {
                 ""
             } else {
@@ -505,31 +590,55 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
             let fix = match &w.var {
                 Some((var, _)) => Some(format!("{var} = {cast}")),
                 None => w.expr.as_deref().and_then(|e| {
-                    source.lines().find(|l| l.contains(e)).map(|l| l.trim().replacen(e, &cast, 1))
+                    source
+                        .lines()
+                        .find(|l| l.contains(e))
+                        .map(|l| l.trim().replacen(e, &cast, 1))
                 }),
             };
             (why, fix)
         }
 
         ErrorKind::InvalidReduction => {
-            let given = e.message.trim_end_matches(" is not a valid value for reduction");
+            let given = e
+                .message
+                .trim_end_matches(" is not a valid value for reduction");
             let nearest = nearest_reduction(given);
             let fix = source.lines().find_map(|l| {
                 let (d, s) = (format!("\"{given}\""), format!("'{given}'"));
-                l.contains(&d).then(|| l.trim().replace(&d, &format!("\"{nearest}\""))).or_else(|| {
-                    l.contains(&s).then(|| l.trim().replace(&s, &format!("'{nearest}'")))
-                })
+                l.contains(&d)
+                    .then(|| l.trim().replace(&d, &format!("\"{nearest}\"")))
+                    .or_else(|| {
+                        l.contains(&s)
+                            .then(|| l.trim().replace(&s, &format!("'{nearest}'")))
+                    })
             });
-            (format!("reduction is one of 'none', 'mean' (the default) and 'sum'; '{given}' is nearest to '{nearest}'."), fix)
+            (
+                format!(
+                    "reduction is one of 'none', 'mean' (the default) and 'sum'; '{given}' is nearest to '{nearest}'."
+                ),
+                fix,
+            )
         }
         ErrorKind::InvalidArgument if e.message.starts_with("Boolean value of Tensor") => {
-            let module = if call.op == "nll_loss" { "nn.NLLLoss" } else { "nn.CrossEntropyLoss" };
-            let (xv, tv) = (var_or(x, "input"), target.map_or("target".into(), |t| var_or(t, "target")));
+            let module = if call.op == "nll_loss" {
+                "nn.NLLLoss"
+            } else {
+                "nn.CrossEntropyLoss"
+            };
+            let (xv, tv) = (
+                var_or(x, "input"),
+                target.map_or("target".into(), |t| var_or(t, "target")),
+            );
             let why = format!(
                 "{module}(...) builds the loss, it does not compute it: its arguments are options, and PyTorch binds the two tensors by position to weight ({xv}) and size_average ({tv}). The deprecated size_average check then asks whether {tv}, {} values, is true, which no tensor of more than one value can say. Build the loss, then call it: {module}()({xv}, {tv}).",
                 target.map_or(0, |t| t.t.numel())
             );
-            let text = source.lines().nth(call.line.saturating_sub(1)).unwrap_or("").trim();
+            let text = source
+                .lines()
+                .nth(call.line.saturating_sub(1))
+                .unwrap_or("")
+                .trim();
             let fix = text.find(&format!("{module}(")).map(|at| {
                 let open = at + module.len();
                 text[..open].to_string() + "()" + &text[open..]
@@ -537,7 +646,37 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
             (why, fix)
         }
         ErrorKind::InvalidArgument if e.message.starts_with("label_smoothing") => {
-            ("label_smoothing is the probability mass spread over all classes: a number from 0.0 to 1.0.".into(), None)
+            let why = "label_smoothing is the probability mass spread over all classes: a number from 0.0 to 1.0.";
+            // the value as the snippet wrote it: a whole number from 2 to 100 reads as a percentage
+            let written = source.lines().find_map(|l| {
+                let at = l.find("label_smoothing=")? + "label_smoothing=".len();
+                let text: String = l[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.')
+                    .collect();
+                Some((l.trim(), text))
+            });
+            match written {
+                Some((line, text)) if text.parse::<u32>().is_ok_and(|p| (2..=100).contains(&p)) => {
+                    let share = f64::from(text.parse::<u32>().unwrap_or(0)) / 100.0;
+                    (
+                        format!(
+                            "{why} {text} reads as a percentage: {text}% of the mass is label_smoothing={share:?}."
+                        ),
+                        Some(line.replacen(
+                            &format!("label_smoothing={text}"),
+                            &format!("label_smoothing={share:?}"),
+                            1,
+                        )),
+                    )
+                }
+                _ => (
+                    format!(
+                        "{why} Which value was meant only the author knows (a typo of 0.15 for 1.5?)."
+                    ),
+                    None,
+                ),
+            }
         }
         ErrorKind::InvalidArgument if e.message.starts_with("one_hot") => (
             "F.one_hot takes class indices as int64 (torch.long).".into(),

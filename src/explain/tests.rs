@@ -620,3 +620,20 @@ fn a_weight_of_another_dtype_is_converted_and_a_short_one_explained() {
     );
     assert_eq!(fix, None);
 }
+
+#[test]
+fn a_label_smoothing_written_as_a_percentage_is_divided_by_100() {
+    // torch 2.15: RuntimeError: label_smoothing must be between 0.0 and 1.0. Got: 10
+    let code = "import torch\nimport torch.nn as nn\nout = torch.randn(4, 3)\ny = torch.tensor([0, 1, 2, 0])\nloss = nn.CrossEntropyLoss(label_smoothing=10)(out, y)\n";
+    fixed_by(
+        code,
+        "label_smoothing must be between 0.0 and 1.0. Got: 10",
+        crate::ErrorKind::InvalidArgument,
+        "loss = nn.CrossEntropyLoss(label_smoothing=0.1)(out, y)",
+        |c| c.replace("label_smoothing=10", "label_smoothing=0.1"),
+    );
+    // torch 2.15: ... Got: 1.5: no guess
+    let (_, _, why, fix) = error(&code.replace("=10", "=1.5"));
+    assert!(why.contains("only the author knows"), "{why}");
+    assert_eq!(fix, None);
+}
