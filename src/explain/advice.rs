@@ -207,6 +207,12 @@ pub fn loss_warnings(call: &SnippetCall) -> Vec<String> {
              log_softmax instead of softmax"
                 .to_string(),
         ),
+        // random values: decided from the operation that made them, as the values are not known
+        (Origin::Plain, "nll_loss") if !x.known && x.t.dtype().is_float() && x.t.numel() > 0 => out.push(format!(
+            "nll_loss expects log-probabilities, but this input was not made by log_softmax: raw scores give a loss \
+             that can be negative and does not train the model as intended. Apply log_softmax(dim={cd}) first, or \
+             use cross_entropy on the raw scores"
+        )),
         (Origin::Plain, "nll_loss") if x.known && x.t.dtype().is_float() && x.t.numel() > 0 => {
             let v = x.t.to_f64_vec();
             let max = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);

@@ -637,3 +637,17 @@ fn a_label_smoothing_written_as_a_percentage_is_divided_by_100() {
     assert!(why.contains("only the author knows"), "{why}");
     assert_eq!(fix, None);
 }
+
+#[test]
+fn nll_loss_on_random_raw_scores_is_warned_about_from_the_operation() {
+    // torch 2.15 runs it (no error): the silent mistake of NLLLoss on raw scores
+    let raw = "import torch\nimport torch.nn.functional as F\nscores = torch.randn(3, 5)\nF.nll_loss(scores, torch.tensor([1, 0, 4]))\n";
+    let w = warnings(raw);
+    assert!(
+        w.iter().any(|w| w.contains("not made by log_softmax")),
+        "{w:?}"
+    );
+    assert_ne!(torch_runs(raw), Some(false));
+    let fixed = raw.replace("F.nll_loss(scores,", "F.nll_loss(scores.log_softmax(1),");
+    assert!(warnings(&fixed).is_empty(), "{:?}", warnings(&fixed));
+}
