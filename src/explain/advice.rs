@@ -19,6 +19,33 @@ pub struct SnippetCall {
     pub dim: Option<i64>,
 }
 
+impl SnippetCall {
+    /// A call of one of the losses (cross_entropy, else nll_loss).
+    pub fn loss(
+        cross_entropy: bool,
+        line: usize,
+        source: String,
+        input: TensorVal,
+        target: TensorVal,
+        weight: Option<TensorVal>,
+    ) -> SnippetCall {
+        let op = if cross_entropy {
+            "cross_entropy"
+        } else {
+            "nll_loss"
+        };
+        SnippetCall {
+            op,
+            line,
+            source,
+            input,
+            target: Some(target),
+            weight,
+            dim: None,
+        }
+    }
+}
+
 fn name(op: &str) -> &'static str {
     match op {
         "nll_loss" => "NLLLoss",

@@ -274,27 +274,16 @@ impl<'a> Interp<'a> {
                     "a loss target",
                 )?;
                 a.done()?;
-                let call = SnippetCall {
-                    op: if cross_entropy {
-                        "cross_entropy"
-                    } else {
-                        "nll_loss"
-                    },
+                let call = SnippetCall::loss(
+                    cross_entropy,
                     line,
                     source,
-                    input: *input,
-                    target: Some(*target),
-                    weight: weight.clone().map(|w| *w),
-                    dim: None,
-                };
-                self.loss(
-                    call,
-                    weight.map(|w| w.t),
-                    &reduction,
-                    ignore_index,
-                    label_smoothing,
-                )
-                .map(Val::Tensor)
+                    *input,
+                    *target,
+                    weight.map(|w| *w),
+                );
+                self.loss(call, &reduction, ignore_index, label_smoothing)
+                    .map(Val::Tensor)
             }
             _ => unsupported(line, format!("calling {}", a.what)),
         }
@@ -449,19 +438,14 @@ impl<'a> Interp<'a> {
                     return Err(Stop::Raise {
                         error,
                         line,
-                        call: Box::new(SnippetCall {
-                            op: if cross_entropy {
-                                "cross_entropy"
-                            } else {
-                                "nll_loss"
-                            },
+                        call: Box::new(SnippetCall::loss(
+                            cross_entropy,
                             line,
                             source,
-                            input: (**x).clone(),
-                            target: Some((**y).clone()),
-                            weight: None,
-                            dim: None,
-                        }),
+                            (**x).clone(),
+                            (**y).clone(),
+                            None,
+                        )),
                     });
                 }
                 let weight = match a.get(0, "weight") {
@@ -503,28 +487,15 @@ impl<'a> Interp<'a> {
                     line,
                     "a loss target",
                 )?;
-                let weight_val = match a.get(2, "weight") {
+                let weight = match a.get(2, "weight") {
                     None | Some(Val::None) => None,
                     Some(w) => Some(*tensor_of(w, line, "a weight")?),
                 };
-                let weight = weight_val.as_ref().map(|w| w.t.clone());
                 let (reduction, ignore_index, label_smoothing) =
                     self.loss_attrs(&mut a, cross_entropy)?;
                 a.done()?;
-                let call = SnippetCall {
-                    op: if cross_entropy {
-                        "cross_entropy"
-                    } else {
-                        "nll_loss"
-                    },
-                    line,
-                    source,
-                    input: *input,
-                    target: Some(*target),
-                    weight: weight_val,
-                    dim: None,
-                };
-                self.loss(call, weight, &reduction, ignore_index, label_smoothing)
+                let call = SnippetCall::loss(cross_entropy, line, source, *input, *target, weight);
+                self.loss(call, &reduction, ignore_index, label_smoothing)
                     .map(Val::Tensor)
             }
             "F.one_hot" => {
@@ -907,10 +878,10 @@ impl<'a> Interp<'a> {
         }))
     }
 
+    /// Runs a loss the snippet called (its weight is the call's own).
     fn loss(
         &mut self,
         call: SnippetCall,
-        weight: Option<Tensor>,
         reduction: &str,
         ignore_index: i64,
         ls: f64,
@@ -931,18 +902,11 @@ impl<'a> Interp<'a> {
             return unsupported(line, "a loss without a target");
         };
         let (x, t) = (&call.input, &target.t);
+        let weight = call.weight.as_ref().map(|w| &w.t);
         let result = if call.op == "cross_entropy" {
-            ops::cross_entropy::cross_entropy_with_grad(
-                &x.t,
-                t,
-                weight.as_ref(),
-                r,
-                ignore_index,
-                ls,
-                None,
-            )
+            ops::cross_entropy::cross_entropy_with_grad(&x.t, t, weight, r, ignore_index, ls, None)
         } else {
-            ops::nll_loss::nll_loss_with_grad(&x.t, t, weight.as_ref(), r, ignore_index, None)
+            ops::nll_loss::nll_loss_with_grad(&x.t, t, weight, r, ignore_index, None)
         };
         let out = match result {
             Ok(o) => o.output,
