@@ -157,6 +157,16 @@ pub fn golden_paths_for(args: &Arguments, golden_dir: &Path) -> Vec<PathBuf> {
 /// (command-line filters work as with `cargo test`) and exits. `expectations` is an optional
 /// known-failures file in the format of spec/expectations/.
 pub fn main(implementation: impl Implementation + 'static, expectations: Option<&Path>) -> ! {
+    let write_to = std::env::var_os(WRITE_EXPECTATIONS).map(PathBuf::from);
+    let report_to = std::env::var_os(REPORT).map(PathBuf::from);
+    if write_to.is_some() || report_to.is_some() {
+        whole_suite(
+            implementation,
+            expectations,
+            write_to.as_deref(),
+            report_to.as_deref(),
+        )
+    }
     let exp = match expectations {
         Some(p) => Expectations::load(p).unwrap_or_else(|e| {
             eprintln!("nllspec: {e}");
@@ -165,6 +175,106 @@ pub fn main(implementation: impl Implementation + 'static, expectations: Option<
         None => Expectations::none(implementation.name()),
     };
     main_targets(vec![Target::new(implementation, exp)])
+}
+
+/// The environment variable that makes [`main`] write the implementation's expectations instead
+/// of running the tests: `NLLSPEC_WRITE_EXPECTATIONS=FILE cargo test --test nllspec` runs
+/// every case of the suite once, judged with FILE when it exists (else with the `expectations`
+/// given to [`main`], else none), and writes FILE as `nllspec run --write-expectations` does
+/// (spec/FORMAT.md, "Writing expectations"), listing what changed on stderr.
+pub const WRITE_EXPECTATIONS: &str = "NLLSPEC_WRITE_EXPECTATIONS";
+
+/// The environment variable that makes [`main`] write a report instead of running the tests:
+/// `NLLSPEC_REPORT=FILE cargo test --test nllspec` runs every case of the suite once and writes
+/// report v1 (spec/FORMAT.md, as `nllspec run --format json`), the expectations audited as
+/// `nllspec run` audits them; it exits with `nllspec run`'s status. With
+/// [`WRITE_EXPECTATIONS`] too, the report is of the run the file was written from.
+pub const REPORT: &str = "NLLSPEC_REPORT";
+
+/// The whole suite, once, for [`WRITE_EXPECTATIONS`] and [`REPORT`]: exits with
+/// [`whole_suite_at`]'s status, or 2 and the message.
+fn whole_suite(
+    implementation: impl Implementation + 'static,
+    expectations: Option<&Path>,
+    write_to: Option<&Path>,
+    report_to: Option<&Path>,
+) -> ! {
+    let golden = [default_golden_dir()];
+    match whole_suite_at(implementation, expectations, &golden, write_to, report_to) {
+        Ok(code) => std::process::exit(code.into()),
+        Err(e) => {
+            eprintln!("nllspec: {e}");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// Runs every case under `golden` once, judged with `write_to` when it exists (else
+/// `expectations`, else none); writes `write_to`'s expectations and `report_to`'s report v1
+/// where given. The exit status: the report's, or 0 when only expectations are written. An
+/// expectations file that cannot be read, a suite that cannot be loaded and a file that cannot
+/// be written are the error.
+fn whole_suite_at(
+    implementation: impl Implementation + 'static,
+    expectations: Option<&Path>,
+    golden: &[PathBuf],
+    write_to: Option<&Path>,
+    report_to: Option<&Path>,
+) -> Result<u8, String> {
+    use crate::judge::audit::{Judged, audit};
+    use crate::judge::writer::{Ran, failure_detail, write};
+    use crate::report::{Report, ResultRow};
+    let judged_with = write_to.filter(|f| f.exists()).or(expectations);
+    let base = match judged_with {
+        Some(p) => Expectations::load(p).map_err(|e| e.to_string())?,
+        None => Expectations::none(implementation.name()),
+    };
+    let cases = load_all(golden).map_err(|e| e.to_string())?;
+    let target = Target::new(implementation, base.clone());
+    let name = target.implementation.name().to_string();
+    let started = std::time::Instant::now();
+    let rows: Vec<ResultRow> = cases
+        .iter()
+        .map(|c| ResultRow::new(c, &name, run_case(&target, c)))
+        .collect();
+    let ids: Vec<&str> = cases.iter().map(|c| c.case.id.as_str()).collect();
+    if let Some(file) = write_to {
+        let ran: Vec<Ran> = rows
+            .iter()
+            .map(|r| Ran {
+                id: &r.id,
+                status: r.status,
+                cause: r.cause.as_deref(),
+                detail: failure_detail(&r.detail),
+            })
+            .collect();
+        let written = write(&base, &name, &ids, &ran);
+        std::fs::write(file, written.expectations.to_json())
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        eprint!("{}", written.summary(&file.display().to_string()));
+    }
+    let Some(file) = report_to else {
+        return Ok(0);
+    };
+    let judged: Vec<Judged> = rows
+        .iter()
+        .map(|r| Judged {
+            id: &r.id,
+            status: r.status,
+            loosened_by: &r.loosened_by,
+        })
+        .collect();
+    let mut report = Report {
+        implementations: vec![name.clone()],
+        audit: audit(&name, &base, &ids, &judged, true),
+        ..Report::default()
+    };
+    report.results = rows;
+    report.elapsed = started.elapsed();
+    std::fs::write(file, report.json())
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    eprintln!("{}", report.summary_line());
+    Ok(report.exit().code())
 }
 
 /// [`main`] for several implementations at once (each a [`Target`] with its expectations):
@@ -182,6 +292,79 @@ pub fn main_targets(targets: Vec<Target>) -> ! {
 mod tests {
     use super::*;
     use crate::golden::load::load_all;
+
+    /// The golden file and a scratch directory for [`whole_suite_at`]'s tests.
+    fn seed_and_scratch(name: &str) -> (Vec<PathBuf>, PathBuf) {
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/log_softmax/seed.json");
+        let dir =
+            std::env::temp_dir().join(format!("nllspec-harness-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        (vec![golden], dir)
+    }
+
+    #[test]
+    fn the_whole_suite_mode_rewrites_a_stale_expectations_file_and_reports() {
+        let (golden, dir) = seed_and_scratch("write");
+        let exp = dir.join("native.json");
+        // native passes every case: an entry for one of them is stale (an xpass) and goes
+        std::fs::write(
+            &exp,
+            r#"{"implementation": "native", "expected_failures": [
+                {"match": "log_softmax/seed/unbatched_5_dim0@*", "reason": "stale"}]}"#,
+        )
+        .unwrap();
+        let report = dir.join("report.json");
+        let code = whole_suite_at(
+            crate::impls::native::Native,
+            None,
+            &golden,
+            Some(&exp),
+            Some(&report),
+        )
+        .unwrap();
+        // the report is of the run the file was written from: judged with the stale entry
+        assert_eq!(code, 1, "an expected failure that passes fails the run");
+        let written = std::fs::read_to_string(&exp).unwrap();
+        assert!(!written.contains("stale"), "{written}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let cases = load_all(&golden).unwrap().len();
+        assert_eq!(json["summary"]["total"], cases);
+        assert_eq!(
+            json["summary"]["xpassed"].as_u64().unwrap()
+                + json["summary"]["passed"].as_u64().unwrap(),
+            cases as u64
+        );
+        assert!(json["summary"]["xpassed"].as_u64().unwrap() >= 1);
+        // the rewritten file judges the next run green
+        let again = whole_suite_at(
+            crate::impls::native::Native,
+            Some(&exp),
+            &golden,
+            None,
+            Some(&report),
+        )
+        .unwrap();
+        assert_eq!(again, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_whole_suite_mode_names_an_unreadable_expectations_file() {
+        let (golden, dir) = seed_and_scratch("bad");
+        let exp = dir.join("broken.json");
+        std::fs::write(&exp, "{not json").unwrap();
+        let e = whole_suite_at(
+            crate::impls::native::Native,
+            Some(&exp),
+            &golden,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("broken.json"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[cfg(feature = "candle")]
     #[test]

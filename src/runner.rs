@@ -385,7 +385,7 @@ pub fn run(
                 id: &r.id,
                 status: r.status,
                 cause: r.cause.as_deref(),
-                detail: failure_detail(&r.detail),
+                detail: crate::judge::writer::failure_detail(&r.detail),
             })
             .collect();
         let w = write(expectations, name, &ids, &ran);
@@ -397,14 +397,6 @@ pub fn run(
     }
     report.elapsed = started.elapsed();
     Ok(RunOutput { report, written })
-}
-
-/// An expected failure's detail without its "expected failure (reason): " prefix.
-fn failure_detail(detail: &str) -> &str {
-    detail
-        .strip_prefix("expected failure (")
-        .and_then(|d| d.split_once("): ").map(|(_, rest)| rest))
-        .unwrap_or(detail)
 }
 
 /// Adds a `not_run` row for every selected case and implementation that has no result.

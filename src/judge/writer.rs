@@ -79,6 +79,14 @@ impl Written {
     }
 }
 
+/// An expected failure's detail without its "expected failure (reason): " prefix.
+pub fn failure_detail(detail: &str) -> &str {
+    detail
+        .strip_prefix("expected failure (")
+        .and_then(|d| d.split_once("): ").map(|(_, rest)| rest))
+        .unwrap_or(detail)
+}
+
 /// How a drafted reason begins.
 pub const DRAFT: &str = "draft, to be edited:";
 
