@@ -396,17 +396,50 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                     ),
                 );
             }
-            (
-                format!(
-                    "For an input of shape {} the classes are dimension 1 (C = {}), and the target holds a class index \
-                     for every other position: shape {}. This target has shape {}.",
-                    shape(x),
-                    classes.unwrap_or(0),
-                    fmt_shape(&expect),
-                    shape(t)
-                ),
-                None,
-            )
+            // a one-hot mask laid out channels last: (N, H, W, C) for an (N, C, H, W) input
+            let xs = x.t.shape();
+            if ts.len() == xs.len()
+                && ts.len() >= 3
+                && ts[0] == xs[0]
+                && ts[1..ts.len() - 1] == xs[2..]
+                && ts[ts.len() - 1] == xs[1]
+            {
+                let tv = var_or(t, "target");
+                return (
+                    format!(
+                        "The target {} has one entry per class in its last dimension (C = {}), laid out channels last: \
+                         it looks like a one-hot mask. {op} takes one class index per position, shape {}: the index of \
+                         each position's 1 is {tv}.argmax(dim=-1).",
+                        shape(t),
+                        xs[1],
+                        fmt_shape(&expect)
+                    ),
+                    reassign(t, &format!("{tv}.argmax(dim=-1)"), source, call.line),
+                );
+            }
+            let mut why = format!(
+                "For an input of shape {} the classes are dimension 1 (C = {}), and the target holds a class index \
+                 for every other position: shape {}. This target has shape {}.",
+                shape(x),
+                classes.unwrap_or(0),
+                fmt_shape(&expect),
+                shape(t)
+            );
+            // the same layout at another resolution: which side is wrong is not knowable, so no fix
+            if ts.len() == expect.len() && ts.len() >= 2 && ts[0] == expect[0] && ts[1..] != expect[1..] {
+                let size = ts[1..].iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+                let mode = if ts.len() == 3 { "bilinear" } else { "linear" };
+                let scores = xs[2..].iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+                why.push_str(&format!(
+                    " The layouts agree but the spatial sizes differ: ({scores}) for the scores, ({size}) for the target. \
+                     Check which is intended: a model whose output is at a lower resolution than its labels needs its \
+                     scores resized to the target's size (F.interpolate({}, size=({size}), mode='{mode}', \
+                     align_corners=False)); masks that were not resized with their images need resizing with \
+                     mode='nearest' (never an interpolating mode: class indices are not quantities).",
+                    var_or(x, "logits")
+                ));
+            }
+            (why, None)
         }
         ErrorKind::BatchSizeMismatch => {
             let Some(t) = target else { return generic(e) };

@@ -651,3 +651,40 @@ fn nll_loss_on_random_raw_scores_is_warned_about_from_the_operation() {
     let fixed = raw.replace("F.nll_loss(scores,", "F.nll_loss(scores.log_softmax(1),");
     assert!(warnings(&fixed).is_empty(), "{:?}", warnings(&fixed));
 }
+
+#[test]
+fn spatial_targets_one_hot_channels_last_and_another_resolution() {
+    // torch 2.15: RuntimeError: only batches of spatial targets supported (3D tensors) but got
+    // targets of dimension: 4 (a one-hot mask laid out (N, H, W, C))
+    let code = "import torch\nimport torch.nn.functional as F\nout = torch.randn(2, 5, 4, 4)\ntarget = torch.zeros(2, 4, 4, 5, dtype=torch.long)\nloss = F.cross_entropy(out, target)\n";
+    let why = fixed_by(
+        code,
+        "only batches of spatial targets supported (3D tensors) but got targets of dimension: 4",
+        crate::ErrorKind::TargetShape,
+        "target = target.argmax(dim=-1)",
+        |c| c.replace("loss = ", "target = target.argmax(dim=-1)\nloss = "),
+    );
+    assert!(why.contains("channels last"), "{why}");
+    // torch 2.15: RuntimeError: size mismatch (got input: [2, 3, 8, 8] , target: [2, 16, 16]
+    // Which side is wrong is not knowable: explained, fix null on purpose, and the resize the
+    // explanation offers runs in torch.
+    let code = "import torch\nimport torch.nn as nn\nlogits = torch.randn(2, 3, 8, 8)\nmask = torch.randint(0, 3, (2, 16, 16))\nloss = nn.CrossEntropyLoss()(logits, mask)\n";
+    let (message, kind, why, fix) = error(code);
+    assert_eq!(
+        (message.as_str(), kind),
+        (
+            "size mismatch (got input: [2, 3, 8, 8] , target: [2, 16, 16]",
+            crate::ErrorKind::TargetShape
+        )
+    );
+    assert_eq!(fix, None, "{why}");
+    let resize = "F.interpolate(logits, size=(16, 16), mode='bilinear', align_corners=False)";
+    assert!(why.contains(resize) && why.contains("mode='nearest'"), "{why}");
+    let resized = code.replace(
+        "loss = ",
+        &format!("import torch.nn.functional as F\nlogits = {resize}\nloss = "),
+    );
+    if let Some(ok) = torch_runs(&resized) {
+        assert!(ok, "{resized}");
+    }
+}
