@@ -125,10 +125,7 @@ def answer(req):
         if missing:
             return {"id": rid, "unsupported": f"Paddle has no CPU {missing[1]} kernel for {missing[2]}"}
         return protocol1.error(rid, message, KINDS, f"{type(e).__name__}: {message}")
-    resp = {"id": rid, "output": write(out)}
-    if gi is not None:
-        resp["grad_input"] = write(gi)
-    return resp
+    return protocol1.answer_values(rid, write(out), None if gi is None else write(gi))
 
 
 if __name__ == "__main__":

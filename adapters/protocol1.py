@@ -52,3 +52,11 @@ def tensor(dtype, a):
     else:
         data = [int(x) for x in a.ravel()]
     return {"dtype": dtype, "shape": list(a.shape), "data": data}
+
+
+def answer_values(rid, output, grad_input=None):
+    """The values answer: `output` and, for a backward case, `grad_input` (response tensors)."""
+    resp = {"id": rid, "output": output}
+    if grad_input is not None:
+        resp["grad_input"] = grad_input
+    return resp

@@ -181,10 +181,7 @@ def answer(req):
     except (tf.errors.OpError, ValueError, TypeError, IndexError) as e:
         message = getattr(e, "message", None) or str(e)
         return protocol1.error(rid, message, KINDS, f"{type(e).__name__}: {message}")
-    resp = {"id": rid, "output": write(out)}
-    if gi is not None:
-        resp["grad_input"] = write(gi)
-    return resp
+    return protocol1.answer_values(rid, write(out), None if gi is None else write(gi))
 
 
 if __name__ == "__main__":
