@@ -139,7 +139,7 @@ impl std::fmt::Display for PyType {
 }
 
 /// An op's rejection of its arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OpError {
     /// What the contract judges.
     pub kind: ErrorKind,
@@ -147,16 +147,70 @@ pub struct OpError {
     pub py_type: PyType,
     /// PyTorch's message, word for word.
     pub message: String,
+    /// Which check rejected the call, with the values it compared: what a reader of the
+    /// rejection (`nllspec explain`) goes by, so that the message's wording is free to change.
+    pub check: Check,
+}
+
+/// The check behind a rejection, where one within a kind needs telling apart, with its facts.
+/// [`Check::Other`] is every check whose kind and the call's own values say enough.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Check {
+    /// An unbatched `(C,)` input with a 1-d target of `size` entries (PyTorch wants 1).
+    UnbatchedTargetSize {
+        /// The target's number of elements.
+        size: usize,
+    },
+    /// An index target of more than one dimension for an `(N, C)` or `(C,)` input.
+    MultiTarget {
+        /// The target's rank.
+        target_ndim: usize,
+    },
+    /// A target of the input's shape (class probabilities) that is not of a float dtype.
+    ProbabilityTargetDtype {
+        /// The target's dtype.
+        dtype: crate::DType,
+    },
+    /// `label_smoothing` outside what PyTorch accepts (above 1).
+    LabelSmoothingRange {
+        /// The value given.
+        value: f64,
+    },
+    /// A reduction that is not `none`, `mean` or `sum`.
+    Reduction {
+        /// The string given.
+        given: String,
+    },
+    /// A class index that is neither a class nor `ignore_index` (the first one met).
+    TargetOutOfBounds {
+        /// The index.
+        target: i64,
+    },
+    /// The truth of a many-element tensor was asked for (a loss module built with tensors:
+    /// `nn.CrossEntropyLoss(out, y)` binds them to `weight` and `size_average`).
+    TensorTruth,
+    /// `F.one_hot` of a tensor that is not int64.
+    OneHotDtype,
+    /// Any other check: its kind says which.
+    Other,
 }
 
 impl OpError {
-    /// A rejection.
+    /// A rejection by a check of no [`Check`] of its own ([`Check::Other`]).
     pub fn new(kind: ErrorKind, py_type: PyType, message: impl Into<String>) -> OpError {
         OpError {
             kind,
             py_type,
             message: message.into(),
+            check: Check::Other,
         }
+    }
+
+    /// The same rejection, naming the check and its facts.
+    pub fn with_check(mut self, check: Check) -> OpError {
+        self.check = check;
+        self
     }
 }
 

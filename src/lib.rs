@@ -57,5 +57,5 @@ pub mod runner;
 #[doc(hidden)]
 pub mod spec;
 
-pub use error::{ErrorKind, OpError};
+pub use error::{Check, ErrorKind, OpError};
 pub use tensor::{DType, Data, Tensor};

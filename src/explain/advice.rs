@@ -2,7 +2,7 @@
 //! shapes and values, the corrected line, and warnings for mistakes PyTorch lets through.
 
 use super::value::{Origin, TensorVal};
-use crate::error::{ErrorKind, OpError};
+use crate::error::{Check, ErrorKind, OpError};
 use crate::tensor::fmt_shape;
 
 /// One call of an op, with what advice needs to talk about it.
@@ -277,10 +277,7 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
     let target = call.target.as_ref();
     let tdesc = |t: &TensorVal| values(t).unwrap_or_else(|| format!("of shape {}", shape(t)));
     match e.kind {
-        ErrorKind::TargetShape
-            if e.message
-                .starts_with("For 1D input, 1D target must have size 1") =>
-        {
+        ErrorKind::TargetShape if matches!(e.check, Check::UnbatchedTargetSize { .. }) => {
             let (Some(t), Some(c)) = (target, classes) else {
                 return generic(e);
             };
@@ -326,7 +323,7 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                 )),
             )
         }
-        ErrorKind::TargetShape if e.message.starts_with("0D or 1D target tensor expected") => {
+        ErrorKind::TargetShape if matches!(e.check, Check::MultiTarget { .. }) => {
             let Some(t) = target else { return generic(e) };
             let why = format!(
                 "For an input of shape {} ({} samples, C = {} classes) the target holds one class index per sample: \
@@ -426,10 +423,22 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                 shape(t)
             );
             // the same layout at another resolution: which side is wrong is not knowable, so no fix
-            if ts.len() == expect.len() && ts.len() >= 2 && ts[0] == expect[0] && ts[1..] != expect[1..] {
-                let size = ts[1..].iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+            if ts.len() == expect.len()
+                && ts.len() >= 2
+                && ts[0] == expect[0]
+                && ts[1..] != expect[1..]
+            {
+                let size = ts[1..]
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let mode = if ts.len() == 3 { "bilinear" } else { "linear" };
-                let scores = xs[2..].iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+                let scores = xs[2..]
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 why.push_str(&format!(
                     " The layouts agree but the spatial sizes differ: ({scores}) for the scores, ({size}) for the target. \
                      Check which is intended: a model whose output is at a lower resolution than its labels needs its \
@@ -465,13 +474,16 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
         }
         ErrorKind::TargetOutOfBounds => {
             let c = classes.unwrap_or(0);
+            let holds = match e.check {
+                Check::TargetOutOfBounds { target } => {
+                    format!(" The target holds {target}, outside that range.")
+                }
+                _ => String::new(),
+            };
             let head = format!(
-                "Class indices run from 0 to C - 1 = {} (C = {c}, the size of dimension {cd} of the input {}). {}.",
+                "Class indices run from 0 to C - 1 = {} (C = {c}, the size of dimension {cd} of the input {}).{holds}",
                 c as i64 - 1,
                 shape(x),
-                e.message
-                    .trim_end_matches('.')
-                    .replace("Target", "The target holds")
             );
             let labels = target
                 .filter(|t| t.known)
@@ -527,9 +539,7 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
         }
         ErrorKind::TargetDtype => {
             let Some(t) = target else { return generic(e) };
-            if e.message
-                .starts_with("Expected floating point type for target with class probabilities")
-            {
+            if matches!(e.check, Check::ProbabilityTargetDtype { .. }) {
                 return (
                     format!(
                         "The target has the input's shape {}, so {op} reads it as class probabilities, which must be \
@@ -666,9 +676,10 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
         }
 
         ErrorKind::InvalidReduction => {
-            let given = e
-                .message
-                .trim_end_matches(" is not a valid value for reduction");
+            let Check::Reduction { given } = &e.check else {
+                return generic(e);
+            };
+            let given = given.as_str();
             let nearest = nearest_reduction(given);
             let fix = source.lines().find_map(|l| {
                 let (d, s) = (format!("\"{given}\""), format!("'{given}'"));
@@ -686,7 +697,7 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                 fix,
             )
         }
-        ErrorKind::InvalidArgument if e.message.starts_with("Boolean value of Tensor") => {
+        ErrorKind::InvalidArgument if e.check == Check::TensorTruth => {
             let module = if call.op == "nll_loss" {
                 "nn.NLLLoss"
             } else {
@@ -711,7 +722,7 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
             });
             (why, fix)
         }
-        ErrorKind::InvalidArgument if e.message.starts_with("label_smoothing") => {
+        ErrorKind::InvalidArgument if matches!(e.check, Check::LabelSmoothingRange { .. }) => {
             let why = "label_smoothing is the probability mass spread over all classes: a number from 0.0 to 1.0.";
             // the value as the snippet wrote it: a whole number from 2 to 100 reads as a percentage
             let written = source.lines().find_map(|l| {
@@ -744,7 +755,7 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
                 ),
             }
         }
-        ErrorKind::InvalidArgument if e.message.starts_with("one_hot") => (
+        ErrorKind::InvalidArgument if e.check == Check::OneHotDtype => (
             "F.one_hot takes class indices as int64 (torch.long).".into(),
             reassign(x, &format!("{}.long()", var_or(x, "t")), source, call.line),
         ),

@@ -434,7 +434,8 @@ impl<'a> Interp<'a> {
                         crate::ErrorKind::InvalidArgument,
                         crate::error::PyType::RuntimeError,
                         "Boolean value of Tensor with more than one value is ambiguous",
-                    );
+                    )
+                    .with_check(crate::error::Check::TensorTruth);
                     return Err(Stop::Raise {
                         error,
                         line,
@@ -515,7 +516,8 @@ impl<'a> Interp<'a> {
                         crate::ErrorKind::InvalidArgument,
                         crate::error::PyType::RuntimeError,
                         "one_hot is only applicable to index tensor of type LongTensor.",
-                    );
+                    )
+                    .with_check(crate::error::Check::OneHotDtype);
                     return Err(Stop::Raise {
                         error,
                         line,

@@ -679,7 +679,10 @@ fn spatial_targets_one_hot_channels_last_and_another_resolution() {
     );
     assert_eq!(fix, None, "{why}");
     let resize = "F.interpolate(logits, size=(16, 16), mode='bilinear', align_corners=False)";
-    assert!(why.contains(resize) && why.contains("mode='nearest'"), "{why}");
+    assert!(
+        why.contains(resize) && why.contains("mode='nearest'"),
+        "{why}"
+    );
     let resized = code.replace(
         "loss = ",
         &format!("import torch.nn.functional as F\nlogits = {resize}\nloss = "),
@@ -687,4 +690,51 @@ fn spatial_targets_one_hot_channels_last_and_another_resolution() {
     if let Some(ok) = torch_runs(&resized) {
         assert!(ok, "{resized}");
     }
+}
+
+#[test]
+fn the_advice_reads_the_rejections_check_not_its_wording() {
+    use super::advice::{SnippetCall, explain as advise};
+    use super::value::TensorVal;
+    use crate::error::{Check, ErrorKind, OpError, PyType};
+    use crate::tensor::{DType, Tensor};
+    // the seed's call: a (5,) input with the one-hot [1, 0, 0] as its target
+    let x = TensorVal::new(
+        Tensor::from_f64(DType::F32, vec![5], &[0.0; 5]).unwrap(),
+        false,
+    );
+    let t = TensorVal::new(
+        Tensor::from_f64(DType::I64, vec![3], &[1.0, 0.0, 0.0]).unwrap(),
+        true,
+    );
+    let call = SnippetCall::loss(false, 1, String::new(), x, t, None);
+    let reworded = |check| {
+        OpError::new(
+            ErrorKind::TargetShape,
+            PyType::ValueError,
+            "a reworded message",
+        )
+        .with_check(check)
+    };
+    let (why, _) = advise(&reworded(Check::UnbatchedTargetSize { size: 3 }), &call, "");
+    assert!(
+        why.contains("one-hot row") && why.contains("class index (here 0"),
+        "{why}"
+    );
+    // the same wording without the check: no specific explanation is made up
+    let (generic, _) = advise(&reworded(Check::Other), &call, "");
+    assert!(!generic.contains("one-hot row"), "{generic}");
+    // every check the ops make is named by them (a reworded message keeps it)
+    let x = Tensor::from_f64(DType::F32, vec![5], &[0.0; 5]).unwrap();
+    let t = Tensor::from_f64(DType::I64, vec![3], &[1.0, 0.0, 0.0]).unwrap();
+    let e = crate::ops::nll_loss::nll_loss(&x, &t, None, crate::ops::Reduction::Mean, -100)
+        .unwrap_err();
+    assert_eq!(e.check, Check::UnbatchedTargetSize { size: 3 });
+    let e = crate::ops::Reduction::parse("avg").unwrap_err();
+    assert_eq!(
+        e.check,
+        Check::Reduction {
+            given: "avg".into()
+        }
+    );
 }

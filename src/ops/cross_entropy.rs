@@ -18,7 +18,7 @@
 use super::{
     Outputs, Reduction, backward_start, fmt_cpp_double, log_softmax, nll_loss, promote_float,
 };
-use crate::error::{ErrorKind, OpError, PyType};
+use crate::error::{Check, ErrorKind, OpError, PyType};
 use crate::kernels::elem::Elem;
 use crate::kernels::{self, ChunkedSum, CompensatedSum, Lanes};
 use crate::tensor::{DType, Data, Tensor, fmt_shape};
@@ -33,7 +33,8 @@ fn check_label_smoothing(ls: f64) -> Result<(), OpError> {
                 "label_smoothing must be between 0.0 and 1.0. Got: {}",
                 fmt_cpp_double(ls)
             ),
-        ));
+        )
+        .with_check(Check::LabelSmoothingRange { value: ls }));
     }
     Ok(())
 }
@@ -160,7 +161,10 @@ pub(crate) fn check<'t>(
                 "Expected floating point type for target with class probabilities, got {}",
                 target.dtype().torch_name()
             ),
-        ));
+        )
+        .with_check(Check::ProbabilityTargetDtype {
+            dtype: target.dtype(),
+        }));
     }
     if ignore_index >= 0 {
         return Err(OpError::new(

@@ -51,7 +51,10 @@ impl Reduction {
                 ErrorKind::InvalidReduction,
                 PyType::ValueError,
                 format!("{other} is not a valid value for reduction"),
-            )),
+            )
+            .with_check(crate::error::Check::Reduction {
+                given: other.to_string(),
+            })),
         }
     }
 }

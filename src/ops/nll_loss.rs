@@ -19,7 +19,7 @@
 //! 5-D+ inputs are reshaped into), each with its own messages.
 
 use super::{Outputs, Reduction, backward_start};
-use crate::error::{ErrorKind, OpError, PyType};
+use crate::error::{Check, ErrorKind, OpError, PyType};
 use crate::kernels::CompensatedSum;
 use crate::tensor::{DType, Data, Tensor, fmt_shape};
 use std::borrow::Cow;
@@ -172,6 +172,7 @@ fn out_of_bounds(t: i64) -> OpError {
         PyType::IndexError,
         format!("Target {t} is out of bounds."),
     )
+    .with_check(Check::TargetOutOfBounds { target: t })
 }
 
 /// Every check `F.nll_loss` makes, in PyTorch's order, on an input of `shape` and `dtype`
@@ -280,7 +281,10 @@ fn check_1d_2d(
             ErrorKind::TargetShape,
             PyType::RuntimeError,
             "0D or 1D target tensor expected, multi-target not supported",
-        ));
+        )
+        .with_check(Check::MultiTarget {
+            target_ndim: target.ndim(),
+        }));
     }
     if !is_index_dtype(target.dtype()) {
         return Err(target_dtype_error(target.dtype()));
@@ -301,7 +305,10 @@ fn check_1d_2d(
                 "For 1D input, 1D target must have size 1, but got target size: {}",
                 target.numel()
             ),
-        ));
+        )
+        .with_check(Check::UnbatchedTargetSize {
+            size: target.numel(),
+        }));
     }
     let c = shape[shape.len() - 1];
     if let Some(w) = weight
