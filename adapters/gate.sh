@@ -67,7 +67,8 @@ for fw in "${frameworks[@]}"; do
       if ! have_torch; then
         echo "adapters/gate.sh: torch asked for, but $torch_py has no torch" >&2; rc=2
       else
-        "$bin" run --impl "torch=exec:$torch_py adapters/torch_impl.py" --format json --out "$parts/torch.json" --summary || rc=$?
+        "$bin" run --impl "torch=exec:$torch_py adapters/torch_impl.py" --expectations adapters/expectations/torch.json \
+          --format json --out "$parts/torch.json" --summary || rc=$?
       fi ;;
     paddle|tf|tinygrad)
       py=$(venv "$base-$fw" "adapters/requirements-$fw.txt")
