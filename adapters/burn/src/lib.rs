@@ -118,7 +118,11 @@ fn run_log_softmax(
         4 => log_softmax_nd::<4>(x, dim, g),
         5 => log_softmax_nd::<5>(x, dim, g),
         6 => log_softmax_nd::<6>(x, dim, g),
-        n => return unsupported(format!("this bridge instantiates Tensor<D> for D <= 6, not {n}")),
+        n => {
+            return unsupported(format!(
+                "this bridge instantiates Tensor<D> for D <= 6, not {n}"
+            ));
+        }
     })
 }
 
@@ -133,7 +137,9 @@ fn run_cross_entropy(
     g: Option<&nllspec::Tensor>,
 ) -> Result<Outcome, Answer> {
     if target.dtype().is_float() {
-        return unsupported("CrossEntropyLoss::forward takes class indices (Tensor<1, Int>), not probabilities");
+        return unsupported(
+            "CrossEntropyLoss::forward takes class indices (Tensor<1, Int>), not probabilities",
+        );
     }
     if reduction != "mean" {
         return unsupported(format!(
@@ -141,7 +147,9 @@ fn run_cross_entropy(
         ));
     }
     if float_dtype(x.dtype()).is_none() {
-        return unsupported("CrossEntropyLoss::forward takes Tensor<2, Float> logits: an integer tensor does not compile");
+        return unsupported(
+            "CrossEntropyLoss::forward takes Tensor<2, Float> logits: an integer tensor does not compile",
+        );
     }
     let (n, c) = match x.shape() {
         [c] => (1, *c), // unbatched: a batch of one
