@@ -454,6 +454,36 @@ pub fn explain(e: &OpError, call: &SnippetCall, source: &str) -> (String, Option
             let Some(t) = target else { return generic(e) };
             let n = x.t.shape().first().copied().unwrap_or(0);
             let m = t.t.shape().first().copied().unwrap_or(0);
+            // a spatial target without its batch dimension: (H, W) beside an (N, C, H, W) input
+            let xs = x.t.shape();
+            if xs.len() >= 3 && t.t.shape() == &xs[2..] {
+                let tv = var_or(t, "target");
+                let why = format!(
+                    "The input {} is a batch of N = {n} with C = {} class scores at each of {} positions; the target {} \
+                     has those positions but no batch dimension, so {op} reads its first dimension ({m}) as the batch.",
+                    shape(x),
+                    xs[1],
+                    fmt_shape(&xs[2..]),
+                    shape(t)
+                );
+                if n == 1 {
+                    return (
+                        format!("{why} Add the batch dimension of one: {tv}.unsqueeze(0)."),
+                        reassign(t, &format!("{tv}.unsqueeze(0)"), source, call.line),
+                    );
+                }
+                return (
+                    format!(
+                        "{why} Each of the {n} samples needs its own target: stack them into shape ({n}, {}).",
+                        xs[2..]
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None,
+                );
+            }
             let mut why = format!(
                 "The input {} holds N = {n} samples (dimension 0) of C = {} class scores; the target {} holds {m} class \
                  indices, one per sample. N and the target's length must agree.",

@@ -738,3 +738,27 @@ fn the_advice_reads_the_rejections_check_not_its_wording() {
         }
     );
 }
+
+#[test]
+fn a_spatial_target_without_its_batch_dimension() {
+    // torch 2.15: ValueError: Expected input batch_size (1) to match target batch_size (8).
+    let code = "import torch\nimport torch.nn as nn\npred = torch.randn(1, 4, 8, 8)\nmask = torch.randint(0, 4, (8, 8))\nloss = nn.CrossEntropyLoss()(pred, mask)\n";
+    let why = fixed_by(
+        code,
+        "Expected input batch_size (1) to match target batch_size (8).",
+        crate::ErrorKind::BatchSizeMismatch,
+        "mask = mask.unsqueeze(0)",
+        |c| c.replace("loss = ", "mask = mask.unsqueeze(0)\nloss = "),
+    );
+    assert!(why.contains("no batch dimension"), "{why}");
+    // a batch of two with one (H, W) mask: which mask belongs to which sample is the
+    // author's to say, so no fix (torch 2.15: the same message with (2) and (8))
+    let two = code.replace("torch.randn(1, 4, 8, 8)", "torch.randn(2, 4, 8, 8)");
+    let (message, _, why, fix) = error(&two);
+    assert_eq!(
+        message,
+        "Expected input batch_size (2) to match target batch_size (8)."
+    );
+    assert_eq!(fix, None, "{why}");
+    assert!(why.contains("shape (2, 8, 8)"), "{why}");
+}
