@@ -296,8 +296,10 @@ fn torch_trial() -> Trial {
     }
     Trial::test("torch_adapter/cpu_passes_the_whole_suite", move || {
         let imp = format!("torch=exec:{py} {root}/adapters/torch_impl.py");
+        // its only entries: results that depend on the CPU (flaky, each with its reason)
+        let exp = format!("{root}/adapters/expectations/torch.json");
         let out = Command::new(env!("CARGO_BIN_EXE_nllspec"))
-            .args(["run", "--impl", &imp, "--format", "json"])
+            .args(["run", "--impl", &imp, "--expectations", &exp, "--format", "json"])
             .output()
             .map_err(|e| format!("cannot run nllspec: {e}"))?;
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
@@ -307,9 +309,10 @@ fn torch_trial() -> Trial {
             )
         })?;
         let s = &report["summary"];
-        if out.status.code() != Some(0) || s["passed"] != s["total"] {
+        let accepted = s["passed"].as_u64().unwrap_or(0) + s["flaky"].as_u64().unwrap_or(0);
+        if out.status.code() != Some(0) || Some(accepted) != s["total"].as_u64() {
             return Err(format!(
-                "exit {:?}, expected 0 with every case passed: {s}",
+                "exit {:?}, expected 0 with every case passed (or one of torch.json's machine-dependent ones): {s}",
                 out.status.code()
             )
             .into());

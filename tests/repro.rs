@@ -48,6 +48,10 @@ fn torch_snippets_reproduce_every_case(py: &str) -> Result<(), Failed> {
         .into());
     }
     let answers = std::fs::read_to_string(&output).map_err(|e| e.to_string())?;
+    let cpu_dependent = nllspec::judge::expectations::Expectations::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters/expectations/torch.json"),
+    )
+    .map_err(|e| e.to_string())?;
     let mut wrong = Vec::new();
     for (line, c) in answers.lines().zip(&cases) {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
@@ -75,7 +79,9 @@ fn torch_snippets_reproduce_every_case(py: &str) -> Result<(), Failed> {
                 judge(&c.case, &outcome, Messages::Verbatim)
             }
         };
-        if verdict != Verdict::Pass {
+        // a result that depends on the CPU PyTorch runs on is accepted where torch.json says so
+        let machine_dependent = cpu_dependent.find(&c.case.id).is_some_and(|e| e.flaky);
+        if verdict != Verdict::Pass && !machine_dependent {
             wrong.push(format!("{}: {verdict:?}", c.case.id));
         }
     }
