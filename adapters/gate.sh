@@ -59,10 +59,6 @@ for fw in "${frameworks[@]}"; do
   t0=$SECONDS
   rc=0
   case $fw in
-    jax|ort)
-      py=$(venv "$base" adapters/requirements.txt)
-      "$bin" run --impl "$fw=exec:$py adapters/${fw}_impl.py" --expectations "adapters/expectations/$fw.json" \
-        --format json --out "$parts/$fw.json" --summary || rc=$? ;;
     torch)
       if ! have_torch; then
         echo "adapters/gate.sh: torch asked for, but $torch_py has no torch" >&2; rc=2
@@ -70,8 +66,12 @@ for fw in "${frameworks[@]}"; do
         "$bin" run --impl "torch=exec:$torch_py adapters/torch_impl.py" --expectations adapters/expectations/torch.json \
           --format json --out "$parts/torch.json" --summary || rc=$?
       fi ;;
-    paddle|tf|tinygrad)
-      py=$(venv "$base-$fw" "adapters/requirements-$fw.txt")
+    jax|ort|paddle|tf|tinygrad)
+      # JAX and ONNX Runtime share adapters/requirements.txt's venv; the others have their own
+      case $fw in
+        jax|ort) py=$(venv "$base" adapters/requirements.txt) ;;
+        *) py=$(venv "$base-$fw" "adapters/requirements-$fw.txt") ;;
+      esac
       "$bin" run --impl "$fw=exec:$py adapters/${fw}_impl.py" --expectations "adapters/expectations/$fw.json" \
         --format json --out "$parts/$fw.json" --summary || rc=$? ;;
     burn)

@@ -222,7 +222,7 @@ fn whole_suite_at(
     report_to: Option<&Path>,
 ) -> Result<u8, String> {
     use crate::judge::audit::{Judged, audit};
-    use crate::judge::writer::{Ran, failure_detail, write};
+    use crate::judge::writer::{Ran, write};
     use crate::report::{Report, ResultRow};
     let judged_with = write_to.filter(|f| f.exists()).or(expectations);
     let base = match judged_with {
@@ -239,15 +239,7 @@ fn whole_suite_at(
         .collect();
     let ids: Vec<&str> = cases.iter().map(|c| c.case.id.as_str()).collect();
     if let Some(file) = write_to {
-        let ran: Vec<Ran> = rows
-            .iter()
-            .map(|r| Ran {
-                id: &r.id,
-                status: r.status,
-                cause: r.cause.as_deref(),
-                detail: failure_detail(&r.detail),
-            })
-            .collect();
+        let ran: Vec<Ran> = rows.iter().map(ResultRow::ran).collect();
         let written = write(&base, &name, &ids, &ran);
         std::fs::write(file, written.expectations.to_json())
             .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
@@ -256,14 +248,7 @@ fn whole_suite_at(
     let Some(file) = report_to else {
         return Ok(0);
     };
-    let judged: Vec<Judged> = rows
-        .iter()
-        .map(|r| Judged {
-            id: &r.id,
-            status: r.status,
-            loosened_by: &r.loosened_by,
-        })
-        .collect();
+    let judged: Vec<Judged> = rows.iter().map(ResultRow::judged).collect();
     let mut report = Report {
         implementations: vec![name.clone()],
         audit: audit(&name, &base, &ids, &judged, true),

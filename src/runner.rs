@@ -363,11 +363,7 @@ pub fn run(
             .results
             .iter()
             .filter(|r| &r.implementation == name && r.status != Status::NotRun)
-            .map(|r| Judged {
-                id: &r.id,
-                status: r.status,
-                loosened_by: &r.loosened_by,
-            })
+            .map(ResultRow::judged)
             .collect();
         let findings = audit(name, expectations, &ids, &judged, whole);
         report.audit.extend(findings);
@@ -378,16 +374,7 @@ pub fn run(
         targets.as_slice(),
         report.interrupted,
     ) {
-        let ran: Vec<Ran> = report
-            .results
-            .iter()
-            .map(|r| Ran {
-                id: &r.id,
-                status: r.status,
-                cause: r.cause.as_deref(),
-                detail: crate::judge::writer::failure_detail(&r.detail),
-            })
-            .collect();
+        let ran: Vec<Ran> = report.results.iter().map(ResultRow::ran).collect();
         let w = write(expectations, name, &ids, &ran);
         std::fs::write(path, w.expectations.to_json()).map_err(|error| RunError::Write {
             file: path.clone(),

@@ -44,6 +44,26 @@ impl ResultRow {
         }
     }
 
+    /// The row as the expectations writer reads it (its detail without an expected failure's
+    /// prefix).
+    pub fn ran(&self) -> crate::judge::writer::Ran<'_> {
+        crate::judge::writer::Ran {
+            id: &self.id,
+            status: self.status,
+            cause: self.cause.as_deref(),
+            detail: crate::judge::writer::failure_detail(&self.detail),
+        }
+    }
+
+    /// The row as the expectations audit reads it.
+    pub fn judged(&self) -> crate::judge::audit::Judged<'_> {
+        crate::judge::audit::Judged {
+            id: &self.id,
+            status: self.status,
+            loosened_by: &self.loosened_by,
+        }
+    }
+
     /// A case the run never judged (it was interrupted).
     pub fn not_run(
         loaded: &Case,

@@ -209,7 +209,7 @@ fn kind(message: &str) -> Option<ErrorKind> {
         Some(ErrorKind::InvalidArgument)
     } else if message.contains("BoundsError: dimension") {
         Some(ErrorKind::DimOutOfRange)
-    } else if message.contains("index out of bounds") || message.contains("out of bounds") {
+    } else if message.contains("out of bounds") {
         Some(ErrorKind::TargetOutOfBounds)
     } else if message.contains("Shape") || message.contains("shape") {
         Some(ErrorKind::TargetShape)
